@@ -1,0 +1,3 @@
+from quantdoctor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""The ``quantdoctor`` command: a thin dispatcher.
+
+Each subcommand lives beside the part of the architecture it belongs to and is imported
+only when it runs, so ``quantdoctor env --json`` never pays for pydantic or rich unless it
+needs them. A command module offers ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from quantdoctor.errors import InvalidInputError
+
+#: subcommand -> (module, one-line help). ``None`` is the bare doctor report.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "env": ("quantdoctor.doctor.cmd_env", "show the probed environment"),
+    "check": ("quantdoctor.rules.cmd_check", "evaluate one plan"),
+    "matrix": ("quantdoctor.rules.cmd_matrix", "the grid of engine x scheme x offload"),
+    "rules": ("quantdoctor.rules.cmd_rules", "every rule with its source"),
+    "explain": ("quantdoctor.doctor.cmd_explain", "explain an engine error or traceback"),
+    "detect": ("quantdoctor.doctor.cmd_detect", "what a model file is, from its header"),
+    "recommend": ("quantdoctor.cmd_recommend", "the best plans for this machine and model"),
+}
+REPORT_MODULE = "quantdoctor.doctor.cmd_report"
+
+EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but bad input is one line and exit 2, in the house format."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _load(module: str) -> object:
+    return importlib.import_module(module)
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="quantdoctor",
+        description="Will this quantization plan work on this machine, why not, and what will?",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:  # only the command that runs pays for its imports
+            _load(module).add_arguments(p)  # type: ignore[attr-defined]
+    if wanted is None or wanted not in COMMANDS:
+        _load(REPORT_MODULE).add_arguments(parser)  # type: ignore[attr-defined]
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    module = COMMANDS[args.command][0] if args.command else REPORT_MODULE
+    try:
+        code: int = _load(module).run(args)  # type: ignore[attr-defined]
+    except InvalidInputError as err:
+        sys.stderr.write(f"quantdoctor: error: {err}\n")
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""The error hierarchy: short, under one root, each subclassing the builtin a caller
+would already catch (as ``packaging`` does)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from quantdoctor.rules.models import Verdict
+
+
+class QuantDoctorError(Exception):
+    """Root of every error quantdoctor raises on purpose."""
+
+
+class InvalidInputError(QuantDoctorError, ValueError):
+    """Bad input from the user: an argument, a file, a field. The CLI exits 2."""
+
+
+class MatrixError(InvalidInputError):
+    """A malformed matrix or overlay: ``file:line: field: what is wrong; valid values are ...``."""
+
+
+class EnvironmentFileError(InvalidInputError):
+    """An Environment JSON that does not follow the contract."""
+
+
+class UnreadableFileError(InvalidInputError, OSError):
+    """A model or header file that is missing, truncated, corrupt or hostile."""
+
+
+class IncompatiblePlanError(QuantDoctorError, RuntimeError):
+    """A plan that cannot run here (or, with ``strict=True``, might not).
+
+    Carries the verdict: the rule ids, messages, fixes and alternatives.
+    """
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        super().__init__(verdict.summary())
+
+
+class EngineError(QuantDoctorError, RuntimeError):
+    """An engine's own error, recognised by a rule's signature and explained."""
+
+    def __init__(self, message: str, *, rules: tuple[str, ...] = ()) -> None:
+        self.rules = rules
+        super().__init__(message)
+
+
+class QuantDoctorWarning(UserWarning):
+    """A plan whose compatibility is unknown, or that works with a caveat."""

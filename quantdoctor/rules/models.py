@@ -1,0 +1,296 @@
+"""The data that flows through quantdoctor: ``Plan``, ``Environment``, ``Finding``, ``Verdict``.
+
+An ``Environment`` keeps the difference between a fact that is *unknown* (its key is
+missing) and one that is *known absent* (its value is ``null``): pydantic's
+``model_fields_set`` records which keys were given, and ``model_dump(exclude_unset=True)``
+gives the same partial JSON back.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from quantdoctor.rules.vocab import (
+    BACKENDS,
+    COMPONENTS,
+    DTYPES,
+    ENGINES,
+    MODES,
+    OFFLOADS,
+    OS_NAMES,
+    default_mode,
+    suggest,
+)
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_CC = re.compile(r"^\d+\.\d+$")
+_GFX = re.compile(r"^gfx[0-9a-f]{3,5}$")
+
+
+def _check_choice(field: str, value: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ValueError(f"{field}: {value!r} is not valid; {suggest(value, valid)}")
+    return value
+
+
+def check_version(field: str, value: str | None) -> str | None:
+    """A PEP 440 version, or ``None``. Raises ``ValueError`` naming the field."""
+    if value is None:
+        return None
+    try:
+        Version(value)
+    except InvalidVersion:
+        raise ValueError(
+            f"{field}: {value!r} is not a version; valid values look like 2.5.1 or 0.45.0"
+        ) from None
+    return value
+
+
+class Plan(BaseModel):
+    """What the user wants to do: an engine, a scheme, and how the model is loaded and run."""
+
+    model_config = _FROZEN
+
+    engine: str
+    scheme: str
+    mode: str = ""
+    offload: str = "none"
+    component: str = "transformer"
+    dtype: str = "bfloat16"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("mode") and data.get("engine") in ENGINES:
+            data = {**data, "mode": default_mode(data["engine"])}
+        return data
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str) -> str:
+        return _check_choice("engine", v, ENGINES)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        return _check_choice("mode", v, MODES)
+
+    @field_validator("offload")
+    @classmethod
+    def _offload(cls, v: str) -> str:
+        return _check_choice("offload", v, OFFLOADS)
+
+    @field_validator("component")
+    @classmethod
+    def _component(cls, v: str) -> str:
+        return _check_choice("component", v, COMPONENTS)
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        return _check_choice("dtype", v, DTYPES)
+
+    @model_validator(mode="after")
+    def _scheme_of_engine(self) -> Plan:
+        from quantdoctor.rules.matrix import engine_schemes
+
+        schemes = engine_schemes(self.engine)
+        if self.scheme not in schemes:
+            owner = [e for e in ENGINES if self.scheme in engine_schemes(e)]
+            extra = f" ({self.scheme} is a {owner[0]} scheme)" if owner else ""
+            raise ValueError(
+                f"scheme: {self.scheme!r} is not a {self.engine} scheme{extra}; "
+                f"{suggest(self.scheme, tuple(schemes))}"
+            )
+        return self
+
+    def label(self) -> str:
+        """A short one-line name: ``quanto qint8 (post, offload=balanced)``."""
+        parts = [f"{self.engine} {self.scheme}", f"mode={self.mode}", f"offload={self.offload}"]
+        if self.component != "transformer":
+            parts.append(f"component={self.component}")
+        if self.dtype != "bfloat16":
+            parts.append(f"dtype={self.dtype}")
+        return " ".join(parts)
+
+    def to_diffusers(self) -> Any:
+        """The diffusers quantization config for this plan (``BitsAndBytesConfig``, ...)."""
+        from quantdoctor.engines.diffusers_config import to_diffusers
+
+        return to_diffusers(self)
+
+
+class TorchInfo(BaseModel):
+    model_config = _FROZEN
+
+    version: str | None = None
+    cuda: str | None = None
+    hip: str | None = None
+    xpu: bool | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        return check_version("torch.version", v)
+
+    @field_validator("cuda")
+    @classmethod
+    def _cuda(cls, v: str | None) -> str | None:
+        return check_version("torch.cuda", v)
+
+    @field_validator("hip")
+    @classmethod
+    def _hip(cls, v: str | None) -> str | None:
+        # torch.version.hip reads like "6.2.41133-dd7f95766": keep the numeric part.
+        if v is None:
+            return None
+        match = re.match(r"^\d+(\.\d+)*", v)
+        if not match:
+            raise ValueError(f"torch.hip: {v!r} is not a version; valid values look like 6.2")
+        return match.group(0)
+
+
+class GPU(BaseModel):
+    model_config = _FROZEN
+
+    vendor: Literal["nvidia", "amd", "intel", "apple", "other"] | None = None
+    name: str | None = None
+    cuda_cc: str | None = None
+    gfx: str | None = None
+    memory_gb: float | None = Field(default=None, ge=0)
+    driver: str | None = None
+
+    @field_validator("cuda_cc")
+    @classmethod
+    def _cc(cls, v: str | None) -> str | None:
+        if v is not None and not _CC.match(v):
+            raise ValueError(f"gpus.cuda_cc: {v!r} is not valid; valid values look like 8.9")
+        return v
+
+    @field_validator("gfx")
+    @classmethod
+    def _gfx(cls, v: str | None) -> str | None:
+        if v is not None and not _GFX.match(v):
+            raise ValueError(f"gpus.gfx: {v!r} is not valid; valid values look like gfx1100")
+        return v
+
+
+class TritonInfo(BaseModel):
+    model_config = _FROZEN
+
+    version: str | None = None
+    works: bool | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        return check_version("triton.version", v)
+
+
+class Environment(BaseModel):
+    """The facts of one machine, as in DESIGN.md's Environment JSON.
+
+    A missing key is unknown; ``None`` is known absent. ``notes`` says why a fact is
+    unknown (``{"gpus": "nvidia-smi timed out after 2.0 s"}``).
+    """
+
+    model_config = _FROZEN
+
+    os: str | None = None
+    wsl: bool | None = None
+    arch: str | None = None
+    python: str | None = None
+    backend: str | None = None
+    torch: TorchInfo | None = None
+    gpus: tuple[GPU, ...] | None = None
+    triton: TritonInfo | None = None
+    packages: dict[str, str | None] = Field(default_factory=dict)
+    notes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("os")
+    @classmethod
+    def _os(cls, v: str | None) -> str | None:
+        return None if v is None else _check_choice("os", v, OS_NAMES)
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, v: str | None) -> str | None:
+        return None if v is None else _check_choice("backend", v, BACKENDS)
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, v: str | None) -> str | None:
+        return check_version("python", v)
+
+    @field_validator("packages")
+    @classmethod
+    def _packages(cls, v: dict[str, str | None]) -> dict[str, str | None]:
+        from packaging.utils import canonicalize_name
+
+        out: dict[str, str | None] = {}
+        for name, version in v.items():
+            out[canonicalize_name(name)] = check_version(f"packages.{name}", version)
+        return out
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The partial JSON this environment was built from (unknown keys stay missing)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class Finding(BaseModel):
+    """One rule that holds (or, with ``state="unknown"``, might hold) for a plan here."""
+
+    model_config = _FROZEN
+
+    rule: str
+    severity: Literal["block", "warn", "info"]
+    message: str
+    fix: str
+    source: str
+    state: Literal["holds", "unknown"] = "holds"
+    missing: tuple[str, ...] = ()
+
+
+class Verdict(BaseModel):
+    """The answer for one plan on one environment."""
+
+    model_config = _FROZEN
+
+    status: Literal["blocked", "unknown", "warn", "ok"]
+    plan: Plan
+    findings: tuple[Finding, ...] = ()
+    alternatives: tuple[Plan, ...] = ()
+
+    @property
+    def passes(self) -> bool:
+        """``ok`` or ``warn``: the plan runs here."""
+        return self.status in ("ok", "warn")
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(f.rule for f in self.findings)
+
+    def summary(self) -> str:
+        """One paragraph: the status, the rules that decided it, their fixes, the alternatives."""
+        head = f"{self.plan.label()}: {self.status}"
+        relevant = [
+            f
+            for f in self.findings
+            if (self.status == "blocked" and f.severity == "block" and f.state == "holds")
+            or (self.status == "unknown" and f.state == "unknown")
+            or (self.status == "warn" and f.severity == "warn")
+        ]
+        lines = [head]
+        for f in relevant:
+            lines.append(f"  [{f.rule}] {f.message}")
+            if f.missing:
+                lines.append(f"    unknown facts: {', '.join(f.missing)}")
+            if f.fix:
+                lines.append(f"    fix: {f.fix}")
+        if self.alternatives:
+            lines.append("  works instead: " + "; ".join(p.label() for p in self.alternatives))
+        return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""The stable vocabulary: spelled the same in the CLI, the JSON, the YAML and the tests."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+ENGINES: tuple[str, ...] = ("bitsandbytes", "quanto", "torchao", "gguf", "nncf")
+MODES: tuple[str, ...] = ("pre", "post", "prequantized")
+OFFLOADS: tuple[str, ...] = ("none", "model", "sequential", "balanced", "group")
+COMPONENTS: tuple[str, ...] = ("transformer", "unet", "text_encoder", "vae", "all_in_one")
+DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32")
+BACKENDS: tuple[str, ...] = (
+    "cuda",
+    "rocm",
+    "zluda",
+    "xpu",
+    "directml",
+    "mps",
+    "cpu",
+    "openvino",
+)
+SEVERITIES: tuple[str, ...] = ("block", "warn", "info")
+STATUSES: tuple[str, ...] = ("blocked", "unknown", "warn", "ok")
+OS_NAMES: tuple[str, ...] = ("linux", "windows", "darwin")
+
+#: The distribution (PyPI name) that provides each engine.
+ENGINE_PACKAGES: dict[str, str] = {
+    "bitsandbytes": "bitsandbytes",
+    "quanto": "optimum-quanto",
+    "torchao": "torchao",
+    "gguf": "gguf",
+    "nncf": "nncf",
+}
+
+
+def default_mode(engine: str) -> str:
+    """The mode every engine offers: gguf files come pre-quantized, the rest quantize after load."""
+    return "prequantized" if engine == "gguf" else "post"
+
+
+def suggest(value: str, valid: Iterable[str]) -> str:
+    """``valid values are a, b, c`` plus ``did you mean x?`` when one is close."""
+    options = list(valid)
+    text = "valid values are " + ", ".join(options)
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    if not close:
+        lowered = {o.lower(): o for o in options}
+        if value.lower() in lowered:
+            close = [lowered[value.lower()]]
+    if close:
+        text += f" (did you mean {close[0]}?)"
+    return text
