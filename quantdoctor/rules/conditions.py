@@ -1,0 +1,255 @@
+"""The condition language of matrix.yaml, parsed once into a small tree and evaluated
+many times against facts, in Kleene's three-valued logic: a test on an unknown fact is
+``None`` (unknown), never false.
+
+Forms (YAML):
+    {fact: gpu.cuda_cc, lt: "7.5"}            comparisons: is, is_not, in, not_in,
+    {fact: packages.bitsandbytes, version: "<0.47"}   version (PEP 440 specifiers),
+    {fact: packages.mslk, absent: true}       lt, le, gt, ge, matches (regex), absent
+    {all: [...]}  {any: [...]}  {not: {...}}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from quantdoctor.rules.facts import Facts, is_known_fact
+
+Tri = bool | None  # None is "unknown"
+
+OPERATORS: tuple[str, ...] = (
+    "is",
+    "is_not",
+    "in",
+    "not_in",
+    "version",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "matches",
+    "absent",
+)
+
+
+class ConditionError(ValueError):
+    """A malformed condition; ``path`` says where inside it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+@lru_cache(maxsize=4096)
+def _version(text: str) -> Version | None:
+    try:
+        return Version(str(text))
+    except InvalidVersion:
+        return None
+
+
+@lru_cache(maxsize=1024)
+def _specifier(text: str) -> SpecifierSet:
+    return SpecifierSet(text, prereleases=True)
+
+
+class Node:
+    def eval(self, facts: Facts, missing: set[str]) -> Tri:
+        raise NotImplementedError
+
+    def facts(self) -> Iterable[str]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Always(Node):
+    def eval(self, facts: Facts, missing: set[str]) -> Tri:
+        return True
+
+    def facts(self) -> Iterable[str]:
+        return ()
+
+
+@dataclass(frozen=True)
+class All(Node):
+    parts: tuple[Node, ...]
+
+    def eval(self, facts: Facts, missing: set[str]) -> Tri:
+        result: Tri = True
+        for part in self.parts:
+            value = part.eval(facts, missing)
+            if value is False:
+                return False
+            if value is None:
+                result = None
+        return result
+
+    def facts(self) -> Iterable[str]:
+        for p in self.parts:
+            yield from p.facts()
+
+
+@dataclass(frozen=True)
+class Any_(Node):
+    parts: tuple[Node, ...]
+
+    def eval(self, facts: Facts, missing: set[str]) -> Tri:
+        result: Tri = False
+        for part in self.parts:
+            value = part.eval(facts, missing)
+            if value is True:
+                return True
+            if value is None:
+                result = None
+        return result
+
+    def facts(self) -> Iterable[str]:
+        for p in self.parts:
+            yield from p.facts()
+
+
+@dataclass(frozen=True)
+class Not(Node):
+    part: Node
+
+    def eval(self, facts: Facts, missing: set[str]) -> Tri:
+        value = self.part.eval(facts, missing)
+        return None if value is None else not value
+
+    def facts(self) -> Iterable[str]:
+        return self.part.facts()
+
+
+def _compare(op: str, value: Any, operand: Any) -> bool:
+    if isinstance(operand, bool) or not isinstance(operand, (int, float)):
+        left, right = _version(str(value)), _version(str(operand))
+        if left is None or right is None:
+            return False
+        a: Any = left
+        b: Any = right
+    else:
+        try:
+            a, b = float(value), float(operand)
+        except (TypeError, ValueError):
+            return False
+    return bool(
+        {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]  # type: ignore[operator]
+    )
+
+
+@dataclass(frozen=True)
+class Leaf(Node):
+    fact: str
+    op: str
+    operand: Any
+
+    def eval(self, facts: Facts, missing: set[str]) -> Tri:
+        if self.fact not in facts:
+            missing.add(self.fact)
+            return None
+        value = facts[self.fact]
+        if self.op == "absent":
+            return (value is None) is bool(self.operand)
+        if value is None:  # known absent satisfies only the negative tests
+            return self.op in ("is_not", "not_in")
+        return _TESTS[self.op](value, self.operand)
+
+    def facts(self) -> Iterable[str]:
+        return (self.fact,)
+
+
+def _version_test(value: Any, spec: Any) -> bool:
+    version = _version(str(value))
+    return version is not None and version in _specifier(str(spec))
+
+
+_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "is": lambda v, o: v == o,
+    "is_not": lambda v, o: v != o,
+    "in": lambda v, o: v in o,
+    "not_in": lambda v, o: v not in o,
+    "version": _version_test,
+    "matches": lambda v, o: re.search(o, str(v)) is not None,
+    "lt": lambda v, o: _compare("lt", v, o),
+    "le": lambda v, o: _compare("le", v, o),
+    "gt": lambda v, o: _compare("gt", v, o),
+    "ge": lambda v, o: _compare("ge", v, o),
+}
+
+
+def parse(raw: Any, path: str = "when") -> Node:
+    """Parse a YAML condition into a tree, or raise ``ConditionError`` naming where."""
+    if raw is None or raw is True:
+        return Always()
+    if not isinstance(raw, dict):
+        raise ConditionError(path, f"expected a mapping, got {type(raw).__name__}")
+    keys = set(raw)
+    for combinator, cls in (("all", All), ("any", Any_)):
+        if combinator in raw:
+            if keys != {combinator}:
+                raise ConditionError(path, f"'{combinator}' must stand alone")
+            items = raw[combinator]
+            if not isinstance(items, list) or not items:
+                raise ConditionError(f"{path}.{combinator}", "expected a non-empty list")
+            return cls(
+                tuple(parse(item, f"{path}.{combinator}[{i}]") for i, item in enumerate(items))
+            )
+    if "not" in raw:
+        if keys != {"not"}:
+            raise ConditionError(path, "'not' must stand alone")
+        return Not(parse(raw["not"], f"{path}.not"))
+    if "fact" not in raw:
+        raise ConditionError(
+            path, "expected 'fact' with one operator, or one of 'all', 'any', 'not'"
+        )
+    fact = raw["fact"]
+    if not isinstance(fact, str) or not is_known_fact(fact):
+        from quantdoctor.rules.facts import FACT_NAMES
+        from quantdoctor.rules.vocab import suggest
+
+        raise ConditionError(
+            f"{path}.fact",
+            f"{fact!r} is not a fact; {suggest(str(fact), (*FACT_NAMES, 'packages.<name>'))}",
+        )
+    ops = keys - {"fact"}
+    if len(ops) != 1 or not ops <= set(OPERATORS):
+        from quantdoctor.rules.vocab import suggest
+
+        bad = sorted(ops - set(OPERATORS)) or sorted(ops)
+        shown = bad[0] if bad else "(none)"
+        raise ConditionError(
+            path, f"expected exactly one operator, got {shown!r}; {suggest(shown, OPERATORS)}"
+        )
+    op = ops.pop()
+    operand = raw[op]
+    _check_operand(f"{path}.{op}", op, operand)
+    return Leaf(fact, op, operand)
+
+
+def _check_operand(path: str, op: str, operand: Any) -> None:
+    if op in ("in", "not_in") and not isinstance(operand, list):
+        raise ConditionError(path, "expected a list")
+    if op == "version":
+        try:
+            SpecifierSet(str(operand))
+        except InvalidSpecifier:
+            raise ConditionError(
+                path, f"{operand!r} is not a version specifier; valid look like '>=0.45,<0.48'"
+            ) from None
+    if op in ("lt", "le", "gt", "ge") and not isinstance(operand, (int, float)):
+        if _version(str(operand)) is None:
+            raise ConditionError(path, f"{operand!r} is neither a number nor a version")
+    if op == "matches":
+        try:
+            re.compile(str(operand))
+        except re.error as err:
+            raise ConditionError(path, f"bad regular expression: {err}") from None
+    if op == "absent" and not isinstance(operand, bool):
+        raise ConditionError(path, "expected true or false")

@@ -1,0 +1,259 @@
+"""The evaluator: ``evaluate(plan, env, matrix) -> Verdict``, in three-valued logic.
+
+A verdict is ``blocked`` when a block rule holds, ``unknown`` when none holds but one
+might (a fact it reads is unknown), ``warn`` when a warn rule holds, else ``ok``. A plan
+that does not pass gets the nearest plans that do: another offload first, then a scheme
+of the same bits, then another engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from quantdoctor.rules.facts import Facts, facts_from_json
+from quantdoctor.rules.matrix import Matrix, load_matrix
+from quantdoctor.rules.models import Environment, Finding, Plan, Verdict
+from quantdoctor.rules.schema import Rule
+from quantdoctor.rules.vocab import ENGINES, OFFLOADS, default_mode
+
+EnvLike = Environment | Mapping[str, Any]
+
+#: How much GPU memory each offload mode saves (0: none); the nearest offload is the one
+#: whose saving is closest to what the user asked for, the faster one on a tie.
+OFFLOAD_MEMORY_RANK: dict[str, int] = {
+    "none": 0,
+    "model": 1,
+    "balanced": 2,
+    "group": 3,
+    "sequential": 4,
+}
+_TEMPLATE = re.compile(r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}")
+
+
+@lru_cache(maxsize=1)
+def _default_matrix() -> Matrix:
+    return load_matrix()
+
+
+def default_matrix() -> Matrix:
+    """The matrix used when none is given: built-in plus the default overlays (cached)."""
+    return _default_matrix()
+
+
+def to_facts(env: EnvLike, device: int = 0) -> Facts:
+    data = env.to_json_dict() if isinstance(env, Environment) else env
+    return facts_from_json(data, device=device)
+
+
+def _render(text: str, facts: Facts) -> str:
+    def sub(m: re.Match[str]) -> str:
+        value = facts.get(m.group(1), "unknown")
+        return "none" if value is None else str(value)
+
+    return _TEMPLATE.sub(sub, text)
+
+
+def _facets(plan: Plan) -> dict[str, str]:
+    return {
+        "engine": plan.engine,
+        "scheme": plan.scheme,
+        "mode": plan.mode,
+        "offload": plan.offload,
+        "component": plan.component,
+        "dtype": plan.dtype,
+    }
+
+
+def _findings(plan: Plan, facts: Facts, rules: Iterable[Rule]) -> list[Finding]:
+    facets = _facets(plan)
+    found: list[Finding] = []
+    shown: Facts | None = None
+    for rule in rules:
+        if not rule.selects(facets):
+            continue
+        missing: set[str] = set()
+        holds = rule.condition.eval(facts, missing)
+        if holds is False:
+            continue
+        if holds is None and rule.severity != "block":
+            continue  # only a rule that could block makes a verdict unknown
+        if shown is None:
+            shown = {**facts, **{f"plan.{k}": v for k, v in facets.items()}}
+        found.append(
+            Finding(
+                rule=rule.id,
+                severity=rule.severity,
+                message=_render(rule.message, shown),
+                fix=_render(rule.fix, shown),
+                source="; ".join(rule.sources),
+                state="holds" if holds else "unknown",
+                missing=tuple(sorted(missing)),
+            )
+        )
+    return found
+
+
+def _status(findings: list[Finding]) -> str:
+    holds = [f for f in findings if f.state == "holds"]
+    if any(f.severity == "block" for f in holds):
+        return "blocked"
+    if any(f.state == "unknown" for f in findings):
+        return "unknown"
+    if any(f.severity == "warn" for f in holds):
+        return "warn"
+    return "ok"
+
+
+_ORDER = {"blocked": 0, "unknown": 1, "warn": 2, "info": 3}
+
+
+def _sort(findings: list[Finding]) -> tuple[Finding, ...]:
+    def key(f: Finding) -> tuple[int, int]:
+        rank = 0 if f.severity == "block" and f.state == "holds" else 1
+        if f.state == "unknown":
+            rank = 2
+        elif f.severity == "warn":
+            rank = 3
+        elif f.severity == "info":
+            rank = 4
+        return rank, 0
+
+    return tuple(sorted(findings, key=key))
+
+
+class _Evaluator:
+    """Evaluates plans against one environment's facts, remembering statuses."""
+
+    def __init__(self, facts: Facts, matrix: Matrix) -> None:
+        self.facts = facts
+        self.matrix = matrix
+        self._status: dict[Plan, str] = {}
+
+    def findings(self, plan: Plan) -> list[Finding]:
+        return _findings(plan, self.facts, self.matrix.rules_for(plan.engine))
+
+    def status(self, plan: Plan) -> str:
+        if plan not in self._status:
+            self._status[plan] = _status(self.findings(plan))
+        return self._status[plan]
+
+    def verdict(self, plan: Plan, *, alternatives: int = 5) -> Verdict:
+        findings = self.findings(plan)
+        status = _status(findings)
+        self._status[plan] = status
+        alts: tuple[Plan, ...] = ()
+        if status not in ("ok", "warn") and alternatives:
+            alts = tuple(self.alternatives(plan, alternatives))
+        return Verdict(status=status, plan=plan, findings=_sort(findings), alternatives=alts)
+
+    def _candidates(self, plan: Plan) -> Iterable[list[Plan]]:
+        """Tiers of candidate plans, nearest first."""
+        engines = self.matrix.engines
+        asked = OFFLOAD_MEMORY_RANK[plan.offload]
+
+        def offload_order() -> list[str]:
+            others = [o for o in OFFLOADS if o != plan.offload]
+            return sorted(others, key=lambda o: (abs(OFFLOAD_MEMORY_RANK[o] - asked), o != "none"))
+
+        def with_(**changes: str) -> Plan | None:
+            data = {**_facets(plan), **changes}
+            try:
+                return Plan(**data)
+            except ValueError:
+                return None
+
+        yield [p for o in offload_order() if (p := with_(offload=o))]
+
+        bits = engines[plan.engine].schemes[plan.scheme].bits
+        same_bits = [
+            s for s, spec in engines[plan.engine].schemes.items()
+            if spec.bits == bits and s != plan.scheme
+        ]
+        yield [
+            p
+            for o in (plan.offload, *offload_order())
+            for s in same_bits
+            if (p := with_(scheme=s, offload=o))
+        ]
+
+        def engine_mode(engine: str) -> str:
+            modes = engines[engine].modes
+            return plan.mode if plan.mode in modes else default_mode(engine)
+
+        tier: list[tuple[tuple[int, int, int], Plan]] = []
+        for engine in ENGINES:
+            if engine == plan.engine or engine not in engines:
+                continue
+            for s, spec in engines[engine].schemes.items():
+                for o in (plan.offload, *offload_order()):
+                    p = with_(engine=engine, scheme=s, offload=o, mode=engine_mode(engine))
+                    if p is not None:
+                        cost = (
+                            abs(spec.bits - bits),
+                            abs(OFFLOAD_MEMORY_RANK[o] - asked),
+                            ENGINES.index(engine),
+                        )
+                        tier.append((cost, p))
+        yield [p for _, p in sorted(tier, key=lambda t: t[0])]
+
+    def alternatives(self, plan: Plan, limit: int) -> list[Plan]:
+        chosen: list[Plan] = []
+        for tier in self._candidates(plan):
+            ok: list[Plan] = []
+            for candidate in tier:
+                status = self.status(candidate)
+                if status == "ok" or status == "warn":
+                    ok.append(candidate)
+            # within a tier, plans that pass cleanly come before those with a warning
+            ok.sort(key=lambda p: self._status[p] != "ok")
+            for candidate in ok:
+                if candidate not in chosen:
+                    chosen.append(candidate)
+                if len(chosen) >= limit:
+                    return chosen
+        return chosen
+
+
+def evaluate(
+    plan: Plan,
+    env: EnvLike,
+    matrix: Matrix | None = None,
+    *,
+    device: int = 0,
+    alternatives: int = 5,
+) -> Verdict:
+    """The verdict for one plan on one environment (``env`` may be a JSON mapping)."""
+    evaluator = _Evaluator(to_facts(env, device), matrix or default_matrix())
+    return evaluator.verdict(plan, alternatives=alternatives)
+
+
+def grid_plans(matrix: Matrix, engines: Iterable[str] | None = None) -> list[Plan]:
+    """Every engine x scheme x offload, in each engine's default mode."""
+    plans: list[Plan] = []
+    for engine in engines or ENGINES:
+        spec = matrix.engines.get(engine)
+        if spec is None:
+            continue
+        for scheme in spec.schemes:
+            for offload in OFFLOADS:
+                plans.append(Plan(engine=engine, scheme=scheme, offload=offload))
+    return plans
+
+
+def evaluate_grid(
+    env: EnvLike,
+    matrix: Matrix | None = None,
+    *,
+    engines: Iterable[str] | None = None,
+    device: int = 0,
+    alternatives: int = 0,
+) -> list[Verdict]:
+    """Verdicts for the whole grid on one environment."""
+    matrix = matrix or default_matrix()
+    evaluator = _Evaluator(to_facts(env, device), matrix)
+    return [
+        evaluator.verdict(p, alternatives=alternatives) for p in grid_plans(matrix, engines)
+    ]

@@ -1,0 +1,272 @@
+"""Loading matrix.yaml and its overlays, with errors that name ``file:line: field``.
+
+Overlays, applied in this order (later wins): the user config dir's ``matrix.yaml``
+(platformdirs; ``QUANTDOCTOR_CONFIG_DIR`` overrides the dir), the files named in
+``QUANTDOCTOR_MATRIX`` (``os.pathsep``-separated), ``--matrix FILE`` on the command line,
+and ``load_matrix(extra=...)``. A rule whose id exists replaces it (as does one that
+names it in ``replaces``); a new id adds a rule.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from quantdoctor.errors import MatrixError
+from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule
+
+BUILTIN = Path(__file__).resolve().parent.parent / "matrix.yaml"
+
+Source = str | os.PathLike[str] | Mapping[str, Any]
+
+
+@dataclass
+class Matrix:
+    """The built-in matrix with its overlays applied."""
+
+    engines: dict[str, EngineSpec]
+    rules: list[Rule]
+    costs: dict[str, Any] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    _by_engine: dict[str | None, list[Rule]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for rule in self.rules:
+            for engine in rule.select.engine or (None,):
+                self._by_engine.setdefault(engine, []).append(rule)
+
+    def rules_for(self, engine: str) -> list[Rule]:
+        """Rules that may select a plan of this engine, in matrix order."""
+        return [r for r in self.rules if not r.select.engine or engine in r.select.engine]
+
+    def rule(self, rule_id: str) -> Rule:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+    def schemes(self, engine: str) -> dict[str, Any]:
+        return dict(self.engines[engine].schemes)
+
+
+def _yaml_loader() -> type:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
+
+
+def _read_yaml(text: str, name: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """Parse YAML keeping the line of every node, so errors can name ``file:line``."""
+    import yaml
+
+    lines: dict[tuple[Any, ...], int] = {}
+    loader = _yaml_loader()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}, lines
+
+        def walk(n: Any, path: tuple[Any, ...]) -> None:
+            lines[path] = n.start_mark.line + 1
+            if isinstance(n, yaml.MappingNode):
+                for k, v in n.value:
+                    walk(v, (*path, k.value))
+            elif isinstance(n, yaml.SequenceNode):
+                for i, v in enumerate(n.value):
+                    walk(v, (*path, i))
+
+        walk(node, ())
+        data = loader.construct_document(node)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        problem = getattr(err, "problem", None) or str(err)
+        raise MatrixError(f"{where}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _where(loc: tuple[Any, ...], data: Any) -> str:
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int):
+            label = f"[{key}]"
+            if isinstance(node, list) and 0 <= key < len(node):
+                node = node[key]
+                if isinstance(node, dict) and "id" in node:
+                    label = f"[{key}] ({node['id']})"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(key))
+            node = node.get(key) if isinstance(node, dict) else None
+    return "".join(parts) or "(top)"
+
+
+def parse_matrix_text(text: str, name: str) -> MatrixFile:
+    """Validate one YAML document; raise ``MatrixError`` as ``file:line: field: problem``."""
+    from pydantic import ValidationError
+
+    data, lines = _read_yaml(text, name)
+    if not isinstance(data, dict):
+        raise MatrixError(f"{name}:1: (top): expected a mapping with 'rules' (and 'engines')")
+    try:
+        return MatrixFile.model_validate(data)
+    except ValidationError as err:
+        messages = []
+        for e in err.errors():
+            loc = tuple(e["loc"])
+            line = _line(lines, loc)
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                msg = "unknown field"
+                if len(loc) >= 1:
+                    model_fields = _fields_at(loc)
+                    if model_fields:
+                        from quantdoctor.rules.vocab import suggest
+
+                        msg += f"; {suggest(str(loc[-1]), model_fields)}"
+            elif e["type"] == "missing":
+                msg = "required field is missing"
+            messages.append(f"{name}:{line or 1}: {_where(loc, data)}: {msg}")
+        raise MatrixError("\n".join(messages)) from None
+
+
+def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    """The valid field names of the model where an unknown key was found."""
+    from quantdoctor.rules.schema import EngineSpec, SchemeSpec, Selector, Signature
+
+    keys = [k for k in loc[:-1] if not isinstance(k, int)]
+    if not keys:
+        return tuple(MatrixFile.model_fields)
+    table: dict[tuple[str, ...], type] = {
+        ("rules",): Rule,
+        ("rules", "select"): Selector,
+        ("rules", "signatures"): Signature,
+        ("engines",): EngineSpec,
+    }
+    if keys[0] == "engines" and "schemes" in keys:
+        return tuple(SchemeSpec.model_fields)
+    model = table.get(tuple(keys)) or table.get(tuple(keys[:1]) if keys[0] == "engines" else ())
+    return tuple(model.model_fields) if model else ()
+
+
+def _read_file(path: str | os.PathLike[str]) -> MatrixFile:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MatrixError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise MatrixError(f"{p}: cannot read: {err}") from None
+    return parse_matrix_text(text, str(p))
+
+
+@lru_cache(maxsize=4)
+def _builtin(mtime_ns: int) -> MatrixFile:
+    return _read_file(BUILTIN)
+
+
+def builtin() -> MatrixFile:
+    return _builtin(BUILTIN.stat().st_mtime_ns)
+
+
+def engine_schemes(engine: str) -> dict[str, Any]:
+    """The schemes of an engine in the built-in matrix (for validating plans)."""
+    spec = builtin().engines.get(engine)
+    return dict(spec.schemes) if spec else {}
+
+
+def config_dir() -> Path:
+    override = os.environ.get("QUANTDOCTOR_CONFIG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("quantdoctor"))
+
+
+def default_overlays() -> list[str]:
+    """The overlay files that apply without being asked for: user config, then env."""
+    found: list[str] = []
+    user = config_dir() / "matrix.yaml"
+    if user.is_file():
+        found.append(str(user))
+    env = os.environ.get("QUANTDOCTOR_MATRIX", "")
+    found.extend(p for p in env.split(os.pathsep) if p.strip())
+    return found
+
+
+def _overlay(source: Source, index: int) -> tuple[MatrixFile, str]:
+    if isinstance(source, Mapping):
+        import yaml
+
+        name = f"<extra {index}>"
+        return parse_matrix_text(yaml.safe_dump(dict(source)), name), name
+    return _read_file(source), str(source)
+
+
+def load_matrix(
+    extra: Source | Sequence[Source] | None = None, *, defaults: bool = True
+) -> Matrix:
+    """The built-in matrix plus overlays (``defaults`` adds user config and ``QUANTDOCTOR_MATRIX``).
+
+    ``extra`` is a path, a parsed mapping, or a list of them, applied last.
+    """
+    base = builtin()
+    engines = dict(base.engines)
+    rules: dict[str, Rule] = {r.id: r for r in base.rules}
+    costs = dict(base.costs)
+    sources: list[Source] = list(default_overlays()) if defaults else []
+    if extra is not None:
+        if isinstance(extra, (str, os.PathLike, Mapping)):
+            sources.append(extra)
+        else:
+            sources.extend(extra)
+    files = [str(BUILTIN)]
+    for i, source in enumerate(sources):
+        overlay, name = _overlay(source, i)
+        if overlay.engines:
+            raise MatrixError(
+                f"{name}:1: engines: overlays add or replace rules; engines and schemes "
+                "come from the built-in matrix"
+            )
+        for rule in overlay.rules:
+            if rule.replaces is not None:
+                if rule.replaces not in rules:
+                    raise MatrixError(
+                        f"{name}: rules ({rule.id}).replaces: {rule.replaces!r} is not a rule id"
+                    )
+                del rules[rule.replaces]
+            _check_schemes(rule, engines, name)
+            rules[rule.id] = rule
+        costs.update(overlay.costs)
+        files.append(name)
+    for rule in base.rules:
+        _check_schemes(rule, engines, str(BUILTIN))
+    return Matrix(engines=engines, rules=list(rules.values()), costs=costs, files=tuple(files))
+
+
+def _check_schemes(rule: Rule, engines: dict[str, EngineSpec], name: str) -> None:
+    from quantdoctor.rules.vocab import suggest
+
+    allowed = rule.select.engine or tuple(engines)
+    valid = sorted({s for e in allowed if e in engines for s in engines[e].schemes})
+    for scheme in rule.select.scheme:
+        if scheme not in valid:
+            raise MatrixError(
+                f"{name}: rules ({rule.id}).select.scheme: {scheme!r} is not a scheme of "
+                f"{', '.join(allowed)}; {suggest(scheme, valid)}"
+            )

@@ -1,0 +1,237 @@
+"""The schema of matrix.yaml (pydantic, ``extra="forbid"`` everywhere)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from quantdoctor.rules.conditions import Node, parse
+from quantdoctor.rules.vocab import BACKENDS, COMPONENTS, DTYPES, ENGINES, MODES, OFFLOADS
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+_RULE_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_\-]+)+$")
+
+
+class SchemeSpec(BaseModel):
+    """One scheme of an engine: its API name, family, bits, and storage layout."""
+
+    model_config = _STRICT
+
+    api: str
+    family: Literal["int", "float"]
+    bits: int = Field(ge=1, le=32)
+    #: weights per block and bytes per block (exact storage: gguf Q4_K is 256 in 144 bytes)
+    block: int = Field(default=1, ge=1)
+    block_bytes: float | None = None
+    #: extra bytes per output row (per-channel scales)
+    row_bytes: float = 0.0
+    compute: tuple[str, ...] = ()
+    storage: tuple[str, ...] = ()
+    note: str = ""
+
+    @field_validator("compute", "storage")
+    @classmethod
+    def _backends(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for b in v:
+            if b not in BACKENDS:
+                raise ValueError(f"{b!r} is not a backend; valid values are {', '.join(BACKENDS)}")
+        return v
+
+    def bytes_per_weight(self, in_features: int = 4096) -> float:
+        """Exact bytes a weight takes, blocks and scales included."""
+        per = self.block_bytes / self.block if self.block_bytes else self.bits / 8
+        return per + self.row_bytes / max(in_features, 1)
+
+
+class EngineSpec(BaseModel):
+    model_config = _STRICT
+
+    package: str
+    install: str
+    docs: str = ""
+    modes: tuple[str, ...] = MODES
+    schemes: dict[str, SchemeSpec]
+
+    @field_validator("modes")
+    @classmethod
+    def _modes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for m in v:
+            if m not in MODES:
+                raise ValueError(f"{m!r} is not a mode; valid values are {', '.join(MODES)}")
+        return v
+
+
+class Signature(BaseModel):
+    """An error text this rule produces when ignored: a Python regular expression."""
+
+    model_config = _STRICT
+
+    pattern: str
+    source: str = ""
+    versions: str = ""
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as err:
+            raise ValueError(f"bad regular expression: {err}") from None
+        return v
+
+
+class Selector(BaseModel):
+    """Which plans a rule is about; a facet left out matches every value."""
+
+    model_config = _STRICT
+
+    engine: tuple[str, ...] = ()
+    scheme: tuple[str, ...] = ()
+    mode: tuple[str, ...] = ()
+    offload: tuple[str, ...] = ()
+    component: tuple[str, ...] = ()
+    dtype: tuple[str, ...] = ()
+
+    @field_validator("engine", "scheme", "mode", "offload", "component", "dtype", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _members("engine", v, ENGINES)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _members("mode", v, MODES)
+
+    @field_validator("offload")
+    @classmethod
+    def _offload(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _members("offload", v, OFFLOADS)
+
+    @field_validator("component")
+    @classmethod
+    def _component(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _members("component", v, COMPONENTS)
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _members("dtype", v, DTYPES)
+
+
+def _members(field: str, values: tuple[str, ...], valid: tuple[str, ...]) -> tuple[str, ...]:
+    from quantdoctor.rules.vocab import suggest
+
+    for value in values:
+        if value not in valid:
+            raise ValueError(f"{value!r} is not a valid {field}; {suggest(value, valid)}")
+    return values
+
+
+class Rule(BaseModel):
+    """A sourced, versioned compatibility fact about a set of plans."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    select: Selector = Selector()
+    when: Any = None
+    #: distribution -> PEP 440 specifier: the versions the rule holds for ("torch" = torch)
+    holds_for: dict[str, str] = Field(default_factory=dict)
+    severity: Literal["block", "warn", "info"]
+    message: str
+    fix: str = ""
+    source: str | list[str]
+    signatures: tuple[Signature, ...] = ()
+    replaces: str | None = None
+
+    _condition: Node = PrivateAttr()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _RULE_ID.match(v):
+            raise ValueError(
+                f"{v!r} is not a rule id; valid ids are dotted lower-case words "
+                "like 'quanto.offload.balanced'"
+            )
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str | list[str]) -> str | list[str]:
+        if not v or (isinstance(v, list) and not all(s.strip() for s in v)):
+            raise ValueError("every rule needs a source (a document, URL, issue or evidence file)")
+        return v
+
+    @field_validator("holds_for")
+    @classmethod
+    def _holds_for(cls, v: dict[str, str]) -> dict[str, str]:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        for dist, spec in v.items():
+            try:
+                SpecifierSet(spec)
+            except InvalidSpecifier:
+                raise ValueError(
+                    f"{dist}: {spec!r} is not a version specifier; valid look like '>=0.45,<0.48'"
+                ) from None
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        from packaging.utils import canonicalize_name
+
+        node = parse(self.when)
+        scope = [
+            {
+                "fact": "torch.version"
+                if dist == "torch"
+                else f"packages.{canonicalize_name(dist)}",
+                "version": spec,
+            }
+            for dist, spec in self.holds_for.items()
+        ]
+        if scope:
+            from quantdoctor.rules.conditions import All
+
+            node = All((*(parse(s) for s in scope), node))
+        self._condition = node
+
+    @property
+    def condition(self) -> Node:
+        return self._condition
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
+    def selects(self, facets: dict[str, str]) -> bool:
+        sel = self.select
+        return all(
+            not allowed or facets[name] in allowed
+            for name, allowed in (
+                ("engine", sel.engine),
+                ("scheme", sel.scheme),
+                ("mode", sel.mode),
+                ("offload", sel.offload),
+                ("component", sel.component),
+                ("dtype", sel.dtype),
+            )
+        )
+
+
+class MatrixFile(BaseModel):
+    """One YAML document: the built-in matrix, or an overlay (rules only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    engines: dict[str, EngineSpec] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list)
+    costs: dict[str, Any] = Field(default_factory=dict)
