@@ -17,12 +17,12 @@ from quantdoctor.errors import InvalidInputError
 #: subcommand -> (module, one-line help). ``None`` is the bare doctor report.
 COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("quantdoctor.doctor.cmd_env", "show the probed environment"),
-    "check": ("quantdoctor.rules.cmd_check", "evaluate one plan"),
-    "matrix": ("quantdoctor.rules.cmd_matrix", "the grid of engine x scheme x offload"),
-    "rules": ("quantdoctor.rules.cmd_rules", "every rule with its source"),
+    "check": ("quantdoctor.commands.check", "evaluate one plan"),
+    "matrix": ("quantdoctor.commands.matrix", "the grid of engine x scheme x offload"),
+    "rules": ("quantdoctor.commands.rules", "every rule with its source"),
     "explain": ("quantdoctor.doctor.cmd_explain", "explain an engine error or traceback"),
     "detect": ("quantdoctor.doctor.cmd_detect", "what a model file is, from its header"),
-    "recommend": ("quantdoctor.cmd_recommend", "the best plans for this machine and model"),
+    "recommend": ("quantdoctor.commands.recommend", "the best plans for this machine and model"),
 }
 REPORT_MODULE = "quantdoctor.doctor.cmd_report"
 

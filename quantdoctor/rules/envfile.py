@@ -28,6 +28,8 @@ def parse_env(data: Any, name: str) -> Environment:
                 f"{name}: {loc}: unknown key; {suggest(str(e['loc'][-1]), valid)}"
             ) from None
         msg = e["msg"].removeprefix("Value error, ")
+        if msg.split(":", 1)[0].split(".", 1)[0] == loc.split(".", 1)[0]:
+            raise EnvironmentFileError(f"{name}: {msg}") from None  # the message names the key
         raise EnvironmentFileError(f"{name}: {loc}: {msg}") from None
 
 

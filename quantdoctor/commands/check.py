@@ -1,0 +1,98 @@
+"""``quantdoctor check``: the verdict for one plan."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from quantdoctor.commands.common import (
+    EXIT,
+    MARKS,
+    STYLES,
+    add_env_args,
+    check_choice,
+    console,
+    dump_json,
+    load_env,
+    load_matrix_args,
+)
+from quantdoctor.errors import InvalidInputError
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES, ENGINES, MODES, OFFLOADS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", required=True, help=" | ".join(ENGINES))
+    p.add_argument("--scheme", required=True, help="a scheme of the engine (see quantdoctor rules)")
+    p.add_argument("--mode", help=" | ".join(MODES) + " (default: post; prequantized for gguf)")
+    p.add_argument("--offload", default="none", help=" | ".join(OFFLOADS))
+    p.add_argument("--component", default="transformer", help=" | ".join(COMPONENTS))
+    p.add_argument("--dtype", default="bfloat16", help=" | ".join(DTYPES))
+    p.add_argument("-v", "--verbose", action="store_true", help="show info findings and sources")
+    add_env_args(p)
+
+
+def make_plan(args: argparse.Namespace, matrix: Any) -> Any:
+    """A Plan from the arguments, or one line naming the bad argument and the valid values."""
+    from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.vocab import suggest
+
+    check_choice("--engine", args.engine, ENGINES)
+    schemes = tuple(matrix.engines[args.engine].schemes)
+    if args.scheme not in schemes:
+        owner = [e for e in ENGINES if args.scheme in matrix.engines[e].schemes]
+        extra = f" ({args.scheme} is a {owner[0]} scheme)" if owner else ""
+        raise InvalidInputError(
+            f"--scheme: {args.scheme!r} is not a {args.engine} scheme{extra}; "
+            f"{suggest(args.scheme, schemes)}"
+        )
+    check_choice("--mode", args.mode, MODES)
+    check_choice("--offload", args.offload, OFFLOADS)
+    check_choice("--component", args.component, COMPONENTS)
+    check_choice("--dtype", args.dtype, DTYPES)
+    return Plan(
+        engine=args.engine,
+        scheme=args.scheme,
+        mode=args.mode or "",
+        offload=args.offload,
+        component=args.component,
+        dtype=args.dtype,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from quantdoctor.rules.evaluate import evaluate
+
+    matrix = load_matrix_args(args)
+    plan = make_plan(args, matrix)
+    env = load_env(args.env)
+    verdict = evaluate(plan, env, matrix, device=args.device)
+    if args.json:
+        dump_json(verdict.model_dump(mode="json"))
+    else:
+        render(verdict, verbose=args.verbose)
+    return EXIT[verdict.status]
+
+
+def render(verdict: Any, *, verbose: bool = False) -> None:
+    from rich.markup import escape
+
+    out = console()
+    status = verdict.status
+    out.print(
+        f"[{STYLES[status]}]{MARKS[status]} {status}[/] {escape(verdict.plan.label())}"
+    )
+    for f in verdict.findings:
+        if f.severity == "info" and not verbose:
+            continue
+        mark = "?" if f.state == "unknown" else {"block": "✗", "warn": "!", "info": "·"}[f.severity]
+        out.print(f"  {mark} {escape(f.message)} [dim]({f.rule})[/]")
+        if f.missing:
+            out.print(f"      unknown: {escape(', '.join(f.missing))}")
+        if f.fix:
+            out.print(f"      fix: {escape(f.fix)}")
+        if verbose:
+            out.print(f"      [dim]source: {escape(f.source)}[/]")
+    if verdict.alternatives:
+        out.print("  works instead:")
+        for alt in verdict.alternatives:
+            out.print(f"    → {escape(alt.label())}")

@@ -1,0 +1,75 @@
+"""Arguments and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from quantdoctor.errors import InvalidInputError
+
+MARKS = {"ok": "✓", "warn": "!", "blocked": "✗", "unknown": "?"}
+STYLES = {"ok": "green", "warn": "yellow", "blocked": "red", "unknown": "magenta"}
+EXIT = {"ok": 0, "warn": 0, "blocked": 1, "unknown": 3}
+
+
+def add_env_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    if many:
+        p.add_argument(
+            "--env",
+            action="append",
+            metavar="FILE",
+            default=[],
+            help="an Environment JSON (repeatable: one column per file); default: probe here",
+        )
+    else:
+        p.add_argument("--env", metavar="FILE", help="an Environment JSON; default: probe here")
+    p.add_argument("--device", type=int, default=0, metavar="N", help="the GPU that runs the model")
+    p.add_argument(
+        "--matrix",
+        action="append",
+        metavar="FILE",
+        default=[],
+        help="an overlay of rules (repeatable)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def load_env(path: str | None) -> Any:
+    """An Environment from a file, or the probed one."""
+    if path:
+        from quantdoctor.rules.envfile import load_env_file
+
+        return load_env_file(path)
+    from quantdoctor.doctor.probe import probe
+
+    return probe()
+
+
+def load_matrix_args(args: argparse.Namespace) -> Any:
+    from quantdoctor.rules.matrix import load_matrix
+
+    for f in args.matrix:
+        if not Path(f).is_file():
+            raise InvalidInputError(f"--matrix {f}: no such file")
+    return load_matrix(extra=list(args.matrix) or None)
+
+
+def check_choice(arg: str, value: str | None, valid: tuple[str, ...] | list[str]) -> None:
+    from quantdoctor.rules.vocab import suggest
+
+    if value is not None and value not in valid:
+        raise InvalidInputError(f"{arg}: {value!r} is not valid; {suggest(value, tuple(valid))}")
+
+
+def dump_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)

@@ -1,0 +1,69 @@
+"""``quantdoctor matrix``: the grid of engine x scheme x offload, one column per environment."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from quantdoctor.commands.common import (
+    MARKS,
+    STYLES,
+    add_env_args,
+    check_choice,
+    console,
+    dump_json,
+    load_env,
+    load_matrix_args,
+)
+from quantdoctor.rules.vocab import ENGINES
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", action="append", default=[], help="only this engine (repeatable)")
+    add_env_args(p, many=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from quantdoctor.rules.evaluate import evaluate_grid
+
+    for e in args.engine:
+        check_choice("--engine", e, ENGINES)
+    matrix = load_matrix_args(args)
+    names = [Path(f).stem for f in args.env] or ["here"]
+    envs = [load_env(f) for f in args.env] or [load_env(None)]
+    engines = args.engine or None
+    columns = [evaluate_grid(env, matrix, engines=engines, device=args.device) for env in envs]
+    rows: list[dict[str, Any]] = []
+    for i, verdict in enumerate(columns[0]):
+        cells = [col[i] for col in columns]
+        rows.append(
+            {
+                "plan": verdict.plan.model_dump(mode="json"),
+                "status": {n: c.status for n, c in zip(names, cells)},
+                "rules": {
+                    n: [f.rule for f in c.findings if f.severity != "info"]
+                    for n, c in zip(names, cells)
+                },
+            }
+        )
+    if args.json:
+        dump_json({"envs": names, "rows": rows})
+        return 0
+    render(names, rows)
+    return 0
+
+
+def render(names: list[str], rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for head in ("engine", "scheme", "offload", *names):
+        table.add_column(head)
+    for row in rows:
+        plan = row["plan"]
+        cells = [
+            f"[{STYLES[s]}]{MARKS[s]} {s}[/]" for s in (row["status"][n] for n in names)
+        ]
+        table.add_row(plan["engine"], plan["scheme"], plan["offload"], *cells)
+    console().print(table)

@@ -1,0 +1,179 @@
+"""AMD GPUs from the KFD topology in sysfs, ``rocminfo`` as the fallback.
+
+The KFD topology (``/sys/class/kfd/kfd/topology/nodes/*/properties``) is what LLVM's
+``amdgpu-arch`` reads (clang/tools/amdgpu-arch/AMDGPUArchByKFD.cpp): it needs only the
+amdgpu driver, no ROCm install and no process. ``gfx_target_version`` is decimal
+``MMmmss``; the stepping is printed in hex, so 90010 is ``gfx90a``. A node whose value
+is 0 is a CPU. Memory comes from the DRM node the KFD node names (``drm_render_minor``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from quantdoctor.doctor._probe_nvidia import VendorResult
+from quantdoctor.doctor._probe_util import Json, ProbeContext, listdir, read_text, run_tool
+
+KFD_NODES = "sys/class/kfd/kfd/topology/nodes"
+_GIB = float(1 << 30)
+
+
+def gfx_name(target_version: int) -> str | None:
+    """``gfx_target_version`` to the LLVM target name (``110000`` -> ``gfx1100``)."""
+    if target_version <= 0:
+        return None
+    major = target_version // 10000 % 100
+    minor = target_version // 100 % 100
+    step = target_version % 100
+    return f"gfx{major}{minor}{step:x}"
+
+
+def parse_properties(text: str) -> dict[str, int]:
+    """``key value`` lines (KFD topology); non-numeric values are skipped."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        value = value.strip()
+        if key and value.lstrip("-").isdigit():
+            out[key] = int(value)
+    return out
+
+
+def probe_kfd(ctx: ProbeContext) -> VendorResult | None:
+    """AMD GPUs from KFD, or ``None`` when there is no KFD topology to read."""
+    base = ctx.path(KFD_NODES)
+    if not os.path.isdir(base):
+        return None
+    gpus: list[dict[str, Json]] = []
+    unreadable: list[str] = []
+    nodes = sorted((n for n in listdir(base) if n.isdigit()), key=int)
+    if not nodes:
+        return VendorResult(gpus=None, why=f"{base} lists no nodes (permission?)")
+    for node in nodes:
+        text = read_text(os.path.join(base, node, "properties"))
+        if text is None:
+            unreadable.append(node)
+            continue
+        props = parse_properties(text)
+        gfx = gfx_name(props.get("gfx_target_version", 0))
+        if gfx is None:
+            continue  # a CPU node
+        gpu: dict[str, Json] = {"vendor": "amd", "cuda_cc": None, "gfx": gfx}
+        drm = _drm_device_dir(ctx, props.get("drm_render_minor"))
+        name = _product_name(drm) if drm else None
+        gpu["name"] = name or f"AMD GPU {gfx}"
+        mem = _vram_bytes(drm) if drm else None
+        if mem is None:
+            mem = _kfd_local_memory(os.path.join(base, node))
+        if mem is not None:
+            gpu["memory_gb"] = round(mem / _GIB, 2)
+        driver = read_text(ctx.path("sys/module/amdgpu/version"), 256)
+        if driver and driver.strip():
+            gpu["driver"] = driver.strip()
+        gpus.append(gpu)
+    if unreadable and not gpus:
+        return VendorResult(gpus=None, why=f"KFD nodes {', '.join(unreadable)} are unreadable")
+    return VendorResult(gpus=gpus)
+
+
+def _drm_device_dir(ctx: ProbeContext, minor: int | None) -> str | None:
+    if minor is None or minor <= 0:
+        return None
+    path = ctx.path("sys/class/drm", f"renderD{minor}", "device")
+    return path if os.path.isdir(path) else None
+
+
+def _product_name(device_dir: str) -> str | None:
+    text = read_text(os.path.join(device_dir, "product_name"), 512)
+    return text.strip() if text and text.strip() else None
+
+
+def _vram_bytes(device_dir: str) -> int | None:
+    text = read_text(os.path.join(device_dir, "mem_info_vram_total"), 64)
+    if text and text.strip().isdigit():
+        return int(text.strip())
+    return None
+
+
+def _kfd_local_memory(node_dir: str) -> int | None:
+    # heap_type 1 and 2 are the public and private frame buffer (KFD topology docs).
+    total = 0
+    banks = os.path.join(node_dir, "mem_banks")
+    for bank in listdir(banks):
+        text = read_text(os.path.join(banks, bank, "properties"))
+        if text is None:
+            continue
+        props = parse_properties(text)
+        if props.get("heap_type") in (1, 2):
+            total += props.get("size_in_bytes", 0)
+    return total or None
+
+
+_AGENT_SPLIT = re.compile(r"^\*{5,}", re.MULTILINE)
+
+
+def parse_rocminfo(text: str) -> VendorResult:
+    """GPU agents from ``rocminfo``: ``Name: gfx1100``, ``Marketing Name: ...``."""
+    gpus: list[dict[str, Json]] = []
+    for block in _AGENT_SPLIT.split(text):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, sep, value = line.strip().partition(":")
+            if sep and key not in fields:
+                fields[key.strip()] = value.strip()
+        if fields.get("Device Type") != "GPU":
+            continue
+        gfx = fields.get("Name", "")
+        if not re.fullmatch(r"gfx[0-9a-f]{3,5}", gfx):
+            continue
+        gpus.append(
+            {
+                "vendor": "amd",
+                "name": fields.get("Marketing Name") or f"AMD GPU {gfx}",
+                "cuda_cc": None,
+                "gfx": gfx,
+            }
+        )
+    return VendorResult(gpus=gpus)
+
+
+def probe_rocminfo(ctx: ProbeContext) -> VendorResult:
+    result = run_tool(("rocminfo",), ctx)
+    if result.missing:
+        return VendorResult(gpus=None, why="no KFD topology in sysfs and rocminfo is not on PATH")
+    if not result.ok:
+        return VendorResult(gpus=None, why=result.error)
+    return parse_rocminfo(result.stdout)
+
+
+def probe_amd(ctx: ProbeContext, drm_amd: list[dict[str, Json]]) -> VendorResult:
+    """KFD first; ``rocminfo`` only when DRM shows an AMD card that KFD does not describe."""
+    if ctx.system != "linux":
+        return VendorResult(gpus=[])
+    kfd = probe_kfd(ctx)
+    if kfd is not None and kfd.gpus is not None:
+        result = kfd
+    elif not drm_amd and kfd is None:
+        # Neither KFD nor an AMD display device: no AMD GPU with a driver here.
+        return VendorResult(gpus=[])
+    else:
+        result = probe_rocminfo(ctx)
+        if result.gpus is None:
+            if drm_amd:
+                # The cards exist but their gfx target is unknown: keep what DRM knows.
+                return VendorResult(gpus=drm_amd, why=result.why)
+            return result
+    visible = ctx.environ.get("ROCR_VISIBLE_DEVICES") or ctx.environ.get("HIP_VISIBLE_DEVICES")
+    return _apply_visible(result, visible)
+
+
+def _apply_visible(result: VendorResult, visible: str | None) -> VendorResult:
+    if visible is None or result.gpus is None:
+        return result
+    chosen: list[dict[str, Json]] = []
+    for token in (t.strip() for t in visible.split(",")):
+        if not token.isdigit() or int(token) >= len(result.gpus):
+            break
+        chosen.append(result.gpus[int(token)])
+    return VendorResult(gpus=chosen)

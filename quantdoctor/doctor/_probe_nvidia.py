@@ -1,0 +1,256 @@
+"""NVIDIA GPUs through NVML (ctypes), falling back to ``nvidia-smi`` with a timeout.
+
+NVML answers name, exact compute capability, memory and driver without creating a CUDA
+context (torch itself reads NVML through ``ctypes.CDLL("libnvidia-ml.so.1")``; see
+peers.md section 7, and the H100 evidence: 0 MiB used, nothing in
+``--query-compute-apps`` while NVML was open). ``nvidia-smi`` is the fallback because it
+is a process (~30 ms) and can hang on broken hosts; it gets a hard timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+from quantdoctor.doctor._probe_util import Json, ProbeContext, run_tool
+
+NVML_SUCCESS = 0
+NVML_ERROR_DRIVER_NOT_LOADED = 9
+_GIB = float(1 << 30)
+
+
+class VendorResult(NamedTuple):
+    """GPUs of one vendor: a list (possibly empty) when known, else ``why`` it is unknown."""
+
+    gpus: list[dict[str, Json]] | None
+    why: str | None = None
+    #: UUIDs in the same order as ``gpus`` (NVML only), for CUDA_VISIBLE_DEVICES.
+    uuids: tuple[str, ...] = ()
+
+
+def _nvml_candidates(ctx: ProbeContext) -> tuple[str, ...]:
+    if ctx.nvml_libs is not None:
+        return ctx.nvml_libs
+    if ctx.system == "windows":
+        # The driver installs nvml.dll in System32; older drivers under NVSMI.
+        windir = ctx.environ.get("SystemRoot", r"C:\Windows")
+        return (
+            "nvml.dll",
+            os.path.join(windir, "System32", "nvml.dll"),
+            os.path.join(
+                ctx.environ.get("ProgramFiles", r"C:\Program Files"),
+                "NVIDIA Corporation",
+                "NVSMI",
+                "nvml.dll",
+            ),
+        )
+    if ctx.system == "darwin":
+        return ()
+    # WSL keeps it in /usr/lib/wsl/lib, which the loader's path already names.
+    return ("libnvidia-ml.so.1", "libnvidia-ml.so")
+
+
+def probe_nvml(ctx: ProbeContext) -> VendorResult:
+    """Every NVIDIA GPU NVML sees (PCI order), or why NVML could not answer."""
+    candidates = _nvml_candidates(ctx)
+    if not candidates:
+        return VendorResult(gpus=[])
+    import ctypes
+
+    lib = None
+    load_errors: list[str] = []
+    for name in candidates:
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError as err:
+            load_errors.append(f"{name}: {err}")
+    if lib is None:
+        return VendorResult(gpus=None, why="NVML did not load (" + "; ".join(load_errors) + ")")
+    try:
+        return _query_nvml(lib)
+    except AttributeError as err:
+        # A library that loads but lacks the v2 entry points: too old or not NVML at all.
+        return VendorResult(gpus=None, why=f"NVML lacks a function: {err}")
+
+
+def _query_nvml(nvml: Any) -> VendorResult:
+    import ctypes as c
+
+    class Memory(c.Structure):
+        """``nvmlMemory_t``, in bytes."""
+
+        _fields_ = (("total", c.c_ulonglong), ("free", c.c_ulonglong), ("used", c.c_ulonglong))
+
+    def err_text(code: int) -> str:
+        try:
+            fn = nvml.nvmlErrorString
+            fn.restype = c.c_char_p
+            raw = fn(code)
+            return f"{raw.decode()} (NVML error {code})" if raw else f"NVML error {code}"
+        except AttributeError:
+            return f"NVML error {code}"
+
+    code = nvml.nvmlInit_v2()
+    if code != NVML_SUCCESS:
+        return VendorResult(gpus=None, why=f"nvmlInit failed: {err_text(code)}")
+    try:
+        buf = c.create_string_buffer(96)
+        driver: str | None = None
+        if nvml.nvmlSystemGetDriverVersion(buf, 96) == NVML_SUCCESS:
+            driver = buf.value.decode("utf-8", "replace")
+        count = c.c_uint(0)
+        code = nvml.nvmlDeviceGetCount_v2(c.byref(count))
+        if code != NVML_SUCCESS:
+            return VendorResult(gpus=None, why=f"nvmlDeviceGetCount failed: {err_text(code)}")
+        gpus: list[dict[str, Json]] = []
+        uuids: list[str] = []
+        for i in range(count.value):
+            handle = c.c_void_p()
+            code = nvml.nvmlDeviceGetHandleByIndex_v2(i, c.byref(handle))
+            if code != NVML_SUCCESS:
+                return VendorResult(gpus=None, why=f"GPU {i}: {err_text(code)}")
+            gpu: dict[str, Json] = {"vendor": "nvidia"}
+            if nvml.nvmlDeviceGetName(handle, buf, 96) == NVML_SUCCESS:
+                gpu["name"] = buf.value.decode("utf-8", "replace")
+            major, minor = c.c_int(0), c.c_int(0)
+            if (
+                nvml.nvmlDeviceGetCudaComputeCapability(handle, c.byref(major), c.byref(minor))
+                == NVML_SUCCESS
+            ):
+                gpu["cuda_cc"] = f"{major.value}.{minor.value}"
+            gpu["gfx"] = None
+            mem = Memory()
+            if nvml.nvmlDeviceGetMemoryInfo(handle, c.byref(mem)) == NVML_SUCCESS:
+                gpu["memory_gb"] = round(mem.total / _GIB, 2)
+            if driver is not None:
+                gpu["driver"] = driver
+            uuid = ""
+            if nvml.nvmlDeviceGetUUID(handle, buf, 96) == NVML_SUCCESS:
+                uuid = buf.value.decode("utf-8", "replace")
+            gpus.append(gpu)
+            uuids.append(uuid)
+        return VendorResult(gpus=gpus, uuids=tuple(uuids))
+    finally:
+        nvml.nvmlShutdown()
+
+
+SMI_QUERY = (
+    "nvidia-smi",
+    "--query-gpu=name,compute_cap,memory.total,driver_version,uuid",
+    "--format=csv,noheader,nounits",
+)
+
+
+def probe_nvidia_smi(ctx: ProbeContext) -> VendorResult:
+    """The same facts from ``nvidia-smi``; a missing tool means no NVIDIA driver here."""
+    result = run_tool(SMI_QUERY, ctx)
+    if result.missing:
+        return VendorResult(gpus=[])
+    if not result.ok:
+        return VendorResult(gpus=None, why=result.error)
+    return parse_nvidia_smi(result.stdout)
+
+
+def parse_nvidia_smi(text: str) -> VendorResult:
+    """Parse ``name, cc, MiB, driver[, uuid]`` lines; ``[N/A]`` fields stay unknown."""
+    gpus: list[dict[str, Json]] = []
+    uuids: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < 4:
+            return VendorResult(gpus=None, why=f"nvidia-smi printed an unexpected line: {line!r}")
+        name, cc, mem, driver = fields[:4]
+        gpu: dict[str, Json] = {"vendor": "nvidia"}
+        if _known(name):
+            gpu["name"] = name
+        if _known(cc) and _is_cc(cc):
+            gpu["cuda_cc"] = cc
+        gpu["gfx"] = None
+        mib = _number(mem)  # MiB, as nounits prints it
+        if mib is not None:
+            gpu["memory_gb"] = round(mib / 1024.0, 2)
+        if _known(driver):
+            gpu["driver"] = driver
+        gpus.append(gpu)
+        uuids.append(fields[4] if len(fields) > 4 else "")
+    return VendorResult(gpus=gpus, uuids=tuple(uuids))
+
+
+def _known(field: str) -> bool:
+    return bool(field) and not field.startswith("[") and field.upper() != "N/A"
+
+
+def _number(text: str) -> float | None:
+    """A plain decimal, or ``None`` for "[Not Supported]", "N/A" and the like."""
+    head, _, tail = text.partition(".")
+    if head.isdigit() and (not tail or tail.isdigit()):
+        return float(text)
+    return None
+
+
+def _is_cc(text: str) -> bool:
+    major, _, minor = text.partition(".")
+    return major.isdigit() and minor.isdigit()
+
+
+def no_nvidia_device_nodes(ctx: ProbeContext) -> bool:
+    """Linux without ``/dev/nvidiactl`` (and not WSL's ``/dev/dxg``): no NVIDIA driver to talk
+    to, so no NVIDIA GPU can run a model here. Saves loading ctypes and NVML at all."""
+    return (
+        ctx.system == "linux"
+        and not os.path.exists(ctx.path("dev", "nvidiactl"))
+        and not os.path.exists(ctx.path("dev", "dxg"))
+    )
+
+
+def probe_nvidia(ctx: ProbeContext) -> VendorResult:
+    """NVML first (in process, no context, ~10 ms), ``nvidia-smi`` second (a process)."""
+    if no_nvidia_device_nodes(ctx):
+        return VendorResult(gpus=[])
+    nvml = probe_nvml(ctx)
+    if nvml.gpus is not None:
+        return apply_visible_devices(nvml, ctx.environ.get("CUDA_VISIBLE_DEVICES"))
+    smi = probe_nvidia_smi(ctx)
+    if smi.gpus is not None:
+        if smi.gpus or ctx.system == "darwin":
+            return apply_visible_devices(smi, ctx.environ.get("CUDA_VISIBLE_DEVICES"))
+        # No nvidia-smi either: an NVML that failed to *load* means no driver is installed.
+        if nvml.why and nvml.why.startswith("NVML did not load"):
+            return VendorResult(gpus=[])
+        return VendorResult(gpus=None, why=nvml.why)
+    return VendorResult(gpus=None, why=f"{nvml.why}; then {smi.why}")
+
+
+def apply_visible_devices(result: VendorResult, visible: str | None) -> VendorResult:
+    """Reorder and filter to what CUDA will number 0, 1, ... (NVML ignores the variable).
+
+    CUDA reads indices or ``GPU-`` UUID prefixes and stops at the first entry it cannot
+    resolve (pynvml#28, pytorch#94568). MIG ids are not resolved here; they leave the
+    list as NVML gave it.
+    """
+    if visible is None or result.gpus is None:
+        return result
+    chosen: list[dict[str, Json]] = []
+    chosen_ids: list[str] = []
+    for token in (t.strip() for t in visible.split(",")):
+        index = _resolve(token, result.uuids, len(result.gpus))
+        if index is None or result.gpus[index] in chosen:
+            break
+        chosen.append(result.gpus[index])
+        chosen_ids.append(result.uuids[index] if index < len(result.uuids) else "")
+    if any(t.strip().startswith("MIG-") for t in visible.split(",")):
+        return result
+    return VendorResult(gpus=chosen, uuids=tuple(chosen_ids))
+
+
+def _resolve(token: str, uuids: tuple[str, ...], count: int) -> int | None:
+    if token.isdigit():
+        i = int(token)
+        return i if i < count else None
+    if token.startswith("GPU-"):
+        matches = [i for i, u in enumerate(uuids) if u.startswith(token)]
+        return matches[0] if len(matches) == 1 else None
+    return None

@@ -1,0 +1,279 @@
+"""Installed distributions, torch's build and Triton, read from files: nothing is imported.
+
+Versions come from ``*.dist-info/METADATA`` (``*.egg-info/PKG-INFO``) headers found by
+listing each site dir once; importing ``importlib.metadata`` alone costs ~40 ms, more
+than this whole probe. torch's build facts come from ``torch/version.py`` read as text:
+a generated module of plain assignments (``__version__``, ``cuda``, ``hip``, ``xpu``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from quantdoctor.doctor._probe_util import Json, Notes, ProbeContext, is_version, listdir, read_text
+
+#: Every engine, what the engines need, and what decides backends and kernels.
+PACKAGES: tuple[str, ...] = (
+    "bitsandbytes",
+    "optimum-quanto",
+    "torchao",
+    "gguf",
+    "nncf",
+    "openvino",
+    "intel-extension-for-pytorch",
+    "torch-directml",
+    "triton",
+    "triton-windows",
+    "pytorch-triton-rocm",
+    "pytorch-triton-xpu",
+    "accelerate",
+    "diffusers",
+    "transformers",
+    "mslk",
+    "fbgemm-gpu-genai",
+    "kernels",
+    "safetensors",
+    "numpy",
+)
+
+#: Distributions that provide ``import triton``, in the order a platform would pick them.
+TRITON_DISTS: tuple[str, ...] = (
+    "triton",
+    "triton-windows",
+    "pytorch-triton-rocm",
+    "pytorch-triton-xpu",
+    "pytorch-triton",
+)
+
+_DIST_INFO = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)\.dist-info$")
+_EGG_INFO = re.compile(r"^(?P<name>[^-]+)(?:-(?P<version>[^-]+))?(?:-py\d.*)?\.egg-info$")
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalisation: ``Optimum_Quanto`` -> ``optimum-quanto``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class Dist(NamedTuple):
+    """One installed distribution's metadata location."""
+
+    name: str
+    path: str  # the .dist-info / .egg-info folder (or egg-info file)
+    site: str
+
+    def metadata_file(self) -> str:
+        if self.path.endswith(".dist-info"):
+            return os.path.join(self.path, "METADATA")
+        if os.path.isdir(self.path):
+            return os.path.join(self.path, "PKG-INFO")
+        return self.path  # a single-file .egg-info is the PKG-INFO itself
+
+
+def index_distributions(site_dirs: Iterable[str]) -> dict[str, Dist]:
+    """Canonical name -> the first distribution found, in ``sys.path`` order (as import)."""
+    found: dict[str, Dist] = {}
+    for site in site_dirs:
+        for entry in listdir(site):
+            m = _DIST_INFO.match(entry) or _EGG_INFO.match(entry)
+            if not m:
+                continue
+            name = canonical(m.group("name"))
+            if name not in found:
+                found[name] = Dist(name=name, path=os.path.join(site, entry), site=site)
+    return found
+
+
+def read_version(dist: Dist) -> tuple[str | None, str | None]:
+    """``(version, None)`` from the metadata headers, or ``(None, why it is unreadable)``."""
+    path = dist.metadata_file()
+    text = read_text(path, 16384)
+    if text is None:
+        return None, f"{path} is missing or unreadable"
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the headers end at the first blank line
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "version":
+            version = value.strip()
+            if is_version(version):
+                return version, None
+            return None, f"{path} names version {version[:40]!r}, which is not a version"
+    return None, f"{path} has no Version header"
+
+
+def probe_packages(
+    dists: dict[str, Dist], names: Sequence[str], notes: Notes
+) -> dict[str, str | None]:
+    """``{dist: version}`` for each name, ``None`` when not installed; broken ones noted."""
+    out: dict[str, str | None] = {}
+    for raw in names:
+        name = canonical(raw)
+        dist = dists.get(name)
+        if dist is None:
+            out[name] = None
+            continue
+        version, why = read_version(dist)
+        if version is None:
+            notes[f"packages.{name}"] = f"installed, but {why}"
+        else:
+            out[name] = version
+    return out
+
+
+# ---------------------------------------------------------------------------- torch
+
+_ASSIGN = re.compile(r"^(\w+)\s*(?::[^=]+)?=\s*(.+?)\s*$")
+
+
+def parse_version_py(text: str) -> dict[str, str | bool | None]:
+    """Plain assignments of ``torch/version.py``: strings, ``None``, ``True``/``False``."""
+    out: dict[str, str | bool | None] = {}
+    for line in text.splitlines():
+        m = _ASSIGN.match(line)
+        if not m:
+            continue
+        key, raw = m.group(1), m.group(2)
+        if raw == "None":
+            out[key] = None
+        elif raw in ("True", "False"):
+            out[key] = raw == "True"
+        elif len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+            out[key] = raw[1:-1]
+    return out
+
+
+def _cuda_from_tag(tag: str) -> str | None:
+    digits = tag[2:]
+    return f"{digits[:-1]}.{digits[-1]}" if digits.isdigit() and len(digits) >= 2 else None
+
+
+def _hip_number(text: str) -> str | None:
+    m = re.match(r"^\d+(\.\d+)*", text)
+    return m.group(0) if m else None
+
+
+class TorchFacts(NamedTuple):
+    """``info`` is the Environment's ``torch`` value (``None``: not installed)."""
+
+    info: dict[str, Json] | None
+    package_dir: str | None = None
+
+
+def probe_torch(ctx: ProbeContext, dists: dict[str, Dist], notes: Notes) -> TorchFacts:
+    """torch's version and build; a field that cannot be read is left out and noted."""
+    dist = dists.get("torch")
+    package_dir = _find_package_dir(
+        "torch", [dist.site] if dist else [], ctx.site_dirs, "version.py"
+    )
+    if dist is None and package_dir is None:
+        return TorchFacts(info=None)
+    info: dict[str, Json] = {}
+    version: str | None = None
+    if dist is not None:
+        version, why = read_version(dist)
+        if why:
+            notes["torch.version"] = f"installed, but {why}"
+    fields: dict[str, str | bool | None] | None = None
+    if package_dir is not None:
+        text = read_text(os.path.join(package_dir, "version.py"))
+        fields = parse_version_py(text) if text is not None else None
+    if version is None and fields and isinstance(fields.get("__version__"), str):
+        candidate = str(fields["__version__"])
+        version = candidate if is_version(candidate) else None
+    if version is not None:
+        info["version"] = version
+        notes.pop("torch.version", None)
+    local = version.partition("+")[2].lower() if version else ""
+    if fields is not None:
+        cuda = fields.get("cuda")
+        info["cuda"] = cuda if isinstance(cuda, str) and is_version(cuda) else None
+        hip = fields.get("hip")
+        info["hip"] = _hip_number(hip) if isinstance(hip, str) else None
+        xpu = fields.get("xpu")
+        info["xpu"] = bool(xpu) or local.startswith("xpu")
+    elif local:
+        # No version.py to read: the wheel's local tag still names its build.
+        info["cuda"] = _cuda_from_tag(local) if local.startswith("cu") else None
+        info["hip"] = _hip_number(local[4:]) if local.startswith("rocm") else None
+        info["xpu"] = local.startswith("xpu")
+        notes["torch.build"] = "torch/version.py is unreadable; the build is from the version tag"
+    else:
+        notes["torch.build"] = "torch/version.py is missing or unreadable"
+    return TorchFacts(info=info, package_dir=package_dir)
+
+
+def _find_package_dir(
+    package: str, preferred: Sequence[str], site_dirs: Sequence[str], marker: str
+) -> str | None:
+    for site in [*preferred, *site_dirs]:
+        candidate = os.path.join(site, package)
+        if os.path.isfile(os.path.join(candidate, marker)):
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------------------- ZLUDA
+
+#: NVIDIA's cublas64_11.dll is ~100 MB; ZLUDA's replacement (a hipBLAS redirect) is a
+#: few MB. The patchers copy it over torch's own (ComfyUI ``patchzluda.bat``, Applio
+#: ``patch_zluda_hip61.bat``, SD.Next ``modules/zluda_installer.py`` DLL_MAPPING).
+_SMALL_CUBLAS = 32 * 1024 * 1024
+
+
+def zluda_evidence(ctx: ProbeContext, torch_dir: str | None) -> str | None:
+    """Why this torch runs on ZLUDA, read from disk and the environment; ``None`` if no sign.
+
+    Every app that ships ZLUDA checks ``get_device_name().endswith("[ZLUDA]")`` after
+    importing torch (SD.Next ``modules/devices.py::has_zluda``); the traces it leaves on
+    disk are what this reads instead.
+    """
+    if torch_dir is not None:
+        lib = os.path.join(torch_dir, "lib")
+        # ComfyUI-Zluda and Applio keep torch's own nvrtc as nvrtc_cuda.dll before patching.
+        if os.path.isfile(os.path.join(lib, "nvrtc_cuda.dll")):
+            return "torch/lib/nvrtc_cuda.dll: torch's CUDA libraries were replaced by ZLUDA's"
+        size = _file_size(os.path.join(lib, "cublas64_11.dll"))
+        if size is not None and size < _SMALL_CUBLAS:
+            return "torch/lib/cublas64_11.dll is ZLUDA's small redirect, not NVIDIA's cuBLAS"
+    zluda_dir = ctx.environ.get("ZLUDA")  # SD.Next: os.environ.get('ZLUDA', '.zluda')
+    candidates = [zluda_dir] if zluda_dir else []
+    candidates.append(os.path.join(ctx.cwd, ".zluda"))
+    for folder in candidates:
+        for lib_name in ("nvcuda.dll", "libcuda.so", "libcuda.so.1"):
+            if os.path.isfile(os.path.join(folder, lib_name)):
+                return f"ZLUDA's {lib_name} in {folder}"
+    # ZLUDA on Linux and older Windows setups: its folder leads the library search path.
+    for var in ("LD_LIBRARY_PATH", "PATH"):
+        for folder in ctx.environ.get(var, "").split(os.pathsep):
+            if "zluda" not in folder.lower():
+                continue
+            for lib_name in ("libcuda.so", "libcuda.so.1", "nvcuda.dll", "zluda_redirect.dll"):
+                if os.path.isfile(os.path.join(folder, lib_name)):
+                    return f"{var} puts ZLUDA's {lib_name} first ({folder})"
+    return None
+
+
+def _file_size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def probe_triton(dists: dict[str, Dist], notes: Notes) -> tuple[bool, Json]:
+    """``(known, value)``: ``{"version": v}`` from whichever distribution provides
+    ``triton``, ``None`` when none is installed; unknown (noted) when its metadata is broken.
+    """
+    for name in TRITON_DISTS:
+        dist = dists.get(name)
+        if dist is None:
+            continue
+        version, why = read_version(dist)
+        if version is not None:
+            return True, {"version": version}
+        notes["triton"] = f"{name} is installed, but {why}"
+        return False, None
+    return True, None

@@ -1,0 +1,218 @@
+"""What every probe shares: a context naming where to look, safe reads, bounded tools.
+
+Every probe is a total function over a ``ProbeContext``: it returns facts, or records in
+``notes`` why a fact is unknown. Tests build a context whose ``root`` is a tmp_path tree
+laid out like ``/sys`` and ``/proc``, whose ``site_dirs`` is a fake site-packages, and
+whose ``environ`` holds a ``PATH`` with fake tools, so no probe needs mocking.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+#: JSON-ready values, as the Environment contract spells them.
+Json = Any
+Notes = dict[str, str]
+
+#: Seconds a vendor tool (nvidia-smi, rocminfo, sycl-ls, PowerShell) may take. They hang
+#: on busy or broken hosts (ray-project/ray#45896, NordicHPC/sonar#92), and the doctor
+#: is run on exactly those hosts.
+DEFAULT_TIMEOUT = 2.0
+
+
+def _default_site_dirs() -> tuple[str, ...]:
+    # The directories importlib.metadata would search for this interpreter.
+    return tuple(p or os.getcwd() for p in sys.path if os.path.isdir(p or "."))
+
+
+def _default_system() -> str:
+    if sys.platform.startswith("linux"):
+        return "linux"
+    if sys.platform == "win32":
+        return "windows"
+    if sys.platform == "darwin":
+        return "darwin"
+    return sys.platform
+
+
+def _default_machine() -> str:
+    if hasattr(os, "uname"):
+        return os.uname().machine
+    # Windows has no os.uname; the variable is what platform.machine() reads there too.
+    return os.environ.get("PROCESSOR_ARCHITECTURE", "")
+
+
+class ProbeContext:
+    """Where the probes look. The defaults describe the running machine and interpreter.
+
+    A plain class rather than a dataclass: ``dataclasses`` costs ~10 ms of imports, a
+    tenth of this command's budget.
+    """
+
+    __slots__ = (
+        "cwd",
+        "environ",
+        "machine",
+        "nvml_libs",
+        "python_exe",
+        "python_version",
+        "root",
+        "site_dirs",
+        "system",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        *,
+        root: str = "/",
+        site_dirs: Sequence[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        system: str | None = None,
+        machine: str | None = None,
+        python_version: str | None = None,
+        nvml_libs: Sequence[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        python_exe: str | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        self.root = root
+        self.site_dirs = tuple(_default_site_dirs() if site_dirs is None else site_dirs)
+        self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
+        self.system = _default_system() if system is None else system
+        self.machine = _default_machine() if machine is None else machine
+        self.python_version = python_version or "{}.{}.{}".format(*sys.version_info[:3])
+        #: NVML libraries tried in order (``None``: the platform's); tests name a broken one.
+        self.nvml_libs = None if nvml_libs is None else tuple(nvml_libs)
+        self.timeout = timeout
+        #: The interpreter that runs code-running probes (the Triton kernel).
+        self.python_exe = python_exe or sys.executable
+        self.cwd = cwd or os.getcwd()
+
+    def path(self, *parts: str) -> str:
+        """``parts`` under ``root``: ``ctx.path("sys/class/drm")``."""
+        return os.path.join(self.root, *parts)
+
+
+def read_text(path: str, limit: int = 65536) -> str | None:
+    """The file's text, or ``None`` when it cannot be read (missing, permission, binary)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit)
+    except OSError:
+        return None
+    return data.decode("utf-8", "replace")
+
+
+def listdir(path: str) -> list[str]:
+    """Sorted entries, or ``[]`` when the folder is missing or unreadable."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def which(name: str, environ: Mapping[str, str]) -> str | None:
+    """``shutil.which`` over the context's PATH, without importing shutil on the fast path."""
+    exts = [""]
+    if sys.platform == "win32":
+        exts += environ.get("PATHEXT", ".EXE;.BAT;.CMD").lower().split(";")
+    for folder in environ.get("PATH", "").split(os.pathsep):
+        if not folder:
+            continue
+        for ext in exts:
+            candidate = os.path.join(folder, name + ext)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return candidate
+    return None
+
+
+class ToolResult(NamedTuple):
+    """A tool's stdout, or why there is none (``error``); ``missing`` when not installed."""
+
+    stdout: str = ""
+    error: str | None = None
+    missing: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_tool(argv: Sequence[str], ctx: ProbeContext, timeout: float | None = None) -> ToolResult:
+    """Run a vendor tool with a hard timeout; never raises, never leaves it running.
+
+    The tool starts in its own session so that a timeout kills it *and* whatever it
+    spawned (a shell script's ``sleep`` would otherwise keep the pipe open).
+    """
+    exe = which(argv[0], ctx.environ)
+    if exe is None:
+        return ToolResult(error=f"{argv[0]} is not on PATH", missing=True)
+    import subprocess
+
+    limit = ctx.timeout if timeout is None else timeout
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+    else:
+        kwargs["start_new_session"] = True
+    try:
+        proc = subprocess.Popen(
+            [exe, *argv[1:]],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(ctx.environ),
+            **kwargs,
+        )
+    except OSError as err:
+        return ToolResult(error=f"{argv[0]} could not start: {err.strerror or err}")
+    try:
+        out, err_bytes = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        return ToolResult(error=f"{argv[0]} timed out after {limit:g} s")
+    if proc.returncode != 0:
+        last = _last_line(err_bytes) or _last_line(out) or "no output"
+        return ToolResult(error=f"{argv[0]} exited with {proc.returncode}: {last}")
+    return ToolResult(stdout=out.decode("utf-8", "replace"))
+
+
+def _kill(proc: Any) -> None:
+    import signal
+
+    try:
+        if sys.platform == "win32":
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()  # the group is gone already; make sure the child is
+    # Reap it; the pipes may still be held by nobody, so wait on the process alone.
+    proc.wait()
+
+
+def _last_line(data: bytes) -> str:
+    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+# PEP 440, written out (the appendix's pattern) so the fast path need not import
+# packaging.version (14 ms of imports) only to reject a corrupt version string.
+_PEP440 = re.compile(
+    r"""^\s*v?(?:\d+!)?\d+(?:\.\d+)*
+    (?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?
+    (?:-\d+|[-_.]?(?:post|rev|r)[-_.]?\d*)?
+    (?:[-_.]?dev[-_.]?\d*)?
+    (?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?\s*$""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+def is_version(text: str) -> bool:
+    """Whether ``text`` is a PEP 440 version (what the Environment model accepts)."""
+    return bool(_PEP440.match(text))

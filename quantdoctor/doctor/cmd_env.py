@@ -1,0 +1,63 @@
+"""``quantdoctor env [--json] [--deep] [--device N]``: the probed Environment.
+
+``--json`` prints DESIGN.md's Environment JSON straight from ``probe_dict`` (no pydantic,
+no rich: this path is the one with a speed budget). The human form is a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from quantdoctor.errors import InvalidInputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the Environment JSON")
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also compile and run a Triton kernel (a subprocess; takes seconds)",
+    )
+    parser.add_argument(
+        "--device", type=int, default=0, metavar="N", help="the GPU that will run the model"
+    )
+
+
+def check_device(env: dict[str, Any], device: int) -> None:
+    """Bad input if ``--device N`` names a GPU this machine does not have."""
+    if device < 0:
+        raise InvalidInputError(f"--device {device}: must be 0 or more")
+    gpus = env.get("gpus")
+    if device and isinstance(gpus, list) and device >= len(gpus):
+        have = f"GPUs 0..{len(gpus) - 1}" if gpus else "no GPU"
+        raise InvalidInputError(f"--device {device}: this machine has {have}")
+
+
+def collect(deep: bool, device: int) -> dict[str, Any]:
+    """Probe, with a spinner on a terminal while the deep (slow) part runs."""
+    from quantdoctor.doctor.probe import probe_dict
+
+    if deep and sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status("compiling and running a Triton test kernel ..."):
+            return probe_dict(deep=True, device=device)
+    return probe_dict(deep=deep, device=device)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.device < 0:
+        raise InvalidInputError(f"--device {args.device}: must be 0 or more")
+    env = collect(args.deep, args.device)
+    check_device(env, args.device)
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(env, indent=2) + "\n")
+        return 0
+    from quantdoctor.doctor.report import print_lines, render_env
+
+    print_lines(render_env(env, device=args.device))
+    return 0

@@ -1,0 +1,597 @@
+"""What a model file is, from its header alone: format, engine, scheme, component, size.
+
+``detect(path)`` reads only headers (a safetensors JSON header, a GGUF key/value and
+tensor-info block, a diffusers ``config.json``/``model_index.json``, a sharded
+``*.safetensors.index.json``), never tensor data, and never writes. It needs only the
+standard library, so it works where torch or the engines are missing or broken. A file
+that is truncated, random or lies about its sizes raises ``UnreadableFileError`` naming
+the file and what is wrong with it.
+
+How each engine shows in a file (reference/engines.md section 9):
+- bitsandbytes 4-bit: ``<m>.weight`` uint8 plus ``absmax``/``quant_map`` and
+  ``<m>.weight.quant_state.bitsandbytes__nf4`` (or ``__fp4``); 8-bit: int8 ``<m>.weight``
+  plus ``<m>.SCB``.
+- optimum-quanto: ``<m>.weight._data`` with ``._scale`` (and ``._shift`` for qint4/qint2,
+  whose data is packed in ``._data._data``); a ``quanto_qmap.json`` beside it if saved.
+- torchao (>= 0.16 safetensors support): metadata ``tensor_names`` and per-tensor JSON
+  whose ``_type`` names the tensor subclass; data in ``<m>._weight_qdata``.
+- plain float8 dtypes with none of the above: fp8 weights, not an engine.
+- GGUF: every tensor's ggml type; the scheme is the quantized type holding most bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quantdoctor.doctor import _gguf_header, _safetensors_header
+from quantdoctor.doctor._fileio import open_regular, read_exact, unreadable
+from quantdoctor.doctor._layouts import GGUF_IMAGE_ARCHS, GGUF_TEXT_ARCHS, base_name, classify
+from quantdoctor.doctor._safetensors_header import SafetensorsHeader, TensorEntry
+
+if TYPE_CHECKING:
+    from quantdoctor.rules.models import Plan
+
+__all__ = ["Detection", "detect"]
+
+#: config.json, model_index.json, index and qmap files are small; anything bigger is not one.
+MAX_JSON_BYTES = 16 * 1024 * 1024
+MAX_SHARDS = 10_000
+
+FLOAT8 = {"F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+_FLOAT_STORAGE = {"F32", "F16", "BF16", "F64"}
+
+#: torchao tensor subclass -> (scheme, weight-only?) as diffusers' short names spell it.
+_TORCHAO_TYPES: dict[str, str] = {
+    "Int8Tensor": "int8",
+    "Float8Tensor": "float8",
+    "Int4Tensor": "int4",
+    "Int4TilePackedTo4dTensor": "int4",
+    "Int4PlainInt32Tensor": "int4",
+    "Int4PreshuffledTensor": "int4",
+    "Int4MarlinSparseTensor": "int4",
+    "IntxUnpackedToInt8Tensor": "intx",
+    "MXTensor": "mx",
+    "NVFP4Tensor": "nvfp4",
+}
+#: diffusers TorchAoConfig class names -> short scheme names.
+_TORCHAO_CONFIGS: dict[str, str] = {
+    "Int8WeightOnlyConfig": "int8wo",
+    "Int8DynamicActivationInt8WeightConfig": "int8dq",
+    "Int4WeightOnlyConfig": "int4wo",
+    "Int4DynamicActivationInt4WeightConfig": "int4dq",
+    "Float8WeightOnlyConfig": "float8wo",
+    "Float8DynamicActivationFloat8WeightConfig": "float8dq",
+    "IntxWeightOnlyConfig": "intxwo",
+}
+_QUANTO_DTYPES = {"I8": "qint8", "F8_E4M3": "qfloat8_e4m3fn", "F8_E5M2": "qfloat8_e5m2"}
+_QUANTO_CONFIG = {
+    "int8": "qint8",
+    "int4": "qint4",
+    "int2": "qint2",
+    "float8": "qfloat8_e4m3fn",
+}
+#: quanto's default group size for qint4/qint2; used to tell them apart without a qmap.
+_QUANTO_GROUP = 128
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a model file (or folder) holds, and the plan that would load it."""
+
+    path: str
+    format: str
+    engine: str | None = None
+    scheme: str | None = None
+    component: str | None = None
+    architecture: str | None = None
+    parameters: int = 0
+    bytes: int = 0
+    tensors: int = 0
+    #: storage dtype (safetensors) or ggml type (GGUF) -> bytes of tensor data
+    dtypes: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    #: a diffusers pipeline folder's components
+    parts: tuple[Detection, ...] = ()
+
+    @property
+    def plan(self) -> dict[str, str] | None:
+        """The plan facets that load this file as it is (mode ``prequantized``)."""
+        if self.engine is None or self.scheme is None:
+            return None
+        plan = {"engine": self.engine, "scheme": self.scheme, "mode": "prequantized"}
+        if self.component is not None:
+            plan["component"] = self.component
+        return plan
+
+    def to_plan(self) -> Plan | None:
+        """A ``Plan`` for ``quantdoctor check``; None when no engine quantized this file."""
+        facets = self.plan
+        if facets is None:
+            return None
+        from pydantic import ValidationError
+
+        from quantdoctor.errors import InvalidInputError
+        from quantdoctor.rules.models import Plan
+
+        try:
+            return Plan(**facets)
+        except ValidationError as err:
+            problem = err.errors()[0]["msg"].removeprefix("Value error, ")
+            raise InvalidInputError(f"{self.path}: detected plan is not valid: {problem}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "engine": self.engine,
+            "scheme": self.scheme,
+            "component": self.component,
+            "architecture": self.architecture,
+            "parameters": self.parameters,
+            "bytes": self.bytes,
+            "tensors": self.tensors,
+            "dtypes": dict(self.dtypes),
+            "plan": self.plan,
+            "notes": list(self.notes),
+            "parts": [p.to_dict() for p in self.parts],
+        }
+
+
+def detect(path: str | os.PathLike[str]) -> Detection:
+    """Recognise the model at ``path`` (file or folder) from its headers alone."""
+    p = Path(path)
+    if p.is_dir():
+        return _detect_dir(p)
+    if p.name.endswith(".index.json"):
+        return _detect_index(p)
+    f, size = open_regular(p)
+    with f:
+        prefix = read_exact(f, min(size, 9), p, "the first bytes")
+    if _gguf_header.looks_like_gguf(prefix):
+        return _detect_gguf(p)
+    if _safetensors_header.looks_like_safetensors(prefix):
+        return _detect_safetensors(p)
+    if p.suffix == ".gguf":
+        return _detect_gguf(p)  # the parser names what is wrong with the magic
+    if p.suffix == ".safetensors":
+        return _detect_safetensors(p)
+    raise unreadable(p, "not a safetensors or GGUF file, nor a diffusers folder")
+
+
+# ----------------------------------------------------------------------------- GGUF
+
+
+def _detect_gguf(path: Path) -> Detection:
+    header = _gguf_header.read_header(path)
+    by_type: Counter[str] = Counter()
+    for t in header.tensors:
+        by_type[t.type_name] += t.nbytes
+    quantized = Counter({k: v for k, v in by_type.items() if k not in _FLOAT_STORAGE})
+    scheme = max(quantized or by_type, key=lambda k: (quantized or by_type)[k], default=None)
+    arch_value = header.metadata.get("general.architecture")
+    arch = arch_value if isinstance(arch_value, str) else None
+    notes: list[str] = []
+    component: str | None
+    if arch in GGUF_IMAGE_ARCHS:
+        component = GGUF_IMAGE_ARCHS[arch]
+    elif arch in GGUF_TEXT_ARCHS:
+        component = "text_encoder"
+    else:
+        # ComfyUI-GGUF "compatibility mode" files (no, pig or cow architecture): names decide.
+        shapes = {t.name: tuple(reversed(t.shape)) for t in header.tensors}
+        component, found = classify(shapes, shapes)
+        if arch in (None, "pig", "cow"):
+            arch = found
+    if quantized and len(quantized) > 1:
+        mix = ", ".join(f"{k} {v / sum(quantized.values()):.0%}" for k, v in quantized.most_common())
+        notes.append(f"mixed quantization by bytes: {mix}")
+    return Detection(
+        path=str(path),
+        format="gguf",
+        engine="gguf",
+        scheme=scheme,
+        component=component,
+        architecture=arch,
+        parameters=sum(t.numel for t in header.tensors),
+        bytes=sum(t.nbytes for t in header.tensors),
+        tensors=len(header.tensors),
+        dtypes=dict(by_type.most_common()),
+        notes=tuple(notes),
+    )
+
+
+# ---------------------------------------------------------------------- safetensors
+
+
+@dataclass
+class _Quantized:
+    """Per-weight facts gathered while reading names: engine, scheme, params multiplier."""
+
+    engine: str
+    scheme: str | None
+    weights: dict[str, int] = field(default_factory=dict)  # stored tensor name -> param count
+
+
+def _detect_safetensors(path: Path) -> Detection:
+    header = _safetensors_header.read_header(path)
+    return _analyse(str(path), "safetensors", [header], _read_qmap(path.parent))
+
+
+def _analyse(
+    where: str, fmt: str, headers: list[SafetensorsHeader], qmap: dict[str, str]
+) -> Detection:
+    tensors = [t for h in headers for t in h.tensors]
+    by_name = {t.name: t for t in tensors}
+    found = [
+        *_bitsandbytes(by_name),
+        *_quanto(by_name, qmap),
+        *_torchao(where, headers, by_name),
+    ]
+    counted: dict[str, int] = {}
+    for q in found:
+        counted.update(q.weights)
+    parameters = 0
+    names: dict[str, tuple[int, ...]] = {}
+    dtypes: Counter[str] = Counter()
+    weight_dtypes: Counter[str] = Counter()
+    for t in tensors:
+        dtypes[t.dtype] += t.nbytes
+        base = base_name(t.name)
+        if base is None and t.name not in counted:
+            continue
+        parameters += counted.get(t.name, t.numel)
+        if base is not None:
+            names[base] = t.shape
+        if t.name not in counted:
+            weight_dtypes[t.dtype] += t.nbytes
+    component, arch = classify(names, names)
+    engine, scheme, notes = _decide(found)
+    if engine is None and weight_dtypes:
+        top = weight_dtypes.most_common(1)[0][0]
+        if top in FLOAT8:
+            notes.append(
+                f"fp8 weights ({FLOAT8[top]}), not an engine: a plain checkpoint stored in "
+                "float8; it loads without a quantization engine (upcast on load or layerwise "
+                "casting)"
+            )
+    return Detection(
+        path=where,
+        format=fmt,
+        engine=engine,
+        scheme=scheme,
+        component=component,
+        architecture=arch,
+        parameters=parameters,
+        bytes=sum(t.nbytes for t in tensors),
+        tensors=len(tensors),
+        dtypes=dict(dtypes.most_common()),
+        notes=tuple(notes),
+    )
+
+
+def _decide(found: list[_Quantized]) -> tuple[str | None, str | None, list[str]]:
+    """The engine and scheme holding the most quantized weights, with notes on any mix."""
+    if not found:
+        return None, None, []
+    by_plan: Counter[tuple[str, str | None]] = Counter()
+    for q in found:
+        by_plan[(q.engine, q.scheme)] += sum(q.weights.values())
+    (engine, scheme), _ = by_plan.most_common(1)[0]
+    notes: list[str] = []
+    if len(by_plan) > 1:
+        total = sum(by_plan.values()) or 1
+        mix = ", ".join(f"{e} {s} {n / total:.0%}" for (e, s), n in by_plan.most_common())
+        notes.append(f"mixed quantization by parameters: {mix}")
+    return engine, scheme, notes
+
+
+def _bitsandbytes(by_name: dict[str, TensorEntry]) -> list[_Quantized]:
+    found: dict[str, _Quantized] = {}
+    for name in by_name:
+        weight, sep, kind = name.partition(".quant_state.bitsandbytes__")
+        if sep and weight in by_name:
+            q = found.setdefault(kind, _Quantized("bitsandbytes", kind))
+            q.weights[weight] = by_name[weight].numel * 2  # two 4-bit values per byte
+        elif name.endswith(".SCB"):
+            weight = name[: -len("SCB")] + "weight"
+            if weight in by_name and by_name[weight].dtype == "I8":
+                q = found.setdefault("int8", _Quantized("bitsandbytes", "int8"))
+                q.weights[weight] = by_name[weight].numel
+    if not found and any(n.endswith(".weight.absmax") for n in by_name):
+        # absmax/quant_map without the serialized quant_state: 4-bit, type unknown.
+        q = _Quantized("bitsandbytes", None)
+        for n in by_name:
+            if n.endswith(".weight.absmax") and n[: -len(".absmax")] in by_name:
+                q.weights[n[: -len(".absmax")]] = by_name[n[: -len(".absmax")]].numel * 2
+        return [q]
+    return list(found.values())
+
+
+def _quanto(by_name: dict[str, TensorEntry], qmap: dict[str, str]) -> list[_Quantized]:
+    found: dict[str | None, _Quantized] = {}
+    for name, t in by_name.items():
+        for suffix in ("._data._data", "._data"):
+            if name.endswith(suffix):
+                owner = name[: -len(suffix)]
+                break
+        else:
+            continue
+        if owner + "._scale" not in by_name and owner + "._scale_shift" not in by_name:
+            continue
+        module = owner.rsplit(".", 1)[0]
+        scheme, params = _quanto_scheme(by_name, owner, t, qmap.get(module))
+        q = found.setdefault(scheme, _Quantized("quanto", scheme))
+        q.weights[name] = params
+    return list(found.values())
+
+
+def _quanto_scheme(
+    by_name: dict[str, TensorEntry], owner: str, data: TensorEntry, declared: str | None
+) -> tuple[str | None, int]:
+    """(scheme, unpacked parameter count) of one quanto weight."""
+    if data.dtype in _QUANTO_DTYPES:
+        return declared or _QUANTO_DTYPES[data.dtype], data.numel
+    if owner + "._scale_shift" in by_name:  # TinyGemm layout: int4 only
+        return "qint4", data.numel * 2
+    if declared in ("qint4", "qint2"):
+        return declared, data.numel * (2 if declared == "qint4" else 4)
+    scale = by_name.get(owner + "._scale")
+    groups = scale.numel if scale else 0
+    # packed bytes per group = group_size * bits / 8; with quanto's default group size
+    # this tells qint4 (64 bytes) from qint2 (32 bytes).
+    if groups and data.nbytes * 8 == groups * _QUANTO_GROUP * 4:
+        return "qint4", data.numel * 2
+    if groups and data.nbytes * 8 == groups * _QUANTO_GROUP * 2:
+        return "qint2", data.numel * 4
+    return None, data.numel
+
+
+def _read_qmap(folder: Path) -> dict[str, str]:
+    """quanto's ``quanto_qmap.json`` (module -> weights qtype), when saved beside the file."""
+    path = folder / "quanto_qmap.json"
+    if not path.is_file():
+        return {}
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise unreadable(path, "expected a JSON object of module -> {weights, activations}")
+    return {
+        str(module): spec["weights"]
+        for module, spec in data.items()
+        if isinstance(spec, dict) and isinstance(spec.get("weights"), str)
+    }
+
+
+def _torchao(
+    where: str, headers: list[SafetensorsHeader], by_name: dict[str, TensorEntry]
+) -> list[_Quantized]:
+    found: dict[str, _Quantized] = {}
+    for h in headers:
+        if "tensor_names" not in h.metadata:
+            continue
+        names = _json_field(where, "tensor_names", h.metadata["tensor_names"])
+        if not isinstance(names, list):
+            raise unreadable(where, "torchao metadata tensor_names is not a list")
+        for logical in names:
+            if not isinstance(logical, str) or logical not in h.metadata:
+                continue
+            info = _json_field(where, logical, h.metadata[logical])
+            kind = info.get("_type") if isinstance(info, dict) else None
+            if not isinstance(kind, str) or kind == "Tensor":
+                continue
+            scheme = _torchao_scheme(kind, info)
+            module, _, attr = logical.rpartition(".")
+            qdata = f"{module}._{attr}_qdata" if module else f"_{attr}_qdata"
+            t = by_name.get(qdata)
+            if t is None:
+                continue
+            q = found.setdefault(scheme, _Quantized("torchao", scheme))
+            q.weights[qdata] = t.nbytes * 2 if scheme.startswith("int4") else t.numel
+    return list(found.values())
+
+
+def _torchao_scheme(kind: str, info: dict[str, Any]) -> str:
+    family = _TORCHAO_TYPES.get(kind, kind)
+    data = info.get("_data")
+    dynamic = isinstance(data, dict) and bool(
+        data.get("act_quant_kwargs") or data.get("activation_quantization")
+    )
+    if family in ("int8", "float8", "int4", "intx"):
+        return f"{family}{'dq' if dynamic else 'wo'}"
+    return family
+
+
+def _json_field(where: str, key: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise unreadable(where, f"metadata {key[:80]!r} is not valid JSON") from None
+
+
+# ---------------------------------------------------------------- folders and shards
+
+
+def _read_json(path: Path) -> Any:
+    f, size = open_regular(path)
+    with f:
+        if size > MAX_JSON_BYTES:
+            raise unreadable(path, f"{size} bytes is too large for a JSON side file")
+        raw = read_exact(f, size, path, "the JSON")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise unreadable(path, f"not valid JSON: {str(err)[:120]}") from None
+
+
+def _shard_paths(index: Path) -> list[Path]:
+    data = _read_json(index)
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise unreadable(index, "no weight_map in the index")
+    if not all(isinstance(f, str) for f in weight_map.values()):
+        raise unreadable(index, "weight_map values must be file names")
+    files = sorted(set(weight_map.values()))
+    if len(files) > MAX_SHARDS:
+        raise unreadable(index, f"{len(files)} shards (limit {MAX_SHARDS})")
+    for name in files:
+        # A shard must sit beside its index: a path here could point anywhere on disk.
+        if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise unreadable(index, f"shard name {name[:80]!r} is not a plain file name")
+    return [index.parent / name for name in files]
+
+
+def _detect_index(index: Path) -> Detection:
+    shards = _shard_paths(index)
+    headers = [_safetensors_header.read_header(s) for s in shards]
+    found = _analyse(str(index), "safetensors-sharded", headers, _read_qmap(index.parent))
+    return replace(found, notes=(f"{len(shards)} shards", *found.notes))
+
+
+def _weights_in(folder: Path) -> Detection | None:
+    indexes = sorted(folder.glob("*.safetensors.index.json"))
+    if indexes:
+        return _detect_index(indexes[0])
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.gguf"))
+    if not files:
+        return None
+    parts = [detect(f) for f in files]
+    if len(parts) == 1:
+        return parts[0]
+    # Several weight files and no index: describe the largest, count them all.
+    main = max(parts, key=lambda d: d.bytes)
+    return replace(
+        main,
+        parameters=sum(d.parameters for d in parts),
+        bytes=sum(d.bytes for d in parts),
+        tensors=sum(d.tensors for d in parts),
+        notes=(f"{len(parts)} weight files without an index", *main.notes),
+    )
+
+
+def _config_plan(config: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(engine, scheme) from a diffusers/transformers ``quantization_config``."""
+    qc = config.get("quantization_config")
+    if not isinstance(qc, dict):
+        return None, None
+    method = qc.get("quant_method")
+    if method == "bitsandbytes":
+        if qc.get("load_in_8bit"):
+            return "bitsandbytes", "int8"
+        kind = qc.get("bnb_4bit_quant_type")
+        return "bitsandbytes", kind if kind in ("nf4", "fp4") else None
+    if method == "quanto":
+        return "quanto", _QUANTO_CONFIG.get(str(qc.get("weights_dtype")))
+    if method == "torchao":
+        return "torchao", _torchao_config_scheme(qc.get("quant_type"))
+    if method == "gguf":
+        return "gguf", None
+    if isinstance(method, str):
+        return method, None
+    return None, None
+
+
+def _torchao_config_scheme(quant_type: Any) -> str | None:
+    if isinstance(quant_type, str):
+        return quant_type
+    if isinstance(quant_type, dict):
+        inner = quant_type.get("default", quant_type)
+        kind = inner.get("_type") if isinstance(inner, dict) else None
+        if isinstance(kind, str):
+            return _TORCHAO_CONFIGS.get(kind, kind)
+    return None
+
+
+def _component_of(folder: Path, config: dict[str, Any]) -> str | None:
+    name = str(config.get("_class_name") or "")
+    archs = config.get("architectures")
+    arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else ""
+    if "UNet" in name:
+        return "unet"
+    if "Transformer" in name:
+        return "transformer"
+    if "Autoencoder" in name or "VAE" in name.upper():
+        return "vae"
+    if arch.endswith(("EncoderModel", "TextModel", "TextModelWithProjection")) or (
+        folder.name.startswith("text_encoder")
+    ):
+        return "text_encoder"
+    for component in ("transformer", "unet", "vae"):
+        if folder.name == component:
+            return component
+    return None
+
+
+def _detect_component(folder: Path) -> Detection:
+    config_path = folder / "config.json"
+    config = _read_json(config_path)
+    if not isinstance(config, dict):
+        raise unreadable(config_path, "expected a JSON object")
+    weights = _weights_in(folder)
+    engine, scheme = _config_plan(config)
+    notes: list[str] = []
+    if weights is None:
+        notes.append("no weight files beside config.json")
+        weights = Detection(path=str(folder), format="diffusers")
+    elif engine and weights.engine and weights.engine != engine:
+        notes.append(f"config says {engine} but the weights look like {weights.engine}")
+    return replace(
+        weights,
+        path=str(folder),
+        format="diffusers",
+        engine=engine or weights.engine,
+        scheme=scheme or weights.scheme,
+        component=_component_of(folder, config) or weights.component,
+        notes=(*notes, *weights.notes),
+    )
+
+
+def _detect_pipeline(folder: Path) -> Detection:
+    index = _read_json(folder / "model_index.json")
+    if not isinstance(index, dict):
+        raise unreadable(folder / "model_index.json", "expected a JSON object")
+    parts: list[Detection] = []
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list):
+            continue
+        sub = folder / name
+        # Plain names only: model_index.json must not send detect outside the folder.
+        if "/" in name or "\\" in name or name in (".", "..") or not (sub / "config.json").is_file():
+            continue
+        parts.append(_detect_component(sub))
+    rank = {"transformer": 0, "unet": 1, "text_encoder": 2, "vae": 3}
+    quantized = sorted(
+        (p for p in parts if p.engine), key=lambda p: rank.get(p.component or "", 9)
+    )
+    lead = quantized[0] if quantized else None
+    class_name = index.get("_class_name")
+    return Detection(
+        path=str(folder),
+        format="diffusers",
+        engine=lead.engine if lead else None,
+        scheme=lead.scheme if lead else None,
+        component=lead.component if lead else None,
+        architecture=class_name if isinstance(class_name, str) else None,
+        parameters=sum(p.parameters for p in parts),
+        bytes=sum(p.bytes for p in parts),
+        tensors=sum(p.tensors for p in parts),
+        dtypes=dict(sum((Counter(p.dtypes) for p in parts), Counter()).most_common()),
+        notes=tuple(f"{Path(p.path).name}: {p.engine} {p.scheme}" for p in quantized),
+        parts=tuple(parts),
+    )
+
+
+def _detect_dir(folder: Path) -> Detection:
+    if (folder / "model_index.json").is_file():
+        return _detect_pipeline(folder)
+    if (folder / "config.json").is_file():
+        return _detect_component(folder)
+    weights = _weights_in(folder)
+    if weights is None:
+        raise unreadable(
+            folder, "no model_index.json, config.json, .safetensors or .gguf file in this folder"
+        )
+    return weights

@@ -1,0 +1,210 @@
+"""``probe()``: the facts of this machine, as DESIGN.md's Environment JSON.
+
+The probe never imports torch or an engine, never creates a CUDA context and never
+touches the network: versions come from metadata files, build facts from
+``torch/version.py`` read as text, GPUs from NVML, sysfs and (bounded) vendor tools.
+Anything that must run code (the ``deep`` Triton test) runs in a subprocess with a
+timeout. ``probe_dict`` builds the JSON without pydantic, for ``env --json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from quantdoctor.doctor._probe_nvidia import VendorResult
+from quantdoctor.doctor._probe_util import DEFAULT_TIMEOUT, Json, Notes, ProbeContext
+
+if TYPE_CHECKING:
+    from quantdoctor.rules.models import Environment
+
+__all__ = ["DEFAULT_TIMEOUT", "ProbeContext", "derive_backend", "probe", "probe_dict"]
+
+#: The vendor whose GPUs the backend numbers 0, 1, ... (``--device N`` counts these first).
+BACKEND_VENDOR = {
+    "cuda": "nvidia",
+    "zluda": "amd",
+    "rocm": "amd",
+    "xpu": "intel",
+    "mps": "apple",
+}
+
+
+def probe(
+    *,
+    deep: bool = False,
+    device: int = 0,
+    timeout: float = DEFAULT_TIMEOUT,
+    root: str | None = None,
+    site_dirs: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    packages: Sequence[str] = (),
+) -> Environment:
+    """Probe this machine (or the tree under ``root``, for tests) into an ``Environment``.
+
+    ``deep`` also compiles and runs a Triton kernel on GPU ``device`` in a subprocess.
+    ``timeout`` bounds each vendor tool; ``packages`` adds distributions to report.
+    """
+    from quantdoctor.rules.models import Environment
+
+    ctx = make_context(timeout=timeout, root=root, site_dirs=site_dirs, environ=environ)
+    return Environment.model_validate(probe_dict(ctx, deep=deep, device=device, packages=packages))
+
+
+def make_context(
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    root: str | None = None,
+    site_dirs: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ProbeContext:
+    return ProbeContext(timeout=timeout, root=root or "/", site_dirs=site_dirs, environ=environ)
+
+
+def probe_dict(
+    ctx: ProbeContext | None = None,
+    *,
+    deep: bool = False,
+    device: int = 0,
+    packages: Sequence[str] = (),
+    deep_timeout: float | None = None,
+) -> dict[str, Json]:
+    """The Environment JSON as a plain dict (no pydantic): unknown keys are left out,
+    and ``notes`` (present only when non-empty) says why each is unknown."""
+    from quantdoctor.doctor import _probe_packages as pk
+    from quantdoctor.doctor._probe_system import probe_system
+
+    ctx = ctx or ProbeContext()
+    notes: Notes = {}
+    env: dict[str, Json] = probe_system(ctx, notes)
+
+    dists = pk.index_distributions(ctx.site_dirs)
+    names = list(dict.fromkeys([*pk.PACKAGES, *(pk.canonical(p) for p in packages)]))
+    pkgs = pk.probe_packages(dists, names, notes)
+    torch = pk.probe_torch(ctx, dists, notes)
+    gpus_by_vendor, gpu_notes = _probe_gpus(ctx)
+
+    zluda = None
+    if torch.info is not None and torch.info.get("cuda"):
+        zluda = pk.zluda_evidence(ctx, torch.package_dir)
+    backend_known, backend, why = derive_backend(ctx, torch.info, gpus_by_vendor, pkgs, zluda)
+    if backend_known:
+        env["backend"] = backend
+    else:
+        notes["backend"] = why
+    env["torch"] = torch.info
+
+    gpus = _ordered_gpus(gpus_by_vendor, backend)
+    if gpus is not None:
+        env["gpus"] = gpus
+        if gpu_notes:
+            notes["gpus"] = "the list may be incomplete: " + "; ".join(gpu_notes)
+    else:
+        notes["gpus"] = "; ".join(gpu_notes)
+
+    known, triton = pk.probe_triton(dists, notes)
+    if known:
+        if deep and isinstance(triton, dict):
+            from quantdoctor.doctor._probe_triton import DEEP_TIMEOUT, probe_triton_works
+
+            limit = DEEP_TIMEOUT if deep_timeout is None else deep_timeout
+            works = probe_triton_works(ctx, backend, device, notes, limit)
+            if works is not None:
+                triton["works"] = works
+        env["triton"] = triton
+    env["packages"] = pkgs
+    if notes:
+        env["notes"] = dict(sorted(notes.items()))
+    return env
+
+
+def _probe_gpus(ctx: ProbeContext) -> tuple[dict[str, VendorResult], list[str]]:
+    """Every vendor's GPUs; the second value lists why some vendor's are unknown."""
+    from quantdoctor.doctor._probe_amd import probe_amd
+    from quantdoctor.doctor._probe_drm import probe_drm, probe_intel
+    from quantdoctor.doctor._probe_nvidia import probe_nvidia
+
+    drm = probe_drm(ctx) if ctx.system == "linux" else {}
+    results: dict[str, VendorResult] = {
+        "nvidia": probe_nvidia(ctx),
+        "amd": probe_amd(ctx, drm.get("amd", [])),
+        "intel": probe_intel(ctx, drm.get("intel", [])),
+        "apple": VendorResult(gpus=[]),
+    }
+    if ctx.system == "darwin":
+        from quantdoctor.doctor._probe_os_gpus import probe_apple
+
+        results["apple"] = probe_apple(ctx)
+    if ctx.system == "windows":
+        from quantdoctor.doctor._probe_os_gpus import probe_windows
+
+        wmi = probe_windows(ctx)
+        for vendor in ("amd", "intel", "other"):
+            rows = None if wmi.gpus is None else [g for g in wmi.gpus if g["vendor"] == vendor]
+            results[vendor] = VendorResult(gpus=rows, why=wmi.why)
+        if results["nvidia"].gpus is None and wmi.gpus is not None:
+            # NVML failed; WMI still names the cards, without their compute capability.
+            nv = [g for g in wmi.gpus if g["vendor"] == "nvidia"]
+            results["nvidia"] = VendorResult(gpus=nv, why=results["nvidia"].why if nv else None)
+    why = [f"{v}: {r.why}" for v, r in results.items() if r.why]
+    return results, why
+
+
+def _ordered_gpus(
+    results: dict[str, VendorResult], backend: str | None
+) -> list[dict[str, Json]] | None:
+    """All GPUs, the backend's vendor first (torch numbers only those); ``None`` if unknown."""
+    known = [r.gpus for r in results.values() if r.gpus is not None]
+    found = [g for rows in known for g in rows]
+    if len(known) < len(results) and not found:
+        return None
+    first = BACKEND_VENDOR.get(backend or "")
+    return sorted(found, key=lambda g: g.get("vendor") != first)
+
+
+def derive_backend(
+    ctx: ProbeContext,
+    info: dict[str, Json] | None,
+    gpus: Mapping[str, VendorResult],
+    packages: Mapping[str, str | None],
+    zluda: str | None,
+) -> tuple[bool, str | None, str]:
+    """``(known, backend, why-unknown)`` from torch's build and the GPUs found.
+
+    The order follows what the UIs do at run time (SD.Next ``modules/devices.py``:
+    openvino and directml by choice, then xpu, zluda, cuda, rocm, mps, cpu), decided here
+    from files: a ROCm build is rocm; a CUDA build on ZLUDA's libraries is zluda; a CUDA
+    build with an NVIDIA GPU is cuda; then xpu, directml, mps, openvino, cpu.
+    """
+    if info is None:
+        return True, None, ""  # no torch: nothing runs a model, the backend is absent
+    if "cuda" not in info:
+        return False, None, "torch's build (CUDA, ROCm, CPU) is unknown"
+
+    def count(vendor: str) -> int | None:
+        rows = gpus[vendor].gpus if vendor in gpus else []
+        return None if rows is None else len(rows)
+
+    if info.get("hip"):
+        return True, "rocm", ""
+    if info.get("cuda"):
+        if zluda is not None and not count("nvidia"):
+            return True, "zluda", ""
+        nvidia = count("nvidia")
+        if nvidia:
+            return True, "cuda", ""
+        if nvidia is None:
+            why = gpus["nvidia"].why or "unknown"
+            return False, None, f"torch is a CUDA build; are NVIDIA GPUs here? unknown ({why})"
+    intel = count("intel")
+    if (info.get("xpu") or packages.get("intel-extension-for-pytorch")) and intel != 0:
+        if intel is None:
+            return False, None, "torch can use Intel GPUs, but whether one is here is unknown"
+        return True, "xpu", ""
+    if packages.get("torch-directml"):
+        return True, "directml", ""
+    if ctx.system == "darwin" and ctx.machine in ("arm64", "aarch64"):
+        return True, "mps", ""
+    if packages.get("openvino"):
+        return True, "openvino", ""
+    return True, "cpu", ""

@@ -1,0 +1,139 @@
+"""The one small interface every engine adapter implements, and the helpers they share.
+
+An adapter applies a plan that ``rules/`` has already allowed; it never decides
+compatibility. It imports its engine inside ``apply``, so importing an adapter module
+costs nothing but torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from quantdoctor.errors import EngineError, InvalidInputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from quantdoctor.rules.models import Plan
+
+
+class Progress(Protocol):
+    """What an adapter sees of the progress bar: one step per layer."""
+
+    def advance(self, steps: int = 1) -> None: ...
+
+
+class Adapter(Protocol):
+    """Applies a validated plan to a module, through the engine itself."""
+
+    engine: str
+
+    def apply(
+        self,
+        module: torch.nn.Module,
+        plan: Plan,
+        *,
+        example_input: Any,
+        progress: Progress | None,
+    ) -> torch.nn.Module:
+        """Quantize ``module`` (in place where the engine does) and return the module to run.
+
+        ``progress`` is ``None`` when no bar is shown: the adapter then makes the engine's
+        whole-model call; with a bar it may work layer by layer to advance it.
+        """
+        ...
+
+
+def engine_module(name: str) -> Any:
+    """Import an engine (or diffusers) module; an import that crashes becomes an EngineError.
+
+    Typed ``Any``: the engines ship no usable type information.
+    """
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # an engine's import can fail in any way (ABI, CUDA libs, ...)
+        package = name.partition(".")[0]
+        raise EngineError(
+            f"import {name} failed ({type(exc).__name__}: {exc}); check the {package} "
+            "installation: python -m pip show " + package
+        ) from exc
+
+
+class _RichProgress:
+    def __init__(self, bar: Any, task: Any) -> None:
+        self._bar = bar
+        self._task = task
+
+    def advance(self, steps: int = 1) -> None:
+        self._bar.advance(self._task, steps)
+
+
+@contextmanager
+def layer_progress(enabled: bool, description: str, total: int) -> Iterator[Progress | None]:
+    """A progress bar over ``total`` layers, or ``None``; rich is imported only when shown."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield _RichProgress(bar, task)
+        bar.update(task, completed=total)
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype the vocabulary's ``dtype`` names."""
+    import torch
+
+    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    if name not in dtypes:
+        raise InvalidInputError(
+            f"dtype: {name!r} is not valid; valid values are {', '.join(dtypes)}"
+        )
+    return dtypes[name]
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of the module's first parameter or buffer (CPU for an empty module)."""
+    import torch
+
+    for param in module.parameters():
+        return param.device
+    for buffer in module.buffers():
+        return buffer.device
+    return torch.device("cpu")
+
+
+def named_linears(module: torch.nn.Module) -> list[tuple[str, torch.nn.Linear]]:
+    """Every ``nn.Linear`` (subclasses included) with its qualified name."""
+    import torch
+
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
+
+
+def set_submodule(root: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
+    """Replace the submodule called ``name`` (a dotted path) by ``new``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
+
+def scheme_api(table: dict[str, str], plan: Plan) -> str:
+    """The engine's own name for the plan's scheme, or a clear error naming the scheme."""
+    try:
+        return table[plan.scheme]
+    except KeyError:
+        raise InvalidInputError(
+            f"scheme: {plan.scheme!r} has no {plan.engine} adapter; "
+            f"valid values are {', '.join(table)}"
+        ) from None

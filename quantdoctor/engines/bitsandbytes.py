@@ -1,0 +1,83 @@
+"""bitsandbytes: every ``nn.Linear`` becomes ``Linear4bit`` (nf4, fp4) or ``Linear8bitLt`` (int8).
+
+bitsandbytes quantizes a layer's weight when the layer moves to a device, so each new
+layer is moved to the device the module already lives on (CPU works with bnb >= 0.47).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from quantdoctor.engines.base import (
+    Progress,
+    engine_module,
+    module_device,
+    named_linears,
+    scheme_api,
+    set_submodule,
+    torch_dtype,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from quantdoctor.rules.models import Plan
+
+#: scheme -> bitsandbytes quant_type ("int8" is LLM.int8, ``Linear8bitLt``).
+SCHEMES: dict[str, str] = {"nf4": "nf4", "fp4": "fp4", "int8": "int8"}
+
+
+class BitsAndBytesAdapter:
+    engine = "bitsandbytes"
+
+    def apply(
+        self,
+        module: torch.nn.Module,
+        plan: Plan,
+        *,
+        example_input: Any,
+        progress: Progress | None,
+    ) -> torch.nn.Module:
+        import torch
+
+        bnb_nn = engine_module("bitsandbytes.nn")
+
+        quant_type = scheme_api(SCHEMES, plan)
+        device = module_device(module)
+        compute_dtype = torch_dtype(plan.dtype)
+        done = (bnb_nn.Linear4bit, bnb_nn.Linear8bitLt)
+        for name, linear in named_linears(module):
+            if isinstance(linear, done):
+                continue
+            has_bias = linear.bias is not None
+            new: torch.nn.Module
+            if quant_type == "int8":
+                new = bnb_nn.Linear8bitLt(
+                    linear.in_features,
+                    linear.out_features,
+                    bias=has_bias,
+                    has_fp16_weights=False,
+                    threshold=6.0,
+                    device="meta",
+                )
+                new.weight = bnb_nn.Int8Params(
+                    linear.weight.data, requires_grad=False, has_fp16_weights=False
+                )
+            else:
+                new = bnb_nn.Linear4bit(
+                    linear.in_features,
+                    linear.out_features,
+                    bias=has_bias,
+                    compute_dtype=compute_dtype,
+                    quant_type=quant_type,
+                    device="meta",
+                )
+                new.weight = bnb_nn.Params4bit(
+                    linear.weight.data, requires_grad=False, quant_type=quant_type
+                )
+            if has_bias:
+                new.bias = torch.nn.Parameter(linear.bias.data, requires_grad=False)
+            set_submodule(module, name, new.to(device))  # the move quantizes the weight
+            if progress is not None:
+                progress.advance()
+        return module

@@ -1,0 +1,179 @@
+"""The loader's guard: refuse a plan that cannot run here, and explain engine errors.
+
+``preflight(plan)`` probes (unless given an environment) and evaluates the plan: a
+blocked plan raises ``IncompatiblePlanError`` before any memory is spent; an unknown one
+warns (``QuantDoctorWarning``) or, with ``strict=True``, raises; a plan that works with a
+caveat warns. ``guard(plan)`` does that on entry, as a context manager or a decorator,
+and turns an engine error raised inside into an ``EngineError`` naming the rule, the
+cause and the fix, chained to the original. An error no rule recognises propagates
+untouched, and nothing is ever swallowed: ``KeyboardInterrupt``, ``SystemExit`` and
+quantdoctor's own errors pass through as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import traceback
+import warnings
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from quantdoctor.errors import (
+    EngineError,
+    IncompatiblePlanError,
+    InvalidInputError,
+    QuantDoctorError,
+    QuantDoctorWarning,
+)
+
+if TYPE_CHECKING:
+    from quantdoctor.doctor.explain import Match
+    from quantdoctor.rules.matrix import Matrix
+    from quantdoctor.rules.models import Environment, Plan, Verdict
+
+__all__ = ["guard", "preflight"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _as_plan(plan: Plan | Mapping[str, str]) -> Plan:
+    from pydantic import ValidationError
+
+    from quantdoctor.rules.models import Plan
+
+    if isinstance(plan, Plan):
+        return plan
+    try:
+        return Plan.model_validate(dict(plan))
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "plan"
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise InvalidInputError(f"plan: {where}: {msg}") from None
+
+
+def _evaluate(
+    plan: Plan, env: Environment | Mapping[str, Any] | None, matrix: Matrix | None
+) -> Verdict:
+    from quantdoctor.rules.evaluate import evaluate
+
+    if env is None:
+        from quantdoctor.doctor.probe import probe
+
+        env = probe()
+    return evaluate(plan, env, matrix)
+
+
+def _check(verdict: Verdict, strict: bool, stacklevel: int) -> Verdict:
+    if verdict.status == "blocked" or (strict and verdict.status == "unknown"):
+        raise IncompatiblePlanError(verdict)
+    if verdict.status in ("unknown", "warn"):
+        warnings.warn(QuantDoctorWarning(verdict.summary()), stacklevel=stacklevel + 1)
+    return verdict
+
+
+def preflight(
+    plan: Plan | Mapping[str, str],
+    *,
+    env: Environment | Mapping[str, Any] | None = None,
+    strict: bool = False,
+    matrix: Matrix | None = None,
+) -> Verdict:
+    """Evaluate ``plan`` here (or on ``env``); raise ``IncompatiblePlanError`` if blocked.
+
+    An unknown verdict warns with ``QuantDoctorWarning`` (raises with ``strict=True``);
+    a warn verdict warns. Returns the verdict.
+    """
+    return _check(_evaluate(_as_plan(plan), env, matrix), strict, stacklevel=2)
+
+
+def explain_exception(
+    err: BaseException, plan: Plan | None = None, matrix: Matrix | None = None
+) -> list[Match]:
+    """The rules an exception (with its chained causes and traceback) matches, best first."""
+    from quantdoctor.doctor.explain import explain
+
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    return explain(text, matrix, plan=plan)
+
+
+def _engine_error(err: BaseException, matches: list[Match]) -> EngineError:
+    best = matches[0]
+    cause = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+    lines = [f"[{best.rule}] {best.message}", f"  cause: {cause}"]
+    if best.fix:
+        lines.append(f"  fix: {best.fix}")
+    lines.append(f"  source: {best.source}")
+    others = [m.rule for m in matches[1:]]
+    if others:
+        lines.append(f"  also matches: {', '.join(others)}")
+    return EngineError("\n".join(lines), rules=tuple(m.rule for m in matches))
+
+
+class guard:  # noqa: N801 - used as ``with guard(plan):`` and ``@guard(plan)``, like a function
+    """Preflight on entry; engine errors inside re-raised as ``EngineError`` with the fix.
+
+    A context manager and a decorator (sync and async functions); each entry, or each call
+    of a decorated function, runs ``preflight`` again, on an environment probed once.
+    """
+
+    def __init__(
+        self,
+        plan: Plan | Mapping[str, str],
+        *,
+        env: Environment | Mapping[str, Any] | None = None,
+        strict: bool = False,
+        matrix: Matrix | None = None,
+    ) -> None:
+        self.plan = _as_plan(plan)
+        self.strict = strict
+        self.matrix = matrix
+        self._env = env
+        self.verdict: Verdict | None = None
+
+    def _environment(self) -> Environment | Mapping[str, Any]:
+        if self._env is None:
+            from quantdoctor.doctor.probe import probe
+
+            self._env = probe()  # probing costs a subprocess or two: once per guard
+        return self._env
+
+    def __enter__(self) -> Verdict:
+        verdict = _evaluate(self.plan, self._environment(), self.matrix)
+        self.verdict = _check(verdict, self.strict, stacklevel=2)
+        return self.verdict
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        # Only ordinary errors are explained: KeyboardInterrupt, SystemExit and
+        # GeneratorExit must reach the caller as they are, and our own errors already
+        # carry their explanation.
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, QuantDoctorError):
+            return False
+        matches = explain_exception(exc, self.plan, self.matrix)
+        if not matches:
+            return False  # unrecognised: the original propagates untouched
+        raise _engine_error(exc, matches) from exc
+
+    def __call__(self, func: F) -> F:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with self:
+                    return await func(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return run  # type: ignore[return-value]

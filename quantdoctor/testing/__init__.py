@@ -1,0 +1,22 @@
+"""For downstream test suites: hypothesis strategies and a pytest plugin.
+
+    from quantdoctor.testing import plans, environments, supported_plans
+
+The pytest plugin (marker ``@pytest.mark.quantdoctor(...)``) is registered through the
+``pytest11`` entry point and needs no import. Hypothesis is imported only when a strategy
+is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["environments", "plans", "supported_plans"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from quantdoctor.testing import strategies
+
+        return getattr(strategies, name)
+    raise AttributeError(f"module 'quantdoctor.testing' has no attribute {name!r}")

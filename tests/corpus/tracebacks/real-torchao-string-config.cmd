@@ -1,0 +1,2 @@
+python -c 'from diffusers import TorchAoConfig
+TorchAoConfig("int8wo")'
