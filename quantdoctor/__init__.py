@@ -36,17 +36,18 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
-    from quantdoctor.errors import (
-        EngineError,
-        IncompatiblePlanError,
-        InvalidInputError,
-        MatrixError,
-        QuantDoctorError,
-        QuantDoctorWarning,
-    )
-    from quantdoctor.rules.evaluate import evaluate
-    from quantdoctor.rules.matrix import load_matrix
-    from quantdoctor.rules.models import Environment, Finding, Plan, Verdict
+    from quantdoctor.errors import EngineError as EngineError
+    from quantdoctor.errors import IncompatiblePlanError as IncompatiblePlanError
+    from quantdoctor.errors import InvalidInputError as InvalidInputError
+    from quantdoctor.errors import MatrixError as MatrixError
+    from quantdoctor.errors import QuantDoctorError as QuantDoctorError
+    from quantdoctor.errors import QuantDoctorWarning as QuantDoctorWarning
+    from quantdoctor.rules.evaluate import evaluate as evaluate
+    from quantdoctor.rules.matrix import load_matrix as load_matrix
+    from quantdoctor.rules.models import Environment as Environment
+    from quantdoctor.rules.models import Finding as Finding
+    from quantdoctor.rules.models import Plan as Plan
+    from quantdoctor.rules.models import Verdict as Verdict
 
 
 def __getattr__(name: str) -> Any:

@@ -78,9 +78,7 @@ def render(verdict: Any, *, verbose: bool = False) -> None:
 
     out = console()
     status = verdict.status
-    out.print(
-        f"[{STYLES[status]}]{MARKS[status]} {status}[/] {escape(verdict.plan.label())}"
-    )
+    out.print(f"[{STYLES[status]}]{MARKS[status]} {status}[/] {escape(verdict.plan.label())}")
     for f in verdict.findings:
         if f.severity == "info" and not verbose:
             continue

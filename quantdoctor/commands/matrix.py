@@ -40,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "plan": verdict.plan.model_dump(mode="json"),
-                "status": {n: c.status for n, c in zip(names, cells)},
+                "status": {n: c.status for n, c in zip(names, cells, strict=True)},
                 "rules": {
                     n: [f.rule for f in c.findings if f.severity != "info"]
-                    for n, c in zip(names, cells)
+                    for n, c in zip(names, cells, strict=True)
                 },
             }
         )
@@ -62,8 +62,6 @@ def render(names: list[str], rows: list[dict[str, Any]]) -> None:
         table.add_column(head)
     for row in rows:
         plan = row["plan"]
-        cells = [
-            f"[{STYLES[s]}]{MARKS[s]} {s}[/]" for s in (row["status"][n] for n in names)
-        ]
+        cells = [f"[{STYLES[s]}]{MARKS[s]} {s}[/]" for s in (row["status"][n] for n in names)]
         table.add_row(plan["engine"], plan["scheme"], plan["offload"], *cells)
     console().print(table)

@@ -139,9 +139,7 @@ def _compare(op: str, value: Any, operand: Any) -> bool:
             a, b = float(value), float(operand)
         except (TypeError, ValueError):
             return False
-    return bool(
-        {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]  # type: ignore[operator]
-    )
+    return bool({"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op])
 
 
 @dataclass(frozen=True)
@@ -222,11 +220,15 @@ def parse(raw: Any, path: str = "when") -> Node:
     if len(ops) != 1 or not ops <= set(OPERATORS):
         from quantdoctor.rules.vocab import suggest
 
-        bad = sorted(ops - set(OPERATORS)) or sorted(ops)
-        shown = bad[0] if bad else "(none)"
-        raise ConditionError(
-            path, f"expected exactly one operator, got {shown!r}; {suggest(shown, OPERATORS)}"
-        )
+        unknown = sorted(ops - set(OPERATORS))
+        if unknown:
+            problem = f"{unknown[0]!r} is not an operator; {suggest(unknown[0], OPERATORS)}"
+        else:
+            got = ", ".join(sorted(ops)) or "none"
+            problem = f"expected exactly one operator, got {got}; valid values are " + ", ".join(
+                OPERATORS
+            )
+        raise ConditionError(path, problem)
     op = ops.pop()
     operand = raw[op]
     _check_operand(f"{path}.{op}", op, operand)
@@ -243,9 +245,12 @@ def _check_operand(path: str, op: str, operand: Any) -> None:
             raise ConditionError(
                 path, f"{operand!r} is not a version specifier; valid look like '>=0.45,<0.48'"
             ) from None
-    if op in ("lt", "le", "gt", "ge") and not isinstance(operand, (int, float)):
-        if _version(str(operand)) is None:
-            raise ConditionError(path, f"{operand!r} is neither a number nor a version")
+    if (
+        op in ("lt", "le", "gt", "ge")
+        and not isinstance(operand, (int, float))
+        and _version(str(operand)) is None
+    ):
+        raise ConditionError(path, f"{operand!r} is neither a number nor a version")
     if op == "matches":
         try:
             re.compile(str(operand))

@@ -54,7 +54,5 @@ def load_env_file(path: str | Path) -> Environment:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise EnvironmentFileError(
-            f"{p}:{err.lineno}: not valid JSON: {err.msg}"
-        ) from None
+        raise EnvironmentFileError(f"{p}:{err.lineno}: not valid JSON: {err.msg}") from None
     return parse_env(data, str(p))

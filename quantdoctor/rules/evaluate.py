@@ -2,8 +2,8 @@
 
 A verdict is ``blocked`` when a block rule holds, ``unknown`` when none holds but one
 might (a fact it reads is unknown), ``warn`` when a warn rule holds, else ``ok``. A plan
-that does not pass gets the nearest plans that do: another offload first, then a scheme
-of the same bits, then another engine.
+that does not pass gets the nearest plans that do: another offload first, then another
+mode of the same scheme, then a scheme of the same bits, then another engine.
 """
 
 from __future__ import annotations
@@ -167,9 +167,19 @@ class _Evaluator:
 
         yield [p for o in offload_order() if (p := with_(offload=o))]
 
+        # the same quantization, applied at another time (post instead of pre, say)
+        yield [
+            p
+            for m in engines[plan.engine].modes
+            if m != plan.mode
+            for o in (plan.offload, *offload_order())
+            if (p := with_(mode=m, offload=o))
+        ]
+
         bits = engines[plan.engine].schemes[plan.scheme].bits
         same_bits = [
-            s for s, spec in engines[plan.engine].schemes.items()
+            s
+            for s, spec in engines[plan.engine].schemes.items()
             if spec.bits == bits and s != plan.scheme
         ]
         yield [
@@ -200,21 +210,32 @@ class _Evaluator:
         yield [p for _, p in sorted(tier, key=lambda t: t[0])]
 
     def alternatives(self, plan: Plan, limit: int) -> list[Plan]:
-        chosen: list[Plan] = []
+        """The nearest passing plans, a few from each tier so the list stays varied.
+
+        Each tier (offload, mode, scheme, engine) gets a share of ``limit``; a share a tier
+        cannot fill passes to the next, and what is still free at the end goes back to
+        the nearest tiers' leftovers.
+        """
+        passing: list[list[Plan]] = []
         for tier in self._candidates(plan):
-            ok: list[Plan] = []
-            for candidate in tier:
-                status = self.status(candidate)
-                if status == "ok" or status == "warn":
-                    ok.append(candidate)
+            ok = [c for c in dict.fromkeys(tier) if self.status(c) in ("ok", "warn")]
             # within a tier, plans that pass cleanly come before those with a warning
             ok.sort(key=lambda p: self._status[p] != "ok")
-            for candidate in ok:
-                if candidate not in chosen:
-                    chosen.append(candidate)
-                if len(chosen) >= limit:
-                    return chosen
-        return chosen
+            passing.append(ok)
+        chosen: list[Plan] = []
+        carry = 0
+        for i, ok in enumerate(passing):
+            share = _TIER_SHARES[i] if i < len(_TIER_SHARES) else limit
+            take = [p for p in ok if p not in chosen][: share + carry]
+            carry = share + carry - len(take)
+            chosen.extend(take)
+        for ok in passing:
+            chosen.extend(p for p in ok if p not in chosen)
+        return chosen[:limit]
+
+
+#: How many alternatives each tier (offload, mode, scheme, engine) offers before the next.
+_TIER_SHARES = (2, 1, 1, 1)
 
 
 def evaluate(
@@ -254,6 +275,4 @@ def evaluate_grid(
     """Verdicts for the whole grid on one environment."""
     matrix = matrix or default_matrix()
     evaluator = _Evaluator(to_facts(env, device), matrix)
-    return [
-        evaluator.verdict(p, alternatives=alternatives) for p in grid_plans(matrix, engines)
-    ]
+    return [evaluator.verdict(p, alternatives=alternatives) for p in grid_plans(matrix, engines)]

@@ -10,12 +10,17 @@ names it in ``replaces``); a new id adds a rule.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from quantdoctor import __version__
 from quantdoctor.errors import MatrixError
 from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule
 
@@ -140,6 +145,11 @@ def parse_matrix_text(text: str, name: str) -> MatrixFile:
                         msg += f"; {suggest(str(loc[-1]), model_fields)}"
             elif e["type"] == "missing":
                 msg = "required field is missing"
+            elif e["type"] == "literal_error":
+                from quantdoctor.rules.vocab import suggest
+
+                valid = re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
+                msg = f"{e.get('input')!r} is not valid; {suggest(str(e.get('input')), valid)}"
             messages.append(f"{name}:{line or 1}: {_where(loc, data)}: {msg}")
         raise MatrixError("\n".join(messages)) from None
 
@@ -151,7 +161,7 @@ def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
     keys = [k for k in loc[:-1] if not isinstance(k, int)]
     if not keys:
         return tuple(MatrixFile.model_fields)
-    table: dict[tuple[str, ...], type] = {
+    table: dict[tuple[str, ...], type[BaseModel]] = {
         ("rules",): Rule,
         ("rules", "select"): Selector,
         ("rules", "signatures"): Signature,
@@ -159,7 +169,9 @@ def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
     }
     if keys[0] == "engines" and "schemes" in keys:
         return tuple(SchemeSpec.model_fields)
-    model = table.get(tuple(keys)) or table.get(tuple(keys[:1]) if keys[0] == "engines" else ())
+    model: type[BaseModel] | None = table.get(tuple(keys)) or (
+        table.get(tuple(keys[:1])) if keys[0] == "engines" else None
+    )
     return tuple(model.model_fields) if model else ()
 
 
@@ -175,12 +187,49 @@ def _read_file(path: str | os.PathLike[str]) -> MatrixFile:
 
 
 @lru_cache(maxsize=4)
-def _builtin(mtime_ns: int) -> MatrixFile:
-    return _read_file(BUILTIN)
+def _builtin(mtime_ns: int, size: int) -> MatrixFile:
+    # Parsing and validating the YAML costs more than the rest of a `check`; a pickle of
+    # the validated file, keyed by the file's mtime and size, is read back instead.
+    cache = cache_dir() / f"matrix-{mtime_ns}-{size}.pickle"
+    try:
+        with cache.open("rb") as f:
+            loaded = pickle.load(f)
+        if isinstance(loaded, MatrixFile):
+            return loaded
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        pass  # no cache yet, or one from another version: rebuild it below
+    parsed = _read_file(BUILTIN)
+    _write_cache(cache, parsed)
+    return parsed
+
+
+def _write_cache(path: Path, value: MatrixFile) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+        for stale in path.parent.glob("matrix-*.pickle"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a read-only home: work without the cache
+
+
+def cache_dir() -> Path:
+    """Where the parsed built-in matrix is cached (``QUANTDOCTOR_CACHE_DIR`` overrides)."""
+    override = os.environ.get("QUANTDOCTOR_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("quantdoctor")) / __version__
 
 
 def builtin() -> MatrixFile:
-    return _builtin(BUILTIN.stat().st_mtime_ns)
+    stat = BUILTIN.stat()
+    return _builtin(stat.st_mtime_ns, stat.st_size)
 
 
 def engine_schemes(engine: str) -> dict[str, Any]:
@@ -218,9 +267,7 @@ def _overlay(source: Source, index: int) -> tuple[MatrixFile, str]:
     return _read_file(source), str(source)
 
 
-def load_matrix(
-    extra: Source | Sequence[Source] | None = None, *, defaults: bool = True
-) -> Matrix:
+def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: bool = True) -> Matrix:
     """The built-in matrix plus overlays (``defaults`` adds user config and ``QUANTDOCTOR_MATRIX``).
 
     ``extra`` is a path, a parsed mapping, or a list of them, applied last.

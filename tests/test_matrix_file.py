@@ -1,0 +1,197 @@
+"""matrix.yaml itself: every rule sourced and tested; overlays; malformed files named by line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from envs import H100_LINUX
+from helpers import check, holding
+
+from quantdoctor import MatrixError, Plan, evaluate, load_matrix
+from quantdoctor.rules.matrix import BUILTIN
+
+TESTS = Path(__file__).parent
+
+
+def _test_text() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in TESTS.glob("test_*.py"))
+
+
+def test_every_rule_has_a_source_a_message_and_a_test_that_names_its_id() -> None:
+    matrix = load_matrix(defaults=False)
+    text = _test_text()
+    untested = [r.id for r in matrix.rules if f'"{r.id}"' not in text]
+    assert not untested, f"rules no test names: {untested}"
+    for rule in matrix.rules:
+        assert rule.sources and all(s.strip() for s in rule.sources), rule.id
+        assert rule.message.strip(), rule.id
+
+
+def test_every_block_rule_says_how_to_fix_it() -> None:
+    for rule in load_matrix(defaults=False).rules:
+        if rule.severity == "block":
+            assert rule.fix.strip(), rule.id
+
+
+def test_rule_ids_are_unique_in_the_builtin_file() -> None:
+    ids = re.findall(r"^  - id: (\S+)", BUILTIN.read_text(encoding="utf-8"), re.M)
+    assert len(ids) == len(set(ids))
+    assert len(ids) == len(load_matrix(defaults=False).rules)
+
+
+def test_every_seed_quote_in_a_source_is_in_the_seed_document() -> None:
+    seed = TESTS / "data" / "seed-quantization.md"  # the product documentation the rules start from
+    def plain(t: str, link: str = r"\2") -> str:
+        t = re.sub(r"\[([^\]]*)\]\(([^)]*)\)", link, t)  # a markdown link: its URL or text
+        return " ".join(re.sub(r"[`*]", "", t).split())
+
+    raw = seed.read_text(encoding="utf-8")
+    texts = (plain(raw), plain(raw, r"\1"))
+    for rule in load_matrix(defaults=False).rules:
+        for source in rule.sources:
+            match = re.match(r'seed: "(.*)"$', source)
+            if match:
+                for piece in match.group(1).split(" ... "):
+                    assert any(plain(piece) in t for t in texts), (rule.id, piece)
+
+
+# ---------------------------------------------------------------- overlays
+
+OVERRIDE = """\
+rules:
+  - id: quanto.offload.balanced
+    select: {engine: quanto, offload: balanced}
+    severity: warn
+    message: our patched accelerate keeps quanto tensors whole.
+    fix: ""
+    source: our fork
+"""
+
+NEW_RULE = """\
+rules:
+  - id: studio.no-fp4
+    select: {engine: bitsandbytes, scheme: fp4}
+    severity: block
+    message: the studio's render farm does not allow fp4.
+    fix: use nf4
+    source: studio policy 12
+"""
+
+
+def test_an_overlay_rule_with_an_existing_id_replaces_it(tmp_path: Path) -> None:
+    path = tmp_path / "ours.yaml"
+    path.write_text(OVERRIDE, encoding="utf-8")
+    matrix = load_matrix(extra=path, defaults=False)
+    verdict = evaluate(Plan(engine="quanto", scheme="qint8", offload="balanced"), H100_LINUX, matrix)
+    assert verdict.status == "warn"
+    assert [f.source for f in verdict.findings if f.rule == "quanto.offload.balanced"] == [
+        "our fork"
+    ]
+
+
+def test_an_overlay_rule_with_a_new_id_adds_one() -> None:
+    import yaml
+
+    matrix = load_matrix(extra=yaml.safe_load(NEW_RULE), defaults=False)
+    verdict = evaluate(Plan(engine="bitsandbytes", scheme="fp4"), H100_LINUX, matrix)
+    assert verdict.status == "blocked"
+    assert "studio.no-fp4" in holding(verdict)
+    assert len(matrix.rules) == len(load_matrix(defaults=False).rules) + 1
+
+
+def test_an_overlay_can_replace_a_rule_under_a_new_id(tmp_path: Path) -> None:
+    text = OVERRIDE.replace("id: quanto.offload.balanced", "id: studio.quanto-balanced")
+    text = text.replace("    select:", "    replaces: quanto.offload.balanced\n    select:")
+    path = tmp_path / "ours.yaml"
+    path.write_text(text, encoding="utf-8")
+    matrix = load_matrix(extra=path, defaults=False)
+    ids = {r.id for r in matrix.rules}
+    assert "quanto.offload.balanced" not in ids and "studio.quanto-balanced" in ids
+
+
+def test_overlays_come_from_the_env_var_and_the_user_config_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "matrix.yaml").write_text(NEW_RULE, encoding="utf-8")
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text(OVERRIDE, encoding="utf-8")
+    monkeypatch.setenv("QUANTDOCTOR_CONFIG_DIR", str(config))
+    monkeypatch.setenv("QUANTDOCTOR_MATRIX", str(env_file))
+    matrix = load_matrix()
+    assert str(config / "matrix.yaml") in matrix.files and str(env_file) in matrix.files
+    ids = {r.id for r in matrix.rules}
+    assert "studio.no-fp4" in ids
+    assert matrix.rule("quanto.offload.balanced").severity == "warn"
+
+
+def test_an_overlay_may_not_redefine_engines(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("engines:\n  quanto: {}\nrules: []\n", encoding="utf-8")
+    with pytest.raises(MatrixError, match=r"bad\.yaml:\d+: engines"):
+        load_matrix(extra=path, defaults=False)
+
+
+def test_an_overlay_naming_an_unknown_scheme_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(NEW_RULE.replace("scheme: fp4", "scheme: fp5"), encoding="utf-8")
+    with pytest.raises(MatrixError, match=r"'fp5' is not a scheme of bitsandbytes.*fp4"):
+        load_matrix(extra=path, defaults=False)
+
+
+# ---------------------------------------------------------------- malformed files
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            NEW_RULE.replace("scheme: fp4}", "shceme: fp4}"),
+            r"bad\.yaml:3: rules\[0\] \(studio\.no-fp4\)\.select\.shceme: unknown field; "
+            r"valid values are .*\(did you mean scheme\?\)",
+        ),
+        (
+            NEW_RULE.replace("severity: block", "severity: fatal"),
+            r"bad\.yaml:4: rules\[0\] \(studio\.no-fp4\)\.severity: 'fatal' is not valid; "
+            r"valid values are block, warn, info",
+        ),
+        (
+            NEW_RULE.replace("    source: studio policy 12\n", ""),
+            r"bad\.yaml:2: rules\[0\] \(studio\.no-fp4\)\.source: required field is missing",
+        ),
+        (
+            NEW_RULE.replace("    severity:", "    when: {fact: gpu.cc, lt: 8}\n    severity:"),
+            r"'gpu\.cc' is not a fact; valid values are .*\(did you mean gpu\.cuda_cc\?\)",
+        ),
+        (
+            NEW_RULE.replace("    severity:", "    when: {fact: torch.version, version: '>=2.x'}\n"
+                             "    severity:"),
+            r"'>=2\.x' is not a version specifier",
+        ),
+        ("rules: [\n", r"bad\.yaml:2: not valid YAML"),
+        ("- just\n- a list\n", r"bad\.yaml:1: \(top\): expected a mapping"),
+    ],
+)
+def test_a_malformed_overlay_is_named_by_file_line_and_field(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    before = path.read_bytes()
+    with pytest.raises(MatrixError, match=expected):
+        load_matrix(extra=path, defaults=False)
+    assert path.read_bytes() == before
+
+
+def test_a_missing_overlay_file_is_named() -> None:
+    with pytest.raises(MatrixError, match=r"nowhere\.yaml: no such file"):
+        load_matrix(extra="/nowhere.yaml", defaults=False)
+
+
+def test_a_verdict_names_the_rule_and_its_source() -> None:
+    verdict = check(H100_LINUX, "quanto", "qint8", offload="balanced")
+    finding = next(f for f in verdict.findings if f.rule == "quanto.offload.balanced")
+    assert "seed:" in finding.source and "evidence/" in finding.source
