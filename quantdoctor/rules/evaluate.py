@@ -9,7 +9,7 @@ mode of the same scheme, then a scheme of the same bits, then another engine.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -149,88 +149,88 @@ class _Evaluator:
             alts = tuple(self.alternatives(plan, alternatives))
         return Verdict(status=status, plan=plan, findings=_sort(findings), alternatives=alts)
 
-    def _candidates(self, plan: Plan) -> Iterable[list[Plan]]:
-        """Tiers of candidate plans, nearest first."""
+    def _candidates(self, plan: Plan) -> Iterator[Iterator[Plan]]:
+        """Tiers of candidate plans, nearest first; each tier is built lazily."""
         engines = self.matrix.engines
         asked = OFFLOAD_MEMORY_RANK[plan.offload]
+        others = [o for o in OFFLOADS if o != plan.offload]
+        offloads = sorted(others, key=lambda o: (abs(OFFLOAD_MEMORY_RANK[o] - asked), o != "none"))
+        facets = _facets(plan)
 
-        def offload_order() -> list[str]:
-            others = [o for o in OFFLOADS if o != plan.offload]
-            return sorted(others, key=lambda o: (abs(OFFLOAD_MEMORY_RANK[o] - asked), o != "none"))
+        def build(changes: Iterable[dict[str, str]]) -> Iterator[Plan]:
+            for change in changes:
+                try:
+                    yield Plan(**{**facets, **change})
+                except ValueError:
+                    continue
 
-        def with_(**changes: str) -> Plan | None:
-            data = {**_facets(plan), **changes}
-            try:
-                return Plan(**data)
-            except ValueError:
-                return None
-
-        yield [p for o in offload_order() if (p := with_(offload=o))]
-
+        yield build({"offload": o} for o in offloads)
         # the same quantization, applied at another time (post instead of pre, say)
-        yield [
-            p
+        yield build(
+            {"mode": m, "offload": o}
             for m in engines[plan.engine].modes
             if m != plan.mode
-            for o in (plan.offload, *offload_order())
-            if (p := with_(mode=m, offload=o))
-        ]
-
+            for o in (plan.offload, *offloads)
+        )
         bits = engines[plan.engine].schemes[plan.scheme].bits
         same_bits = [
             s
             for s, spec in engines[plan.engine].schemes.items()
             if spec.bits == bits and s != plan.scheme
         ]
-        yield [
-            p
-            for o in (plan.offload, *offload_order())
-            for s in same_bits
-            if (p := with_(scheme=s, offload=o))
-        ]
+        yield build(
+            {"scheme": s, "offload": o} for o in (plan.offload, *offloads) for s in same_bits
+        )
 
-        def engine_mode(engine: str) -> str:
-            modes = engines[engine].modes
-            return plan.mode if plan.mode in modes else default_mode(engine)
-
-        tier: list[tuple[tuple[int, int, int], Plan]] = []
+        ranked: list[tuple[tuple[int, int, int], dict[str, str]]] = []
         for engine in ENGINES:
             if engine == plan.engine or engine not in engines:
                 continue
+            modes = engines[engine].modes
+            mode = plan.mode if plan.mode in modes else default_mode(engine)
             for s, spec in engines[engine].schemes.items():
-                for o in (plan.offload, *offload_order()):
-                    p = with_(engine=engine, scheme=s, offload=o, mode=engine_mode(engine))
-                    if p is not None:
-                        cost = (
-                            abs(spec.bits - bits),
-                            abs(OFFLOAD_MEMORY_RANK[o] - asked),
-                            ENGINES.index(engine),
-                        )
-                        tier.append((cost, p))
-        yield [p for _, p in sorted(tier, key=lambda t: t[0])]
+                for o in (plan.offload, *offloads):
+                    cost = (
+                        abs(spec.bits - bits),
+                        abs(OFFLOAD_MEMORY_RANK[o] - asked),
+                        ENGINES.index(engine),
+                    )
+                    ranked.append(
+                        (cost, {"engine": engine, "scheme": s, "offload": o, "mode": mode})
+                    )
+        ranked.sort(key=lambda t: t[0])
+        yield build(change for _, change in ranked)
 
     def alternatives(self, plan: Plan, limit: int) -> list[Plan]:
         """The nearest passing plans, a few from each tier so the list stays varied.
 
         Each tier (offload, mode, scheme, engine) gets a share of ``limit``; a share a tier
         cannot fill passes to the next, and what is still free at the end goes back to
-        the nearest tiers' leftovers.
+        the nearest tiers' leftovers. Candidates are evaluated lazily, nearest first, so a
+        verdict costs a few evaluations rather than the whole grid.
         """
-        passing: list[list[Plan]] = []
-        for tier in self._candidates(plan):
-            ok = [c for c in dict.fromkeys(tier) if self.status(c) in ("ok", "warn")]
-            # within a tier, plans that pass cleanly come before those with a warning
-            ok.sort(key=lambda p: self._status[p] != "ok")
-            passing.append(ok)
         chosen: list[Plan] = []
+        spare: list[Plan] = []
         carry = 0
-        for i, ok in enumerate(passing):
-            share = _TIER_SHARES[i] if i < len(_TIER_SHARES) else limit
-            take = [p for p in ok if p not in chosen][: share + carry]
-            carry = share + carry - len(take)
-            chosen.extend(take)
-        for ok in passing:
-            chosen.extend(p for p in ok if p not in chosen)
+        for i, tier in enumerate(self._candidates(plan)):
+            share = (_TIER_SHARES[i] if i < len(_TIER_SHARES) else limit) + carry
+            clean: list[Plan] = []
+            warned: list[Plan] = []
+            for candidate in tier:
+                if candidate in chosen or candidate in clean or candidate in warned:
+                    continue
+                status = self.status(candidate)
+                if status == "ok":
+                    clean.append(candidate)
+                elif status == "warn":
+                    warned.append(candidate)
+                if len(clean) >= share:
+                    break  # plans that pass cleanly come before those with a warning
+            ranked = clean + warned
+            chosen.extend(ranked[:share])
+            spare.extend(ranked[share:])
+            carry = max(0, share - len(ranked))
+        chosen.extend(p for p in spare if p not in chosen)
         return chosen[:limit]
 
 
