@@ -59,9 +59,11 @@ def render(names: list[str], rows: list[dict[str, Any]]) -> None:
 
     table = Table(box=None, pad_edge=False, show_edge=False)
     for head in ("engine", "scheme", "offload", *names):
-        table.add_column(head)
+        table.add_column(head, no_wrap=True)
+    table.add_column("why (rule ids)", overflow="fold")
     for row in rows:
         plan = row["plan"]
         cells = [f"[{STYLES[s]}]{MARKS[s]} {s}[/]" for s in (row["status"][n] for n in names)]
-        table.add_row(plan["engine"], plan["scheme"], plan["offload"], *cells)
+        why = sorted({r for n in names if row["status"][n] != "ok" for r in row["rules"][n]})
+        table.add_row(plan["engine"], plan["scheme"], plan["offload"], *cells, ", ".join(why))
     console().print(table)

@@ -37,16 +37,15 @@ class Matrix:
     rules: list[Rule]
     costs: dict[str, Any] = field(default_factory=dict)
     files: tuple[str, ...] = ()
-    _by_engine: dict[str | None, list[Rule]] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        for rule in self.rules:
-            for engine in rule.select.engine or (None,):
-                self._by_engine.setdefault(engine, []).append(rule)
+    _by_engine: dict[str, list[Rule]] = field(default_factory=dict, repr=False)
 
     def rules_for(self, engine: str) -> list[Rule]:
         """Rules that may select a plan of this engine, in matrix order."""
-        return [r for r in self.rules if not r.select.engine or engine in r.select.engine]
+        if engine not in self._by_engine:
+            self._by_engine[engine] = [
+                r for r in self.rules if not r.select.engine or engine in r.select.engine
+            ]
+        return self._by_engine[engine]
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
