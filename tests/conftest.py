@@ -14,6 +14,8 @@ os.environ.pop("QUANTDOCTOR_MATRIX", None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any("gpu" in item.keywords for item in items):
+        return  # importing torch costs seconds: only when a GPU test was collected
     try:
         import torch
 

@@ -30,6 +30,8 @@ OFFLOAD_MEMORY_RANK: dict[str, int] = {
     "group": 3,
     "sequential": 4,
 }
+#: How a message names a fact that is unknown, where plain "unknown" would read badly.
+_UNKNOWN_WORDS = {"gpu.name": "this GPU", "gpu.cuda_cc": "an unknown compute capability"}
 _TEMPLATE = re.compile(r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}")
 
 
@@ -50,7 +52,7 @@ def to_facts(env: EnvLike, device: int = 0) -> Facts:
 
 def _render(text: str, facts: Facts) -> str:
     def sub(m: re.Match[str]) -> str:
-        value = facts.get(m.group(1), "unknown")
+        value = facts.get(m.group(1), _UNKNOWN_WORDS.get(m.group(1), "unknown"))
         return "none" if value is None else str(value)
 
     return _TEMPLATE.sub(sub, text)

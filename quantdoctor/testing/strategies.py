@@ -1,191 +1,474 @@
-"""Hypothesis strategies for plans and environments. They compose with ``st.builds``,
-``.filter`` and ``.map``, and shrink towards the first values listed (a fully known,
-ordinary Linux/CUDA machine; the first engine and scheme)."""
+"""Hypothesis strategies for plans and environments.
+
+They compose with the user's own strategies (``st.builds``, ``.filter``, ``.map``,
+``.flatmap``) and shrink towards the first values listed: an ordinary, fully known
+Linux/CUDA machine with every engine installed at its newest version; the first engine,
+its first scheme, its default mode, no offload, the transformer, bfloat16.
+"""
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from itertools import product
 from typing import Any
 
 from hypothesis import strategies as st
 
-from quantdoctor.rules.evaluate import EnvLike, default_matrix, evaluate
+from quantdoctor.errors import InvalidInputError
+from quantdoctor.rules.evaluate import EnvLike, default_matrix, to_facts
+from quantdoctor.rules.matrix import Matrix
 from quantdoctor.rules.models import Environment, Plan
-from quantdoctor.rules.vocab import COMPONENTS, DTYPES, ENGINES, OFFLOADS
+from quantdoctor.rules.vocab import (
+    COMPONENTS,
+    DTYPES,
+    ENGINES,
+    MODES,
+    OFFLOADS,
+    default_mode,
+    suggest,
+)
 
-_Fixed = Any  # a value, or a strategy for the value
+__all__ = ["environments", "plans", "supported_plans"]
+
+FACETS: tuple[str, ...] = ("engine", "scheme", "mode", "offload", "component", "dtype")
+
+#: A facet is fixed by a value, given a strategy, or left free (``None``).
+Facet = Any
 
 
-def _facet(value: _Fixed, default: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+# --------------------------------------------------------------------------- plans
+
+
+def _is_strategy(value: Any) -> bool:
+    return isinstance(value, st.SearchStrategy)
+
+
+def _choices(facet: str, engine: str, matrix: Matrix) -> tuple[str, ...]:
+    """The values ``facet`` may take in a plan of ``engine``, the shrink target first."""
+    spec = matrix.engines[engine]
+    if facet == "scheme":
+        return tuple(spec.schemes)
+    if facet == "mode":
+        return tuple(sorted(spec.modes, key=lambda m: m != default_mode(engine)))
+    return {"offload": OFFLOADS, "component": COMPONENTS, "dtype": DTYPES}[facet]
+
+
+def _check_fixed(caller: str, fixed: dict[str, Facet], matrix: Matrix) -> list[str]:
+    """Validate the facets fixed by value; return the engines that can honour them all."""
+    every = {
+        "engine": tuple(e for e in ENGINES if e in matrix.engines),
+        "scheme": tuple(
+            dict.fromkeys(s for e in matrix.engines for s in matrix.engines[e].schemes)
+        ),
+        "mode": MODES,
+        "offload": OFFLOADS,
+        "component": COMPONENTS,
+        "dtype": DTYPES,
+    }
+    values = {k: v for k, v in fixed.items() if v is not None and not _is_strategy(v)}
+    for facet, value in values.items():
+        if not isinstance(value, str) or value not in every[facet]:
+            raise InvalidInputError(
+                f"{caller}({facet}={value!r}): not valid; {suggest(str(value), every[facet])}"
+            )
+    engines = [
+        e
+        for e in every["engine"]
+        if all(v in _choices(f, e, matrix) for f, v in values.items() if f != "engine")
+        and values.get("engine", e) == e
+    ]
+    if not engines:
+        shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        raise InvalidInputError(f"{caller}({shown}): no engine has all of these")
+    return engines
+
+
+def _facet(value: Facet, choices: Sequence[str]) -> st.SearchStrategy[str]:
     if value is None:
-        return default
-    if isinstance(value, st.SearchStrategy):
-        return value
+        return st.sampled_from(choices)
+    if _is_strategy(value):
+        allowed = frozenset(choices)
+        return value.filter(lambda v: v in allowed)  # type: ignore[no-any-return]
     return st.just(value)
 
 
 def plans(
     *,
-    engine: _Fixed = None,
-    scheme: _Fixed = None,
-    mode: _Fixed = None,
-    offload: _Fixed = None,
-    component: _Fixed = None,
-    dtype: _Fixed = None,
+    engine: Facet = None,
+    scheme: Facet = None,
+    mode: Facet = None,
+    offload: Facet = None,
+    component: Facet = None,
+    dtype: Facet = None,
+    matrix: Matrix | None = None,
 ) -> st.SearchStrategy[Plan]:
-    """Valid plans; any facet can be fixed (``plans(engine="quanto")``) or given a strategy.
-    Schemes and modes are always ones the chosen engine has."""
-    matrix = default_matrix()
+    """Valid plans. Any facet can be fixed (``plans(engine="quanto")``) or given a strategy
+    (``plans(offload=st.sampled_from(["model", "group"]))``); schemes and modes are always
+    ones the drawn engine has. A value fixed here is checked at once: a scheme or mode no
+    engine has raises ``InvalidInputError`` naming the argument and the valid values."""
+    m = matrix or default_matrix()
+    fixed = {
+        "engine": engine,
+        "scheme": scheme,
+        "mode": mode,
+        "offload": offload,
+        "component": component,
+        "dtype": dtype,
+    }
+    engines = _check_fixed("plans", fixed, m)
 
     def for_engine(e: str) -> st.SearchStrategy[Plan]:
-        spec = matrix.engines[e]
-        schemes = _facet(scheme, st.sampled_from(list(spec.schemes))).filter(
-            lambda s: s in spec.schemes
-        )
-        return st.builds(
-            Plan,
-            engine=st.just(e),
-            scheme=schemes,
-            mode=_facet(mode, st.sampled_from(list(spec.modes))),
-            offload=_facet(offload, st.sampled_from(OFFLOADS)),
-            component=_facet(component, st.sampled_from(COMPONENTS)),
-            dtype=_facet(dtype, st.sampled_from(DTYPES)),
-        )
+        facets = {f: _facet(fixed[f], _choices(f, e, m)) for f in FACETS[1:]}
+        return st.builds(Plan, engine=st.just(e), **facets)
 
-    return _facet(engine, st.sampled_from(ENGINES)).flatmap(for_engine)
+    return _facet(engine, engines).flatmap(for_engine)
 
 
-_VERSIONS: dict[str, list[str | None]] = {
-    "bitsandbytes": ["0.50.2", "0.49.1", "0.48.2", "0.47.0", "0.46.1", "0.45.5", "0.44.1", None],
-    "optimum-quanto": ["0.2.7", "0.2.6", "0.2.4", None],
-    "torchao": ["0.18.0", "0.17.0", "0.16.0", "0.15.0", "0.14.1", "0.13.0", "0.7.0", None],
-    "gguf": ["0.19.0", "0.17.1", "0.10.0", None],
-    "nncf": ["3.4.0", "3.1.0", "2.19.0", "2.14.1", None],
-    "diffusers": ["0.42.1", "0.40.0", "0.38.0", "0.35.2", "0.33.1", "0.32.2", "0.30.3", None],
-    "accelerate": ["1.15.0", "1.7.0", "1.2.1", "0.34.2", None],
-    "mslk": [None, "1.1.0"],
-    "fbgemm-gpu-genai": [None, "1.2.0"],
-    "intel-extension-for-pytorch": [None, "2.3.110", "2.8.10"],
-    "openvino": [None, "2026.2.1"],
+# --------------------------------------------------------------------------- environments
+
+#: (name, compute capability, memory in GB), ordinary first.
+_NVIDIA: tuple[tuple[str, str, float], ...] = (
+    ("NVIDIA GeForce RTX 4090", "8.9", 24.0),
+    ("NVIDIA H100 80GB HBM3", "9.0", 79.6),
+    ("NVIDIA GeForce RTX 3090", "8.6", 24.0),
+    ("NVIDIA A100-SXM4-80GB", "8.0", 79.2),
+    ("NVIDIA GeForce RTX 5090", "12.0", 31.8),
+    ("NVIDIA B200", "10.0", 178.4),
+    ("NVIDIA GeForce RTX 2080", "7.5", 8.0),
+    ("Tesla T4", "7.5", 15.0),
+    ("Tesla V100-SXM2-16GB", "7.0", 16.0),
+    ("NVIDIA GeForce GTX 1080", "6.1", 8.0),
+    ("NVIDIA GeForce GTX 980", "5.2", 4.0),
+)
+#: (name, gfx target, memory in GB).
+_AMD: tuple[tuple[str, str, float], ...] = (
+    ("AMD Radeon RX 7900 XTX", "gfx1100", 24.0),
+    ("AMD Instinct MI300X", "gfx942", 192.0),
+    ("AMD Instinct MI250X", "gfx90a", 64.0),
+    ("AMD Radeon RX 6800", "gfx1030", 16.0),
+    ("AMD Radeon RX 9070 XT", "gfx1201", 16.0),
+    ("AMD Instinct MI355X", "gfx950", 288.0),
+)
+_INTEL: tuple[tuple[str, float], ...] = (
+    ("Intel Arc A770", 16.0),
+    ("Intel Arc B580", 12.0),
+    ("Intel Data Center GPU Max 1550", 128.0),
+)
+_APPLE: tuple[tuple[str, float], ...] = (("Apple M2 Max", 32.0), ("Apple M1", 8.0))
+
+#: (backend, os, wsl): every backend, an ordinary Linux/CUDA machine first.
+_MACHINES: tuple[tuple[str, str, bool], ...] = (
+    ("cuda", "linux", False),
+    ("cuda", "windows", False),
+    ("cuda", "linux", True),
+    ("rocm", "linux", False),
+    ("zluda", "windows", False),
+    ("xpu", "linux", False),
+    ("xpu", "windows", False),
+    ("directml", "windows", False),
+    ("mps", "darwin", False),
+    ("cpu", "linux", False),
+    ("cpu", "windows", False),
+    ("cpu", "darwin", False),
+    ("openvino", "linux", False),
+    ("openvino", "windows", False),
+)
+_TORCH = (
+    "2.11.0",
+    "2.13.0",
+    "2.10.0",
+    "2.9.1",
+    "2.8.0",
+    "2.7.1",
+    "2.6.0",
+    "2.5.1",
+    "2.4.1",
+    "2.3.1",
+)
+_CUDA = ("13.0", "12.8", "12.6", "12.4", "11.8")
+_HIP = ("7.2", "6.4", "6.2")
+_PYTHON = ("3.12.3", "3.11.7", "3.13.1", "3.10.14")
+
+#: Each distribution's versions, newest first; ``None`` is "not installed" (known absent).
+_PACKAGES: dict[str, tuple[str | None, ...]] = {
+    "bitsandbytes": ("0.50.2", "0.49.1", "0.48.2", "0.47.0", "0.46.1", "0.45.5", "0.44.1", None),
+    "optimum-quanto": ("0.2.7", "0.2.6", "0.2.4", None),
+    "torchao": ("0.18.0", "0.17.0", "0.16.0", "0.15.0", "0.14.1", "0.13.0", "0.7.0", None),
+    "gguf": ("0.19.0", "0.17.1", "0.10.0", None),
+    "nncf": ("3.4.0", "3.1.0", "2.19.0", "2.14.1", None),
+    "diffusers": ("0.42.1", "0.40.0", "0.38.0", "0.35.2", "0.33.1", "0.32.2", "0.30.3", None),
+    "accelerate": ("1.15.0", "1.7.0", "1.2.1", "0.34.2", None),
+    "transformers": ("5.24.0", "4.57.1", "4.46.3", None),
+    "mslk": (None, "1.1.0"),
+    "fbgemm-gpu-genai": (None, "1.2.0"),
+    "kernels": (None, "0.10.4"),
+}
+#: Distributions that belong to one backend: installed there (or not), absent elsewhere.
+_BACKEND_PACKAGES: dict[str, dict[str, tuple[str | None, ...]]] = {
+    "xpu": {"intel-extension-for-pytorch": (None, "2.8.10", "2.3.110")},
+    "directml": {"torch-directml": ("0.2.5.dev240914", "0.2.4.dev240913")},
+    "openvino": {"openvino": ("2026.2.1", "2025.3.0")},
 }
 
-_MACHINES: list[dict[str, Any]] = [
-    {"backend": "cuda", "vendor": "nvidia", "os": "linux", "cuda": "13.0"},
-    {"backend": "cuda", "vendor": "nvidia", "os": "windows", "cuda": "12.6"},
-    {"backend": "rocm", "vendor": "amd", "os": "linux", "hip": "7.2"},
-    {"backend": "zluda", "vendor": "amd", "os": "windows", "cuda": "11.8"},
-    {"backend": "xpu", "vendor": "intel", "os": "linux", "xpu": True},
-    {"backend": "directml", "vendor": "amd", "os": "windows"},
-    {"backend": "mps", "vendor": "apple", "os": "darwin"},
-    {"backend": "cpu", "vendor": None, "os": "linux"},
-    {"backend": "openvino", "vendor": None, "os": "linux"},
-]
-_CC = ["9.0", "8.9", "8.6", "8.0", "7.5", "7.0", "6.1", "5.2", "12.0", "10.0"]
-_GFX = ["gfx1100", "gfx942", "gfx90a", "gfx1030", "gfx1201", "gfx950"]
-_TORCH = ["2.13.0", "2.11.0", "2.10.0", "2.9.1", "2.8.0", "2.7.1", "2.6.0", "2.5.1", "2.4.1", "2.3.1"]
+
+def _gpu(draw: st.DrawFn, backend: str) -> dict[str, Any] | None:
+    if backend in ("cuda",):
+        name, cc, mem = draw(st.sampled_from(_NVIDIA))
+        return {"vendor": "nvidia", "name": name, "cuda_cc": cc, "gfx": None, "memory_gb": mem}
+    if backend in ("rocm", "zluda"):
+        name, gfx, mem = draw(st.sampled_from(_AMD))
+        return {"vendor": "amd", "name": name, "cuda_cc": None, "gfx": gfx, "memory_gb": mem}
+    if backend == "xpu":
+        name, mem = draw(st.sampled_from(_INTEL))
+        return {"vendor": "intel", "name": name, "memory_gb": mem}
+    if backend == "mps":
+        name, mem = draw(st.sampled_from(_APPLE))
+        return {"vendor": "apple", "name": name, "memory_gb": mem}
+    if backend == "directml":
+        # DirectML runs on any vendor's card and the probe learns only its name and memory.
+        vendor, name, mem = draw(
+            st.sampled_from(
+                [
+                    ("amd", "AMD Radeon RX 580", 8.0),
+                    ("intel", "Intel Arc A770", 16.0),
+                    ("nvidia", "NVIDIA GeForce GTX 1660", 6.0),
+                ]
+            )
+        )
+        return {"vendor": vendor, "name": name, "memory_gb": mem}
+    return None
+
+
+def _torch(draw: st.DrawFn, backend: str) -> dict[str, Any]:
+    version = draw(st.sampled_from(_TORCH))
+    info: dict[str, Any] = {"version": version, "cuda": None, "hip": None, "xpu": False}
+    if backend in ("cuda", "zluda"):
+        cuda = "11.8" if backend == "zluda" else draw(st.sampled_from(_CUDA))
+        info.update(version=f"{version}+cu{cuda.replace('.', '')}", cuda=cuda)
+    elif backend == "rocm":
+        hip = draw(st.sampled_from(_HIP))
+        info.update(version=f"{version}+rocm{hip}", hip=hip)
+    elif backend == "xpu":
+        info.update(version=f"{version}+xpu", xpu=True)
+    elif backend in ("cpu", "openvino"):
+        info.update(version=f"{version}+cpu")
+    return info
+
+
+def _triton(draw: st.DrawFn, backend: str, os: str) -> dict[str, Any] | None:
+    if backend in ("cuda", "rocm", "xpu") and (os == "linux" or backend == "cuda"):
+        return draw(
+            st.sampled_from(
+                [
+                    {"version": "3.6.0", "works": True},
+                    None,
+                    {"version": "3.1.0", "works": True},
+                    {"version": "3.3.1", "works": False},
+                ]
+            )
+        )
+    return None
 
 
 @st.composite
-def _full_environment(draw: st.DrawFn) -> dict[str, Any]:
-    machine = draw(st.sampled_from(_MACHINES))
-    torch_version = draw(st.sampled_from(_TORCH))
-    gpu: dict[str, Any] | None = None
-    if machine["vendor"] is not None:
-        gpu = {"vendor": machine["vendor"], "name": f"{machine['vendor']} GPU"}
-        if machine["vendor"] == "nvidia":
-            gpu["cuda_cc"] = draw(st.sampled_from(_CC))
-        if machine["vendor"] == "amd":
-            gpu["gfx"] = draw(st.sampled_from(_GFX))
-        gpu["memory_gb"] = draw(st.sampled_from([8.0, 12.0, 16.0, 24.0, 48.0, 80.0]))
-    triton = draw(
-        st.sampled_from([None, {"version": "3.6.0", "works": True}, {"version": "3.1.0", "works": False}])
-    )
+def _full_environment(
+    draw: st.DrawFn, machines: tuple[tuple[str, str, bool], ...]
+) -> dict[str, Any]:
+    """A fully known machine (every key present; absent things are ``null``)."""
+    backend, os, wsl = draw(st.sampled_from(machines))
+    gpu = _gpu(draw, backend)
+    # One machine in ten has no torch at all: a doctor runs on broken machines.
+    no_torch = draw(st.integers(0, 9)) == 9
+    packages = {name: draw(st.sampled_from(vs)) for name, vs in _PACKAGES.items()}
+    for b, extra in _BACKEND_PACKAGES.items():
+        for name, vs in extra.items():
+            packages[name] = draw(st.sampled_from(vs)) if b == backend else None
     return {
-        "os": machine["os"],
-        "wsl": False,
-        "arch": "arm64" if machine["os"] == "darwin" else "x86_64",
-        "python": draw(st.sampled_from(["3.12.3", "3.11.7", "3.10.14"])),
-        "backend": machine["backend"],
-        "torch": draw(
-            st.sampled_from(
-                [
-                    {
-                        "version": torch_version,
-                        "cuda": machine.get("cuda"),
-                        "hip": machine.get("hip"),
-                        "xpu": machine.get("xpu", False),
-                    },
-                    None,
-                ]
-            ).filter(lambda t: True)
-        )
-        if draw(st.integers(0, 9)) == 0
-        else {
-            "version": torch_version,
-            "cuda": machine.get("cuda"),
-            "hip": machine.get("hip"),
-            "xpu": machine.get("xpu", False),
-        },
+        "os": os,
+        "wsl": wsl,
+        "arch": {"linux": "x86_64", "windows": "AMD64", "darwin": "arm64"}[os],
+        "python": draw(st.sampled_from(_PYTHON)),
+        "backend": backend,
+        "torch": None if no_torch else _torch(draw, backend),
         "gpus": [gpu] if gpu else [],
-        "triton": triton,
-        "packages": {name: draw(st.sampled_from(vs)) for name, vs in _VERSIONS.items()},
+        "triton": None if no_torch else _triton(draw, backend, os),
+        "packages": packages,
     }
 
 
-def _forget(data: dict[str, Any], keys: list[str]) -> dict[str, Any]:
-    """Make facts unknown by removing their keys (dotted paths reach into nested objects)."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    for key in keys:
-        top, _, sub = key.partition(".")
-        if not sub:
-            out.pop(top, None)
-        elif isinstance(out.get(top), dict):
-            out[top].pop(sub, None)
-        elif top == "gpus" and out.get("gpus"):
-            out["gpus"] = [{k: v for k, v in out["gpus"][0].items() if k != sub}]
-    return out
-
-
-_FORGETTABLE = [
+#: Facts a partial environment may not know: a top-level key, or a dotted key inside one.
+FORGETTABLE: tuple[str, ...] = (
     "os",
+    "wsl",
+    "arch",
+    "python",
     "backend",
     "torch",
     "torch.version",
     "torch.cuda",
+    "torch.hip",
+    "torch.xpu",
     "gpus",
+    "gpus.vendor",
+    "gpus.name",
     "gpus.cuda_cc",
     "gpus.gfx",
-    "gpus.vendor",
+    "gpus.memory_gb",
     "triton",
-    *(f"packages.{name}" for name in _VERSIONS),
-]
+    "triton.version",
+    "triton.works",
+    "packages",
+    *(
+        f"packages.{name}"
+        for name in (*_PACKAGES, *(n for e in _BACKEND_PACKAGES.values() for n in e))
+    ),
+)
 
 
-def environment_dicts(*, partial: bool = True) -> st.SearchStrategy[dict[str, Any]]:
-    """Environment JSON mappings; with ``partial`` some facts are left unknown."""
-    full = _full_environment()
-    if not partial:
-        return full
-    return st.tuples(full, st.lists(st.sampled_from(_FORGETTABLE), unique=True, max_size=6)).map(
-        lambda t: _forget(t[0], t[1])
-    )
+def forget(data: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """A copy of an Environment JSON mapping in which ``keys`` (see ``FORGETTABLE``) are
+    unknown: removed, never set to ``null``. The input is not modified."""
+    out: dict[str, Any] = json.loads(json.dumps(data))
+    for key in keys:
+        top, _, sub = key.partition(".")
+        value = out.get(top)
+        if not sub:
+            out.pop(top, None)
+        elif isinstance(value, dict):
+            value.pop(sub, None)
+        elif isinstance(value, list):
+            for item in value:
+                item.pop(sub, None)
+    return out
+
+
+_ENV_KEYS = tuple(Environment.model_fields)
+
+
+def _check_env_fixed(fixed: dict[str, Any]) -> None:
+    from quantdoctor.rules.envfile import parse_env
+
+    for key, value in fixed.items():
+        if key not in _ENV_KEYS:
+            raise InvalidInputError(
+                f"environments({key}=...): not an Environment key; {suggest(key, _ENV_KEYS)}"
+            )
+        if not _is_strategy(value):
+            parse_env({key: value}, f"environments({key}=...)")
 
 
 def environments(*, partial: bool = True, **fixed: Any) -> st.SearchStrategy[Environment]:
-    """Realistic environments across every backend, including partial ones (missing facts)
-    and known-absent ones (``null``). Keyword arguments fix top-level keys
-    (``environments(backend="cuda")`` ...); a fixed ``packages`` mapping is merged in."""
+    """Realistic environments across every backend: fully known ones, partial ones (facts
+    missing: unknown) and known-absent ones (``null``: no torch, no triton, an engine not
+    installed, no GPU). ``partial=False`` gives fully known ones only.
 
-    def apply(data: dict[str, Any]) -> Environment:
-        data = dict(data)
-        packages = fixed.get("packages")
-        data.update({k: v for k, v in fixed.items() if k != "packages"})
+    Keyword arguments fix top-level keys with a value or a strategy
+    (``environments(backend="rocm")``, ``environments(gpus=[])``); a fixed ``backend`` or
+    ``os`` also picks machines that match it, and a fixed ``packages`` mapping is merged
+    into the drawn one. Fixed keys are always known."""
+    _check_env_fixed(fixed)
+
+    def matches(machine: tuple[str, str, bool], keys: tuple[str, ...]) -> bool:
+        return all(
+            k not in fixed or _is_strategy(fixed[k]) or fixed[k] == machine[i]
+            for i, k in enumerate(("backend", "os"))
+            if k in keys
+        )
+
+    # A fixed backend and os pick the machines that have both, else those of the backend.
+    machines = (
+        tuple(m for m in _MACHINES if matches(m, ("backend", "os")))
+        or tuple(m for m in _MACHINES if matches(m, ("backend",)))
+        or _MACHINES
+    )
+    drawn: st.SearchStrategy[dict[str, Any]] = _full_environment(machines)
+    if partial:
+        forgotten = st.lists(st.sampled_from(FORGETTABLE), unique=True, max_size=6)
+        drawn = st.tuples(drawn, forgotten).map(lambda t: forget(t[0], t[1]))
+    fixed_values = st.fixed_dictionaries(
+        {k: v if _is_strategy(v) else st.just(v) for k, v in fixed.items()}
+    )
+
+    def apply(t: tuple[dict[str, Any], dict[str, Any]]) -> Environment:
+        data, values = t
+        packages = values.pop("packages", None)
+        data.update(values)
         if packages is not None:
             data["packages"] = {**data.get("packages", {}), **packages}
         return Environment.model_validate(data)
 
-    return environment_dicts(partial=partial).map(apply)
+    return st.tuples(drawn, fixed_values).map(apply)
 
 
-def supported_plans(env: EnvLike, **fixed: _Fixed) -> st.SearchStrategy[Plan]:
-    """Plans that evaluate ok or warn on ``env`` (facets can be fixed as in ``plans``)."""
-    return plans(**fixed).filter(lambda p: evaluate(p, env, alternatives=0).passes)
+# --------------------------------------------------------------------------- supported plans
+
+_PASSING: OrderedDict[str, tuple[Matrix, list[tuple[str, ...]]]] = OrderedDict()
+
+
+def _passing(env: EnvLike, matrix: Matrix) -> list[tuple[str, ...]]:
+    """Every plan (as a facet tuple) that evaluates ok or warn on ``env``, in shrink order.
+
+    A plan passes exactly when no block rule that selects it holds or might hold (the
+    evaluator's definition), so each block rule's condition is evaluated once here and
+    only the selectors are tested per plan. Cached per environment."""
+    data = env.to_json_dict() if isinstance(env, Environment) else env
+    key = json.dumps(data, sort_keys=True, default=str)
+    cached = _PASSING.get(key)
+    if cached is not None and cached[0] is matrix:
+        _PASSING.move_to_end(key)
+        return cached[1]
+    facts = to_facts(data)
+    out: list[tuple[str, ...]] = []
+    for engine in (e for e in ENGINES if e in matrix.engines):
+        boxes = [
+            tuple(
+                frozenset(getattr(r.select, f)) if getattr(r.select, f) else None
+                for f in FACETS[1:]
+            )
+            for r in matrix.rules_for(engine)
+            if r.severity == "block" and r.condition.eval(facts, set()) is not False
+        ]
+        for facets in product(*(_choices(f, engine, matrix) for f in FACETS[1:])):
+            if not any(
+                all(allowed is None or v in allowed for allowed, v in zip(box, facets, strict=True))
+                for box in boxes
+            ):
+                out.append((engine, *facets))
+    _PASSING[key] = (matrix, out)
+    if len(_PASSING) > 64:
+        _PASSING.popitem(last=False)
+    return out
+
+
+def supported_plans(
+    env: EnvLike, *, matrix: Matrix | None = None, **fixed: Facet
+) -> st.SearchStrategy[Plan]:
+    """Plans that evaluate ok or warn on ``env`` (an ``Environment`` or its JSON mapping).
+    Facets can be fixed or given strategies as in ``plans``. Where no plan passes (a
+    machine without torch), the example is rejected, as ``assume(False)`` would."""
+    unknown = set(fixed) - set(FACETS)
+    if unknown:
+        raise TypeError(
+            f"supported_plans() got an unexpected keyword argument {sorted(unknown)[0]!r}; "
+            f"valid are {', '.join(FACETS)}, matrix"
+        )
+    m = matrix or default_matrix()
+    _check_fixed("supported_plans", fixed, m)
+    values = {FACETS.index(f): v for f, v in fixed.items() if v is not None and not _is_strategy(v)}
+    drawn = [(FACETS.index(f), v) for f, v in fixed.items() if _is_strategy(v)]
+
+    @st.composite
+    def draw_plan(draw: st.DrawFn) -> Plan:
+        candidates = [c for c in _passing(env, m) if all(c[i] == v for i, v in values.items())]
+        for i, strategy in drawn:
+            value = draw(strategy)
+            candidates = [c for c in candidates if c[i] == value]
+        if not candidates:
+            from hypothesis import reject
+
+            reject()
+        return Plan(**dict(zip(FACETS, draw(st.sampled_from(candidates)), strict=True)))
+
+    return draw_plan()
