@@ -120,8 +120,9 @@ def parse_rocminfo(text: str) -> VendorResult:
         fields: dict[str, str] = {}
         for line in block.splitlines():
             key, sep, value = line.strip().partition(":")
-            if sep and key not in fields:
-                fields[key.strip()] = value.strip()
+            key = key.strip()
+            if sep and key not in fields:  # the agent's own Name comes before its ISA's
+                fields[key] = value.strip()
         if fields.get("Device Type") != "GPU":
             continue
         gfx = fields.get("Name", "")
@@ -139,12 +140,66 @@ def parse_rocminfo(text: str) -> VendorResult:
 
 
 def probe_rocminfo(ctx: ProbeContext) -> VendorResult:
+    """``rocminfo`` first (ROCm's own agent list), ``amd-smi`` where only that is installed."""
     result = run_tool(("rocminfo",), ctx)
     if result.missing:
-        return VendorResult(gpus=None, why="no KFD topology in sysfs and rocminfo is not on PATH")
+        smi = run_tool(AMD_SMI_QUERY, ctx)
+        if smi.missing:
+            return VendorResult(
+                gpus=None,
+                why="no KFD topology in sysfs, and neither rocminfo nor amd-smi is on PATH",
+            )
+        return parse_amd_smi(smi.stdout) if smi.ok else VendorResult(gpus=None, why=smi.error)
     if not result.ok:
         return VendorResult(gpus=None, why=result.error)
     return parse_rocminfo(result.stdout)
+
+
+AMD_SMI_QUERY = ("amd-smi", "static", "--asic", "--vram", "--json")
+_MIB = {"B": 1.0 / (1 << 20), "KB": 1.0 / 1024, "MB": 1.0, "GB": 1024.0}
+
+
+def parse_amd_smi(text: str) -> VendorResult:
+    """``amd-smi static --asic --vram --json``: a list of GPUs (ROCm 6.0-6.2) or
+    ``{"gpu_data": [...]}`` (6.3 on); ``vram.size`` as ``{"value", "unit"}`` or ``"N MB"``."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        return VendorResult(gpus=None, why=f"amd-smi printed something other than JSON: {err}")
+    rows = data.get("gpu_data") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        return VendorResult(gpus=None, why="amd-smi printed no list of GPUs")
+    gpus: list[dict[str, Json]] = []
+    for row in rows:
+        asic = row.get("asic") if isinstance(row, dict) else None
+        gfx = asic.get("target_graphics_version") if isinstance(asic, dict) else None
+        if not isinstance(gfx, str) or not re.fullmatch(r"gfx[0-9a-f]{3,5}", gfx):
+            continue
+        name = asic.get("market_name") if isinstance(asic, dict) else None
+        gpu: dict[str, Json] = {"vendor": "amd", "cuda_cc": None, "gfx": gfx}
+        gpu["name"] = name if isinstance(name, str) and name != "N/A" else f"AMD GPU {gfx}"
+        mib = _vram_mib(row.get("vram"))
+        if mib:
+            gpu["memory_gb"] = round(mib / 1024.0, 2)
+        gpus.append(gpu)
+    return VendorResult(gpus=gpus)
+
+
+def _vram_mib(vram: object) -> float | None:
+    size = vram.get("size") if isinstance(vram, dict) else None
+    if isinstance(size, dict):
+        value, unit = size.get("value"), str(size.get("unit", "MB")).upper()
+    elif isinstance(size, str):
+        value, _, unit = size.strip().partition(" ")
+        unit = unit.strip().upper() or "MB"
+    else:
+        value, unit = size, "MB"
+    try:
+        return float(value) * _MIB[unit] if value is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def probe_amd(ctx: ProbeContext, drm_amd: list[dict[str, Json]]) -> VendorResult:

@@ -10,7 +10,7 @@ is a process (~30 ms) and can hang on broken hosts; it gets a hard timeout.
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
 from quantdoctor.doctor._probe_util import Json, ProbeContext, run_tool
 
@@ -19,13 +19,27 @@ NVML_ERROR_DRIVER_NOT_LOADED = 9
 _GIB = float(1 << 30)
 
 
-class VendorResult(NamedTuple):
-    """GPUs of one vendor: a list (possibly empty) when known, else ``why`` it is unknown."""
+class VendorResult:
+    """GPUs of one vendor: a list (possibly empty) when known, else ``why`` it is unknown.
 
-    gpus: list[dict[str, Json]] | None
-    why: str | None = None
-    #: UUIDs in the same order as ``gpus`` (NVML only), for CUDA_VISIBLE_DEVICES.
-    uuids: tuple[str, ...] = ()
+    ``uuids`` are in the order of ``gpus`` (NVML only), for CUDA_VISIBLE_DEVICES. A plain
+    class: creating a NamedTuple costs ~0.5 ms of import on ``env --json``'s path.
+    """
+
+    __slots__ = ("gpus", "uuids", "why")
+
+    def __init__(
+        self,
+        gpus: list[dict[str, Json]] | None,
+        why: str | None = None,
+        uuids: tuple[str, ...] = (),
+    ) -> None:
+        self.gpus = gpus
+        self.why = why
+        self.uuids = uuids
+
+    def __repr__(self) -> str:
+        return f"VendorResult(gpus={self.gpus!r}, why={self.why!r})"
 
 
 def _nvml_candidates(ctx: ProbeContext) -> tuple[str, ...]:
@@ -82,6 +96,30 @@ def _query_nvml(nvml: Any) -> VendorResult:
 
         _fields_ = (("total", c.c_ulonglong), ("free", c.c_ulonglong), ("used", c.c_ulonglong))
 
+    class MemoryV2(c.Structure):
+        """``nvmlMemory_v2_t``: the total less what the driver reserves is what CUDA's
+        ``cudaMemGetInfo`` (``torch.cuda.mem_get_info``) calls total. On an H100: NVML
+        total 79.65 GiB, reserved 0.47 GiB, CUDA 79.18 GiB (probe-gpu-check-h100.json)."""
+
+        _fields_ = (
+            ("version", c.c_uint),
+            ("total", c.c_ulonglong),
+            ("reserved", c.c_ulonglong),
+            ("free", c.c_ulonglong),
+            ("used", c.c_ulonglong),
+        )
+
+    def usable_bytes(handle: Any) -> int | None:
+        v2 = MemoryV2()
+        v2.version = c.sizeof(MemoryV2) | (2 << 24)  # NVML_STRUCT_VERSION(Memory, 2)
+        fn = getattr(nvml, "nvmlDeviceGetMemoryInfo_v2", None)  # drivers since R510
+        if fn is not None and fn(handle, c.byref(v2)) == NVML_SUCCESS:
+            return int(v2.total - v2.reserved)
+        v1 = Memory()
+        if nvml.nvmlDeviceGetMemoryInfo(handle, c.byref(v1)) == NVML_SUCCESS:
+            return int(v1.total)
+        return None
+
     def err_text(code: int) -> str:
         try:
             fn = nvml.nvmlErrorString
@@ -120,9 +158,9 @@ def _query_nvml(nvml: Any) -> VendorResult:
             ):
                 gpu["cuda_cc"] = f"{major.value}.{minor.value}"
             gpu["gfx"] = None
-            mem = Memory()
-            if nvml.nvmlDeviceGetMemoryInfo(handle, c.byref(mem)) == NVML_SUCCESS:
-                gpu["memory_gb"] = round(mem.total / _GIB, 2)
+            total = usable_bytes(handle)
+            if total is not None:
+                gpu["memory_gb"] = round(total / _GIB, 2)
             if driver is not None:
                 gpu["driver"] = driver
             uuid = ""
@@ -135,47 +173,58 @@ def _query_nvml(nvml: Any) -> VendorResult:
         nvml.nvmlShutdown()
 
 
-SMI_QUERY = (
-    "nvidia-smi",
-    "--query-gpu=name,compute_cap,memory.total,driver_version,uuid",
-    "--format=csv,noheader,nounits",
-)
+SMI_FIELDS: tuple[str, ...] = ("name", "compute_cap", "memory.total", "driver_version", "uuid")
+
+
+def smi_query(fields: tuple[str, ...]) -> tuple[str, ...]:
+    return ("nvidia-smi", "--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits")
+
+
+SMI_QUERY = smi_query(SMI_FIELDS)
 
 
 def probe_nvidia_smi(ctx: ProbeContext) -> VendorResult:
     """The same facts from ``nvidia-smi``; a missing tool means no NVIDIA driver here."""
-    result = run_tool(SMI_QUERY, ctx)
+    fields = SMI_FIELDS
+    result = run_tool(smi_query(fields), ctx)
+    if result.error and "compute_cap" in result.error and "valid field" in result.error:
+        # Drivers before 510 reject the field; the name, memory and driver still help.
+        fields = tuple(f for f in SMI_FIELDS if f != "compute_cap")
+        result = run_tool(smi_query(fields), ctx)
     if result.missing:
         return VendorResult(gpus=[])
     if not result.ok:
         return VendorResult(gpus=None, why=result.error)
-    return parse_nvidia_smi(result.stdout)
+    return parse_nvidia_smi(result.stdout, fields)
 
 
-def parse_nvidia_smi(text: str) -> VendorResult:
-    """Parse ``name, cc, MiB, driver[, uuid]`` lines; ``[N/A]`` fields stay unknown."""
+def parse_nvidia_smi(text: str, fields: tuple[str, ...] = SMI_FIELDS) -> VendorResult:
+    """Parse the CSV lines of ``--query-gpu=fields``; ``[N/A]`` fields stay unknown."""
     gpus: list[dict[str, Json]] = []
     uuids: list[str] = []
     for line in text.splitlines():
         if not line.strip():
             continue
-        fields = [f.strip() for f in line.split(",")]
-        if len(fields) < 4:
+        # A GPU name has no comma; split from the left so a stray one stays in the uuid.
+        values = [v.strip() for v in line.split(",", len(fields) - 1)]
+        if len(values) < len(fields) - ("uuid" in fields):
             return VendorResult(gpus=None, why=f"nvidia-smi printed an unexpected line: {line!r}")
-        name, cc, mem, driver = fields[:4]
+        row = dict(zip(fields, values, strict=False))
         gpu: dict[str, Json] = {"vendor": "nvidia"}
+        name, cc = row.get("name", ""), row.get("compute_cap", "")
         if _known(name):
             gpu["name"] = name
         if _known(cc) and _is_cc(cc):
             gpu["cuda_cc"] = cc
         gpu["gfx"] = None
-        mib = _number(mem)  # MiB, as nounits prints it
+        mib = _number(row.get("memory.total", ""))  # MiB, as nounits prints it
         if mib is not None:
             gpu["memory_gb"] = round(mib / 1024.0, 2)
+        driver = row.get("driver_version", "")
         if _known(driver):
             gpu["driver"] = driver
         gpus.append(gpu)
-        uuids.append(fields[4] if len(fields) > 4 else "")
+        uuids.append(row.get("uuid", ""))
     return VendorResult(gpus=gpus, uuids=tuple(uuids))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 from quantdoctor.doctor._probe_util import Json, Notes, ProbeContext, is_version, listdir, read_text
 
@@ -34,6 +33,7 @@ PACKAGES: tuple[str, ...] = (
     "transformers",
     "mslk",
     "fbgemm-gpu-genai",
+    "fbgemm-gpu",
     "kernels",
     "safetensors",
     "numpy",
@@ -57,12 +57,17 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-class Dist(NamedTuple):
-    """One installed distribution's metadata location."""
+class Dist:
+    """One installed distribution's metadata location: ``path`` is the .dist-info or
+    .egg-info folder (or egg-info file). Plain classes here, not NamedTuples: creating
+    one costs ~0.5 ms of import on ``env --json``'s path."""
 
-    name: str
-    path: str  # the .dist-info / .egg-info folder (or egg-info file)
-    site: str
+    __slots__ = ("name", "path", "site")
+
+    def __init__(self, name: str, path: str, site: str) -> None:
+        self.name = name
+        self.path = path
+        self.site = site
 
     def metadata_file(self) -> str:
         if self.path.endswith(".dist-info"):
@@ -155,11 +160,14 @@ def _hip_number(text: str) -> str | None:
     return m.group(0) if m else None
 
 
-class TorchFacts(NamedTuple):
+class TorchFacts:
     """``info`` is the Environment's ``torch`` value (``None``: not installed)."""
 
-    info: dict[str, Json] | None
-    package_dir: str | None = None
+    __slots__ = ("info", "package_dir")
+
+    def __init__(self, info: dict[str, Json] | None, package_dir: str | None = None) -> None:
+        self.info = info
+        self.package_dir = package_dir
 
 
 def probe_torch(ctx: ProbeContext, dists: dict[str, Dist], notes: Notes) -> TorchFacts:
@@ -180,12 +188,13 @@ def probe_torch(ctx: ProbeContext, dists: dict[str, Dist], notes: Notes) -> Torc
     if package_dir is not None:
         text = read_text(os.path.join(package_dir, "version.py"))
         fields = parse_version_py(text) if text is not None else None
-    if version is None and fields and isinstance(fields.get("__version__"), str):
-        candidate = str(fields["__version__"])
-        version = candidate if is_version(candidate) else None
+    if fields and isinstance(fields.get("__version__"), str):
+        from_dist = version
+        version = _importable_version(str(fields["__version__"]), version, notes)
+        if from_dist is None and version is not None:
+            notes.pop("torch.version", None)  # broken metadata; version.py still answers
     if version is not None:
         info["version"] = version
-        notes.pop("torch.version", None)
     local = version.partition("+")[2].lower() if version else ""
     if fields is not None:
         cuda = fields.get("cuda")
@@ -203,6 +212,25 @@ def probe_torch(ctx: ProbeContext, dists: dict[str, Dist], notes: Notes) -> Torc
     else:
         notes["torch.build"] = "torch/version.py is missing or unreadable"
     return TorchFacts(info=info, package_dir=package_dir)
+
+
+def _importable_version(module: str, dist: str | None, notes: Notes) -> str | None:
+    """``torch.__version__`` as ``version.py`` states it, over the distribution's.
+
+    The two differ where the wheel's metadata drops the local tag: PyPI's default
+    CUDA wheels install as ``2.11.0`` while ``torch.__version__`` is ``2.11.0+cu130``
+    (H100 evidence, benchmarks/results/probe-gpu-check-h100.json). A different release
+    means the package and its metadata come from two installs.
+    """
+    if not is_version(module):
+        return dist
+    if dist is None or module.partition("+")[0] == dist.partition("+")[0]:
+        return module
+    notes["torch.version"] = (
+        f"torch/version.py says {module} but torch's metadata says {dist}: two installs "
+        "are mixed; reinstall torch"
+    )
+    return module
 
 
 def _find_package_dir(

@@ -8,9 +8,10 @@ a fresh ``TRITON_CACHE_DIR`` (a cached kernel would prove nothing about the comp
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
-from quantdoctor.doctor._probe_util import Notes, ProbeContext
+from quantdoctor.doctor._probe_util import Notes, ProbeContext, kill_tree
 
 DEEP_TIMEOUT = 180.0
 _OK, _WRONG = "QUANTDOCTOR-TRITON-OK", "QUANTDOCTOR-TRITON-WRONG"
@@ -53,34 +54,50 @@ def probe_triton_works(
     if kind is None:
         notes["triton.works"] = f"Triton runs on a GPU backend; this one is {backend or 'none'}"
         return False
-    import subprocess
-
     with tempfile.TemporaryDirectory(prefix="quantdoctor-triton-") as tmp:
         script = os.path.join(tmp, "kernel.py")
         with open(script, "w", encoding="utf-8") as f:
             f.write(KERNEL_SCRIPT)
         env = {**ctx.environ, "TRITON_CACHE_DIR": os.path.join(tmp, "cache")}
-        try:
-            proc = subprocess.run(
-                [ctx.python_exe, script, kind, str(device)],
-                capture_output=True,
-                env=env,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            notes["triton.works"] = f"the test kernel did not finish in {timeout:g} s"
-            return None
-        except OSError as err:
-            notes["triton.works"] = f"could not start {ctx.python_exe}: {err}"
-            return None
-    out = proc.stdout.decode("utf-8", "replace")
+        ran = _run_bounded([ctx.python_exe, script, kind, str(device)], env, timeout)
+    if isinstance(ran, str):
+        notes["triton.works"] = ran
+        return None
+    returncode, stdout, stderr = ran
+    out = stdout.decode("utf-8", "replace")
     if _OK in out:
         return True
     if _WRONG in out:
         notes["triton.works"] = "the test kernel ran but computed a wrong sum"
         return False
-    err_lines = [ln for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    last = err_lines[-1].strip()[:300] if err_lines else f"exit status {proc.returncode}"
+    err_lines = [ln for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    last = err_lines[-1].strip()[:300] if err_lines else f"exit status {returncode}"
     notes["triton.works"] = f"the test kernel failed: {last}"
     return False
+
+
+def _run_bounded(
+    argv: list[str], env: dict[str, str], timeout: float
+) -> tuple[int, bytes, bytes] | str:
+    """``(status, stdout, stderr)``, or why there is none. The child leads its own process
+    group, so a timeout also ends what it spawned (the compiler's ``ptxas``), which would
+    otherwise hold the pipes open and the wait with them."""
+    import subprocess
+
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=sys.platform != "win32",
+        )
+    except OSError as err:
+        return f"could not start {argv[0]}: {err.strerror or err}"
+    try:
+        out, err_bytes = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc)
+        return f"the test kernel did not finish in {timeout:g} s"
+    return proc.returncode, out, err_bytes

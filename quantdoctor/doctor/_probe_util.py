@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 #: JSON-ready values, as the Environment contract spells them.
 Json = Any
@@ -131,12 +131,18 @@ def which(name: str, environ: Mapping[str, str]) -> str | None:
     return None
 
 
-class ToolResult(NamedTuple):
+class ToolResult:
     """A tool's stdout, or why there is none (``error``); ``missing`` when not installed."""
 
-    stdout: str = ""
-    error: str | None = None
-    missing: bool = False
+    __slots__ = ("error", "missing", "stdout")
+
+    def __init__(self, stdout: str = "", error: str | None = None, missing: bool = False) -> None:
+        self.stdout = stdout
+        self.error = error
+        self.missing = missing
+
+    def __repr__(self) -> str:
+        return f"ToolResult(error={self.error!r}, missing={self.missing!r})"
 
     @property
     def ok(self) -> bool:
@@ -174,7 +180,7 @@ def run_tool(argv: Sequence[str], ctx: ProbeContext, timeout: float | None = Non
     try:
         out, err_bytes = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
-        _kill(proc)
+        kill_tree(proc)
         return ToolResult(error=f"{argv[0]} timed out after {limit:g} s")
     if proc.returncode != 0:
         last = _last_line(err_bytes) or _last_line(out) or "no output"
@@ -182,7 +188,8 @@ def run_tool(argv: Sequence[str], ctx: ProbeContext, timeout: float | None = Non
     return ToolResult(stdout=out.decode("utf-8", "replace"))
 
 
-def _kill(proc: Any) -> None:
+def kill_tree(proc: Any) -> None:
+    """End a child started with ``start_new_session`` and everything it spawned."""
     import signal
 
     try:

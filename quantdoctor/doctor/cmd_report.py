@@ -2,13 +2,31 @@
 
 Exit 0 when every installed engine has a plan that works here, 1 when an installed
 engine has none that can, 3 when facts are unknown, 2 on bad input.
+
+The report is a pure function of the probed facts, the rules (the matrix, its overlays,
+the costs) and this package's code. Building it costs pydantic, the matrix and the
+whole grid of verdicts, ten times what probing costs, so the report of a probe is kept
+in the cache dir under a key of all those inputs (facts as probed, flags, and the size
+and mtime of every file of the package and of every overlay) and read back while none
+of them changes. ``--env FILE`` reports are not cached, nor anything when the cache dir
+is not writable.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from quantdoctor import __version__
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+#: Bump when the report's JSON shape changes in a way the key would not see.
+CACHE_FORMAT = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,37 +44,149 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--matrix", metavar="FILE", action="append", help="an overlay of rules (repeatable)"
     )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="rebuild the report instead of reading it back"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from quantdoctor.doctor.cmd_env import check_device, collect
-    from quantdoctor.doctor.report import build_report, print_lines, render_report
     from quantdoctor.errors import InvalidInputError
-    from quantdoctor.rules.evaluate import evaluate_grid
-    from quantdoctor.rules.matrix import load_matrix
 
     if args.device < 0:
         raise InvalidInputError(f"--device {args.device}: must be 0 or more")
-    matrix = load_matrix(extra=args.matrix) if args.matrix else load_matrix()
-    env: dict[str, Any]
+    report: dict[str, Any] | None = None
     if args.env:
         from quantdoctor.rules.envfile import load_env_file
 
         env = load_env_file(args.env).to_json_dict()
-        source = args.env
+        check_device(env, args.device)
+        report = build(env, args, source=args.env)
     else:
         env = collect(args.deep, args.device)
-        source = "probed"
-    check_device(env, args.device)
-    verdicts = evaluate_grid(env, matrix, device=args.device)
-    report = build_report(
-        env, verdicts, matrix, device=args.device, verbose=args.verbose, source=source
-    )
+        check_device(env, args.device)
+        key = None if args.no_cache else cache_key(env, args)
+        report = read_cached(key) if key else None
+        if report is None:
+            report = build(env, args, source="probed")
+            if key:
+                write_cached(key, report)
     if args.json:
-        import json
-
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
+        from quantdoctor.doctor.report import print_lines, render_report
+
         print_lines(render_report(report, verbose=args.verbose))
     code: int = report["summary"]["exit_code"]
     return code
+
+
+def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict[str, Any]:
+    """Every verdict of the grid on ``env``, grouped into the report's data."""
+    from quantdoctor.doctor.report import build_report
+    from quantdoctor.rules.evaluate import evaluate_grid
+    from quantdoctor.rules.matrix import load_matrix
+
+    matrix = load_matrix(extra=args.matrix) if args.matrix else load_matrix()
+    verdicts = evaluate_grid(env, matrix, device=args.device)
+    return build_report(
+        env, verdicts, matrix, device=args.device, verbose=args.verbose, source=source
+    )
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_dir() -> Path:
+    # The same folder as the parsed matrix's cache (rules.matrix.cache_dir), found without
+    # importing rules (pydantic) on this path.
+    override = os.environ.get("QUANTDOCTOR_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("quantdoctor")) / __version__
+
+
+def _config_overlay() -> str:
+    override = os.environ.get("QUANTDOCTOR_CONFIG_DIR")
+    if override:
+        return os.path.join(override, "matrix.yaml")
+    import platformdirs
+
+    return os.path.join(platformdirs.user_config_dir("quantdoctor"), "matrix.yaml")
+
+
+def _stat(path: str) -> list[Any]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [path, None]
+    return [path, st.st_mtime_ns, st.st_size]
+
+
+def _package_files() -> list[list[Any]]:
+    out = []
+    for folder, dirs, files in os.walk(PACKAGE_DIR):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".py", ".yaml", ".yml", ".json")):
+                out.append(_stat(os.path.join(folder, name)))
+    return out
+
+
+def cache_key(env: dict[str, Any], args: argparse.Namespace) -> str:
+    """A digest of every input the report depends on."""
+    import hashlib
+
+    overlays: Sequence[str] = [
+        _config_overlay(),
+        *os.environ.get("QUANTDOCTOR_MATRIX", "").split(os.pathsep),
+        *(args.matrix or []),
+    ]
+    inputs = {
+        "format": CACHE_FORMAT,
+        "version": __version__,
+        "python": sys.version,
+        "env": env,
+        "device": args.device,
+        "verbose": bool(args.verbose),
+        "overlays": [_stat(os.path.abspath(p)) for p in overlays if p.strip()],
+        "package": _package_files(),
+    }
+    blob = json.dumps(inputs, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def read_cached(key: str) -> dict[str, Any] | None:
+    try:
+        with open(cache_dir() / f"report-{key}.json", encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None  # none yet, or a torn one: rebuild
+    if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
+        return None
+    return data
+
+
+#: Reports kept: one per recent set of inputs (a few GPUs, with and without -v).
+KEEP = 8
+
+
+def write_cached(key: str, report: dict[str, Any]) -> None:
+    folder = cache_dir()
+    path = folder / f"report-{key}.json"
+    tmp = folder / f".report-{key}.{os.getpid()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(report), encoding="utf-8")
+        os.replace(tmp, path)
+        old = sorted(folder.glob("report-*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for stale in old[:-KEEP]:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        # A read-only home, or a file where the folder should be: work without the cache.
+        from contextlib import suppress
+
+        with suppress(OSError):
+            tmp.unlink()

@@ -186,7 +186,13 @@ def derive_backend(
         return None if rows is None else len(rows)
 
     if info.get("hip"):
-        return True, "rocm", ""
+        amd = count("amd")
+        if amd:
+            return True, "rocm", ""
+        if amd is None:
+            why = gpus["amd"].why or "unknown"
+            return False, None, f"torch is a ROCm build; are AMD GPUs here? unknown ({why})"
+        # A ROCm build with no AMD GPU runs on the CPU (torch.cuda.is_available() is False).
     if info.get("cuda"):
         if zluda is not None and not count("nvidia"):
             return True, "zluda", ""

@@ -220,6 +220,8 @@ def engine_summary(
     if package in packages:
         version = packages[package]
         installed = version is not None
+    # The probe notes a package that is there but whose version it could not read.
+    unreadable = (env.get("notes") or {}).get(f"packages.{package}")
     passing: list[tuple[str, str]] = []
     by_rule: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
         "blocked": {},
@@ -273,6 +275,7 @@ def engine_summary(
         "package": package,
         "version": version,
         "installed": installed,
+        "unreadable": unreadable,
         "install": install,
         "schemes": list(schemes),
         "status": status,
@@ -284,10 +287,71 @@ def engine_summary(
     }
 
 
-def extra_sections(env: Mapping[str, Any], verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
-    """Sections appended after the engines (a recommendation, later). Each section is
-    ``{"title": str, "items": [{"mark", "text", "fix"}]}``. None yet."""
-    return []
+def extra_sections(
+    env: Mapping[str, Any],
+    verdicts: Sequence[Verdict],
+    matrix: Matrix | None = None,
+    device: int = 0,
+) -> list[dict[str, Any]]:
+    """Sections appended after the engines. Each is ``{"title": str, "items": [{"mark",
+    "text", "fix"}]}``. Today: the recommendation, when ``quantdoctor.recommend`` exists."""
+    section = recommendation_section(env, verdicts, matrix, device)
+    return [section] if section else []
+
+
+# --- Recommendation hook ----------------------------------------------------------
+# ``quantdoctor/recommend.py`` (``recommend(env=..., verdicts=..., limit=...)``, returning
+# a ``Recommendation`` whose ``plans`` are ranked estimates) is optional: the report ends
+# with its best plans when the module is there and says nothing of them when it is not.
+
+RECOMMENDED = 3
+
+
+def recommendation_section(
+    env: Mapping[str, Any],
+    verdicts: Sequence[Verdict],
+    matrix: Matrix | None = None,
+    device: int = 0,
+) -> dict[str, Any] | None:
+    import importlib.util
+
+    if importlib.util.find_spec("quantdoctor.recommend") is None:
+        return None
+    from importlib import import_module
+
+    recommend = getattr(import_module("quantdoctor.recommend"), "recommend", None)
+    if recommend is None:
+        return None
+    title = "Recommended (fastest first; quantdoctor recommend --model FILE sizes them)"
+    try:
+        result = recommend(
+            env=dict(env), matrix=matrix, device=device, verdicts=verdicts, limit=RECOMMENDED
+        )
+        picks = list(getattr(result, "plans", result))[:RECOMMENDED]
+    except Exception as err:  # a doctor reports a part that fails; it does not die of it
+        why = f"{type(err).__name__}: {err}"
+        return {"title": title, "items": [_item("unknown", f"no recommendation: {why}")]}
+    if not picks:
+        return None
+    return {"title": title, "items": [_item("ok", _pick_text(p)) for p in picks]}
+
+
+def _item(mark: str, text: str, fix: str | None = None) -> dict[str, Any]:
+    return {"mark": mark, "text": text, "fix": fix}
+
+
+def _pick_text(pick: Any) -> str:
+    """A plan (or an estimate holding one as ``.plan``) and what it costs, where known."""
+    plan = getattr(pick, "plan", pick)
+    text = plan.label() if hasattr(plan, "label") else str(plan)
+    costs = []
+    speed = getattr(pick, "speed", None)
+    if isinstance(speed, float):
+        costs.append(f"{speed:.2f}x bf16 speed")
+    per_param = getattr(pick, "bytes_per_param", None)
+    if isinstance(per_param, float):
+        costs.append(f"{per_param:.2f} bytes/param")
+    return f"{text} ({', '.join(costs)})" if costs else text
 
 
 def exit_code(engines: Sequence[Mapping[str, Any]]) -> int:
@@ -331,11 +395,21 @@ def build_report(
     elif code == EXIT_OK:
         text = "No engine is installed; install one of those above to quantize."
     else:
-        bad = [e["engine"] for e in engines if e not in working and e["installed"] is not False]
-        word = "cannot work" if code == EXIT_BLOCKED else "is undecided"
+        blocked = [e["engine"] for e in installed if e["status"] == "blocked"]
+        undecided = [
+            e["engine"]
+            for e in engines
+            if e not in working and e not in installed and e["installed"] is None
+        ] + [e["engine"] for e in installed if e["status"] == "unknown"]
+        parts = []
+        if blocked:
+            parts.append(f"{', '.join(blocked)} cannot work")
+        if undecided:
+            verb = "are" if len(undecided) > 1 else "is"
+            parts.append(f"{', '.join(undecided)} {verb} undecided")
         text = (
             f"{len(working)} of {len(installed)} installed engines work here; "
-            f"{', '.join(bad)} {word} (see above)."
+            f"{'; '.join(parts)} (see above)."
         )
     report: dict[str, Any] = {
         "source": source,
@@ -343,7 +417,7 @@ def build_report(
         "environment": dict(env),
         "checks": environment_checks(env, device),
         "engines": engines,
-        "extra": extra_sections(env, verdicts),
+        "extra": extra_sections(env, verdicts, matrix, device),
         "summary": {"text": text, "exit_code": code},
     }
     if verbose:
@@ -403,6 +477,11 @@ def _render_engine(e: Mapping[str, Any], verbose: bool) -> list[Line]:
         out.append([("      install: ", "bold"), (e["install"], "cyan")])
         if not verbose:
             return out
+    elif e["installed"] is None and e.get("unreadable"):
+        text = f"{e['engine']}: {e['package']} is {e['unreadable']}"
+        out = [[_mark("unknown"), (text, "")]]
+        fix = f"pip install --force-reinstall --no-deps {e['package']}"
+        out.append([("      fix: ", "bold"), (fix, "cyan")])
     elif e["installed"] is None:
         text = f"{e['engine']}: whether {e['package']} is installed is unknown"
         out = [[_mark("unknown"), (text, "")]]

@@ -9,6 +9,7 @@ names it in ``replaces``); a new id adds a rule.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
@@ -213,7 +214,9 @@ def _write_cache(path: Path, value: MatrixFile) -> None:
             if stale != path:
                 stale.unlink(missing_ok=True)
     except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only home: work without the cache
+        # a read-only home, or a file where the folder should be: work without the cache
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def cache_dir() -> Path:

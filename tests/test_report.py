@@ -1,0 +1,212 @@
+"""The doctor report: built as data from the evaluator's verdicts, then rendered."""
+
+from __future__ import annotations
+
+import copy
+import io
+from typing import Any
+
+import pytest
+from envs import CPU_ONLY, H100_LINUX, RX6800_ZLUDA, with_
+
+from quantdoctor.doctor.report import build_report, print_lines, render_env, render_report
+from quantdoctor.rules.evaluate import evaluate_grid
+from quantdoctor.rules.matrix import Matrix, load_matrix
+
+
+@pytest.fixture(scope="module")
+def matrix() -> Matrix:
+    return load_matrix()
+
+
+def report_for(env: dict[str, Any], matrix: Matrix, **kw: Any) -> dict[str, Any]:
+    return build_report(env, evaluate_grid(env, matrix), matrix, **kw)
+
+
+def engine(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(e for e in report["engines"] if e["engine"] == name)
+
+
+def text_of(report: dict[str, Any], verbose: bool = False) -> str:
+    out = io.StringIO()
+    print_lines(render_report(report, verbose=verbose), out)
+    return out.getvalue()
+
+
+def test_a_machine_where_every_installed_engine_works_exits_0(matrix: Matrix) -> None:
+    report = report_for(H100_LINUX, matrix)
+    assert report["summary"]["exit_code"] == 0
+    assert all(e["status"] == "works" for e in report["engines"] if e["installed"])
+    assert "No issues found" in report["summary"]["text"]
+
+
+def test_an_installed_engine_that_cannot_work_exits_1_and_is_named(matrix: Matrix) -> None:
+    report = report_for(RX6800_ZLUDA, matrix)
+    assert report["summary"]["exit_code"] == 1
+    bnb = engine(report, "bitsandbytes")
+    assert bnb["status"] == "blocked" and bnb["works"] == [] and bnb["blocked"]
+    assert "bitsandbytes cannot work" in report["summary"]["text"]
+
+
+def test_unknown_facts_that_leave_an_engine_undecided_exit_3(matrix: Matrix) -> None:
+    env = copy.deepcopy(H100_LINUX)
+    del env["gpus"], env["backend"]
+    report = report_for(env, matrix)
+    assert report["summary"]["exit_code"] == 3
+    undecided = [e for e in report["engines"] if e["status"] == "unknown"]
+    assert undecided and all(e["unknown"] for e in undecided)
+    missing = {m for e in undecided for r in e["unknown"] for m in r["missing"]}
+    assert {"backend", "gpu.cuda_cc"} <= missing
+
+
+def test_an_engine_that_is_not_installed_fails_nothing_and_shows_how_to_install(
+    matrix: Matrix,
+) -> None:
+    env = with_(H100_LINUX, packages={**H100_LINUX["packages"], "optimum-quanto": None})
+    report = report_for(env, matrix)
+    assert report["summary"]["exit_code"] == 0
+    quanto = engine(report, "quanto")
+    assert quanto["installed"] is False and "pip install" in quanto["install"]
+    assert "quanto: not installed" in text_of(report)
+
+
+def test_whether_an_engine_is_installed_can_be_unknown(matrix: Matrix) -> None:
+    env = copy.deepcopy(H100_LINUX)
+    del env["packages"]["gguf"]
+    report = report_for(env, matrix)
+    assert engine(report, "gguf")["installed"] is None
+    assert report["summary"]["exit_code"] == 3
+
+
+def test_the_report_restates_no_rule_it_only_groups_the_evaluators_findings(
+    matrix: Matrix,
+) -> None:
+    verdicts = evaluate_grid(RX6800_ZLUDA, matrix)
+    report = build_report(RX6800_ZLUDA, verdicts, matrix)
+    for e in report["engines"]:
+        blocking = {
+            f.rule
+            for v in verdicts
+            if v.plan.engine == e["engine"] and v.status == "blocked"
+            for f in v.findings
+            if f.severity == "block" and f.state == "holds"
+        }
+        assert {r["rule"] for r in e["blocked"]} == blocking
+        for r in e["blocked"]:
+            assert r["message"] == matrix.rule(r["rule"]).message or r["message"]
+        passing = sum(v.passes for v in verdicts if v.plan.engine == e["engine"])
+        assert e["counts"]["works"] == passing
+
+
+def test_a_cpu_torch_beside_an_nvidia_gpu_is_flagged_with_the_install_command(
+    matrix: Matrix,
+) -> None:
+    env = with_(
+        CPU_ONLY,
+        gpus=copy.deepcopy(H100_LINUX["gpus"]),
+    )
+    report = report_for(env, matrix)
+    backend = next(c for c in report["checks"] if c["check"] == "backend")
+    assert backend["mark"] == "warn"
+    assert "download.pytorch.org/whl/cu" in backend["fix"]
+
+
+def test_no_torch_is_a_failed_check_with_a_fix(matrix: Matrix) -> None:
+    env = with_(CPU_ONLY, torch=None, backend=None)
+    torch = next(c for c in report_for(env, matrix)["checks"] if c["check"] == "torch")
+    assert torch["mark"] == "fail" and "pip install torch" in torch["fix"]
+
+
+def test_why_a_fact_is_unknown_is_shown_under_its_check(matrix: Matrix) -> None:
+    env = copy.deepcopy(H100_LINUX)
+    del env["gpus"], env["backend"]
+    env["notes"] = {"gpus": "nvidia: nvidia-smi timed out after 2 s"}
+    text = text_of(report_for(env, matrix))
+    assert "[?] GPUs: unknown" in text
+    assert "nvidia-smi timed out after 2 s" in text
+
+
+def test_the_text_names_each_check_and_engine_with_its_mark(matrix: Matrix) -> None:
+    report = report_for(RX6800_ZLUDA, matrix)
+    lines = text_of(report).splitlines()
+    assert lines[0].startswith("quantdoctor report")
+    for e in report["engines"]:
+        assert any(e["engine"] in ln and ln.startswith("[") for ln in lines), e["engine"]
+    assert "[✗] bitsandbytes" in "\n".join(lines)
+    assert lines[-1].startswith("• ") and report["summary"]["text"] in lines[-1]
+
+
+def test_rule_ids_and_every_fact_appear_only_with_verbose(matrix: Matrix) -> None:
+    report = report_for(RX6800_ZLUDA, matrix, verbose=True)
+    rule = engine(report, "bitsandbytes")["blocked"][0]["rule"]
+    assert f"[{rule}]" in text_of(report, verbose=True)
+    assert "gpus[0].gfx" in text_of(report, verbose=True)
+    assert f"[{rule}]" not in text_of(report, verbose=False)
+    assert len(report["verdicts"]) == len(evaluate_grid(RX6800_ZLUDA, matrix))
+
+
+def test_a_report_for_another_machine_says_whose_it_is(matrix: Matrix) -> None:
+    report = report_for(H100_LINUX, matrix, source="h100.json")
+    assert text_of(report).startswith("quantdoctor report for h100.json")
+
+
+def test_plain_output_has_no_colour_codes_and_a_terminal_gets_them(matrix: Matrix) -> None:
+    import os
+
+    lines = render_report(report_for(RX6800_ZLUDA, matrix))
+    assert "\x1b[" not in text_of(report_for(RX6800_ZLUDA, matrix))
+    primary, secondary = os.openpty()
+    with os.fdopen(secondary, "w", encoding="utf-8") as tty:
+        print_lines(lines, tty)
+    os.set_blocking(primary, False)
+    data = b""
+    try:
+        while chunk := os.read(primary, 65536):
+            data += chunk
+    except (BlockingIOError, OSError):
+        pass
+    os.close(primary)
+    assert b"\x1b[" in data and b"bitsandbytes" in data
+
+
+def test_env_text_lists_gpus_packages_and_why_facts_are_unknown() -> None:
+    env = copy.deepcopy(H100_LINUX)
+    env["notes"] = {"packages.nncf": "installed, but METADATA has no Version header"}
+    out = io.StringIO()
+    print_lines(render_env(env), out)
+    text = out.getvalue()
+    assert "NVIDIA H100 80GB HBM3 (compute capability 9.0, 79.6 GiB)" in text
+    assert "bitsandbytes" in text and "0.50.2" in text
+    assert "? packages.nncf" in text and "no Version header" in text
+
+
+def test_the_recommendation_names_only_plans_that_pass_here(matrix: Matrix) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("quantdoctor.recommend") is None:
+        pytest.skip("quantdoctor.recommend is not part of this tree")
+    verdicts = evaluate_grid(RX6800_ZLUDA, matrix)
+    report = build_report(RX6800_ZLUDA, verdicts, matrix)
+    (section,) = report["extra"]
+    assert section["title"].startswith("Recommended") and section["items"]
+    passing = {v.plan.label() for v in verdicts if v.passes}
+    for item in section["items"]:
+        label = item["text"].split(" (", 1)[0]
+        assert label in passing, item["text"]
+        assert not label.startswith("bitsandbytes")  # it cannot work on ZLUDA
+    assert section["title"] + ":" in text_of(report)
+
+
+def test_an_engine_with_unreadable_metadata_is_installed_but_undecided_with_a_fix(
+    matrix: Matrix,
+) -> None:
+    env = copy.deepcopy(RX6800_ZLUDA)
+    del env["packages"]["torchao"]
+    env["notes"] = {"packages.torchao": "installed, but METADATA has no Version header"}
+    report = report_for(env, matrix)
+    text = text_of(report)
+    assert "torchao: torchao is installed, but METADATA has no Version header" in text
+    assert "pip install --force-reinstall --no-deps torchao" in text
+    summary = report["summary"]["text"]
+    assert "bitsandbytes cannot work" in summary and "torchao is undecided" in summary
+    assert report["summary"]["exit_code"] == 1  # what is known to fail outranks the unknown
