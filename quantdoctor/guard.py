@@ -5,9 +5,11 @@ blocked plan raises ``IncompatiblePlanError`` before any memory is spent; an unk
 warns (``QuantDoctorWarning``) or, with ``strict=True``, raises; a plan that works with a
 caveat warns. ``guard(plan)`` does that on entry, as a context manager or a decorator,
 and turns an engine error raised inside into an ``EngineError`` naming the rule, the
-cause and the fix, chained to the original. An error no rule recognises propagates
-untouched, and nothing is ever swallowed: ``KeyboardInterrupt``, ``SystemExit`` and
-quantdoctor's own errors pass through as they are.
+cause and the fix, chained to the original, and still an instance of the original's
+type where Python allows, so the loader's own ``except`` clauses keep working. An error
+no rule recognises propagates untouched, and nothing is ever swallowed:
+``KeyboardInterrupt``, ``SystemExit`` and quantdoctor's own errors pass through as they
+are.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from quantdoctor.errors import (
     EngineError,
@@ -92,11 +94,20 @@ def preflight(
 def explain_exception(
     err: BaseException, plan: Plan | None = None, matrix: Matrix | None = None
 ) -> list[Match]:
-    """The rules an exception (with its chained causes and traceback) matches, best first."""
-    from quantdoctor.doctor.explain import explain
+    """The rules an exception (with its chained causes and traceback) matches, best first.
 
+    With a plan, only rules about its engine (or about no engine in particular) count:
+    a bare ``KeyError: None`` inside a quanto load is not gguf's offload bug.
+    """
+    from quantdoctor.doctor.explain import explain_rules
+
+    if matrix is None:
+        from quantdoctor.rules.evaluate import default_matrix
+
+        matrix = default_matrix()
+    rules = matrix.rules if plan is None else matrix.rules_for(plan.engine)
     text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-    return explain(text, matrix, plan=plan)
+    return explain_rules(text, rules, plan)
 
 
 def _engine_error(err: BaseException, matches: list[Match]) -> EngineError:
@@ -109,10 +120,58 @@ def _engine_error(err: BaseException, matches: list[Match]) -> EngineError:
     others = [m.rule for m in matches[1:]]
     if others:
         lines.append(f"  also matches: {', '.join(others)}")
-    return EngineError("\n".join(lines), rules=tuple(m.rule for m in matches))
+    message, rules = "\n".join(lines), tuple(m.rule for m in matches)
+    both = _also_a(type(err))
+    if both is not None:
+        try:
+            return both(message, rules=rules)
+        except TypeError:
+            pass  # a type whose __new__ wants its own arguments: the plain error below
+    return EngineError(message, rules=rules)
 
 
-class guard:  # noqa: N801 - used as ``with guard(plan):`` and ``@guard(plan)``, like a function
+def _init(self: EngineError, message: str, *, rules: tuple[str, ...] = ()) -> None:
+    self.rules = rules
+    BaseException.__init__(self, message)  # not the original's __init__: its own arguments
+
+
+def _reduce(self: EngineError) -> tuple[Any, ...]:
+    # The combined class exists only in this process: pickle as a plain EngineError.
+    return (EngineError, (str(self),), {"rules": self.rules})
+
+
+#: original exception type -> its combined EngineError (None: none can be made)
+_COMBINED: dict[type[BaseException], type[EngineError] | None] = {}
+
+
+def _also_a(original: type[BaseException]) -> type[EngineError] | None:
+    """An ``EngineError`` that is also an ``original``, or None where none can be made.
+
+    Wrapping must not break the loader's own handlers: ``except ImportError`` around a
+    guarded load still catches the explained ``Requires mslk`` error, now with its fix.
+    """
+    if original not in _COMBINED:
+        _COMBINED[original] = _combine(original)
+    return _COMBINED[original]
+
+
+def _combine(original: type[BaseException]) -> type[EngineError] | None:
+    if not issubclass(original, Exception) or issubclass(original, EngineError):
+        return None
+    namespace = {
+        "__module__": __name__,
+        "__qualname__": "EngineError",
+        "__init__": _init,
+        "__str__": BaseException.__str__,  # KeyError's would quote the whole message
+        "__reduce__": _reduce,
+    }
+    try:
+        return type("EngineError", (EngineError, original), namespace)
+    except TypeError:  # instance layout conflicts, classes closed to subclassing
+        return None
+
+
+class guard:  # used as ``with guard(plan):`` and ``@guard(plan)``, like a function
     """Preflight on entry; engine errors inside re-raised as ``EngineError`` with the fix.
 
     A context manager and a decorator (sync and async functions); each entry, or each call
@@ -150,7 +209,7 @@ class guard:  # noqa: N801 - used as ``with guard(plan):`` and ``@guard(plan)``,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> Literal[False]:
         # Only ordinary errors are explained: KeyboardInterrupt, SystemExit and
         # GeneratorExit must reach the caller as they are, and our own errors already
         # carry their explanation.

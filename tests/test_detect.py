@@ -115,9 +115,7 @@ def _plain(dtype_name: str) -> Callable[[Path], Path]:
     return write
 
 
-def _gguf_file(
-    path: Path, tensors: dict[str, tuple[Any, str]], arch: str | None = "flux"
-) -> Path:
+def _gguf_file(path: Path, tensors: dict[str, tuple[Any, str]], arch: str | None = "flux") -> Path:
     """A GGUF as ComfyUI-GGUF writes one: architecture KV, tensors in their ggml types."""
     gguf = pytest.importorskip("gguf")
     import numpy as np
@@ -210,11 +208,9 @@ def _tiny_flux_folder(d: Path) -> Path:
 
 
 def _tiny_flux_sharded(d: Path) -> Path:
-    _tiny_flux_folder(d)
-    for f in d.glob("*.safetensors"):
-        f.unlink()
     diffusers = pytest.importorskip("diffusers")
-    model = diffusers.FluxTransformer2DModel.from_pretrained(d.parent / "flux-folder")
+    src = _tiny_flux_folder(d.with_name(d.name + "-src"))
+    model = diffusers.FluxTransformer2DModel.from_pretrained(src)
     model.save_pretrained(d, max_shard_size="200KB")
     return d
 
@@ -228,30 +224,25 @@ def _tiny_t5_folder(d: Path) -> Path:
     return d
 
 
-def _diffusers_quanto_folder(d: Path) -> Path:
+def _diffusers_quanto_folder(d: Path, src: Path | None = None) -> Path:
     diffusers = pytest.importorskip("diffusers")
-    src = d.parent / "flux-folder"
-    if not src.exists():
-        _tiny_flux_folder(src)
+    src = _tiny_flux_folder(src or d.with_name(d.name + "-src"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = diffusers.FluxTransformer2DModel.from_pretrained(
             src, quantization_config=diffusers.QuantoConfig(weights_dtype="int8")
         )
-    # diffusers' save_pretrained refuses quanto models; save the config and weights the
-    # way quanto's docs do, beside a config.json that records the quantization.
+    # diffusers' save_pretrained refuses quanto models; its own config writer records the
+    # quantization_config, and the weights are saved the way quanto's docs do.
     d.mkdir()
-    config = dict(model.config)
-    config["_class_name"] = "FluxTransformer2DModel"
-    config["quantization_config"] = model.config.quantization_config.to_dict()
-    (d / "config.json").write_text(json.dumps(config, default=list))
+    model.save_config(d)
     _save(d / "diffusion_pytorch_model.safetensors", model.state_dict())
     return d
 
 
 def _pipeline_folder(d: Path) -> Path:
     d.mkdir()
-    _diffusers_quanto_folder(d / "transformer")
+    _diffusers_quanto_folder(d / "transformer", src=d.with_name(d.name + "-src"))
     _tiny_t5_folder(d / "text_encoder")
     (d / "scheduler").mkdir()
     (d / "scheduler" / "scheduler_config.json").write_text("{}")
@@ -293,11 +284,11 @@ WRITERS: dict[str, Callable[[Path], Path]] = {
         ["double_blocks.0.img_attn.norm.key_norm.scale", "double_blocks.0.img_attn.qkv.weight"]
     ),
     "sd3": _keys(["joint_blocks.0.context_block.adaLN_modulation.1.bias"]),
-    "sd1-unet": _keys(
-        ["input_blocks.0.0.weight", "output_blocks.11.0.skip_connection.weight"]
-    ),
+    "sd1-unet": _keys(["input_blocks.0.0.weight", "output_blocks.11.0.skip_connection.weight"]),
     "sdxl-unet": _keys(["input_blocks.0.0.weight", "label_emb.0.0.weight"]),
-    "vae": _keys(["encoder.conv_in.weight", "decoder.conv_in.weight", "decoder.up.0.block.0.conv1.weight"]),
+    "vae": _keys(
+        ["encoder.conv_in.weight", "decoder.conv_in.weight", "decoder.up.0.block.0.conv1.weight"]
+    ),
     "clip": _keys(["text_model.encoder.layers.0.self_attn.q_proj.weight"]),
     "all-in-one": _keys(
         [
@@ -396,7 +387,11 @@ def test_gguf_bytes_follow_the_block_sizes(files: Callable[[str], Path]) -> None
 
 def test_gguf_text_encoder_is_named_by_its_architecture(files: Callable[[str], Path]) -> None:
     found = detect(files("gguf-t5"))
-    assert (found.component, found.architecture, found.scheme) == ("text_encoder", "t5encoder", "Q8_0")
+    assert (found.component, found.architecture, found.scheme) == (
+        "text_encoder",
+        "t5encoder",
+        "Q8_0",
+    )
 
 
 def test_gguf_without_architecture_is_recognised_from_tensor_names(

@@ -30,9 +30,12 @@ MAX_VISITED_ELEMENTS = 4_000_000
 MAX_ARRAY_DEPTH = 4
 MAX_DIMS = 8
 MAX_NAME_BYTES = 4096
-#: Arrays longer than this are summarised, not kept.
+#: Arrays longer than this are summarised, not kept (their strings are skipped unread).
 KEEP_ARRAY_LEN = 64
-_WINDOW = 1 << 20
+#: Bytes of strings kept in memory (keys and values), file-wide: real headers keep a few
+#: KB (a chat template is the longest); a file of gigabytes of strings is refused.
+MAX_KEPT_BYTES = 64 * 1024 * 1024
+_WINDOW = 1 << 16
 
 #: ggml type id -> (name, block size, bytes per block), as gguf-py's GGML_QUANT_SIZES.
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
@@ -154,10 +157,23 @@ class _Stream:
     def u64(self, what: str) -> int:
         return int(self.scalar("Q", what))
 
-    def string(self, what: str, limit: int) -> str:
+    def _length(self, what: str, limit: int) -> int:
         n = self.u64(what)
         if n > limit:
             raise unreadable(self.path, f"{what}: string length {n} exceeds the limit of {limit}")
+        return n
+
+    def skip_string(self, what: str, limit: int) -> None:
+        self.skip(self._length(what, limit), what)
+
+    def string(self, what: str, limit: int, budget: _Budget | None = None) -> str:
+        n = self._length(what, limit)
+        if budget is not None:
+            budget.kept_bytes += n
+            if budget.kept_bytes > MAX_KEPT_BYTES:
+                raise unreadable(
+                    self.path, f"{what}: metadata strings exceed {MAX_KEPT_BYTES} bytes in all"
+                )
         raw = self.take(n, what)
         try:
             return raw.decode("utf-8")
@@ -166,8 +182,11 @@ class _Stream:
 
 
 class _Budget:
+    """What one header may cost: array items visited, string bytes kept in memory."""
+
     def __init__(self) -> None:
         self.visited = 0
+        self.kept_bytes = 0
 
 
 def _array(s: _Stream, what: str, depth: int, budget: _Budget) -> Value:
@@ -194,25 +213,26 @@ def _array(s: _Stream, what: str, depth: int, budget: _Budget) -> Value:
     budget.visited += count
     if budget.visited > MAX_VISITED_ELEMENTS:
         raise unreadable(s.path, f"{what}: more than {MAX_VISITED_ELEMENTS} array items in all")
-    kept: list[Value] = []
-    for _ in range(count):
-        item: Value
-        if item_type == _STRING:
-            item = s.string(what, MAX_STRING_BYTES)
-        else:
-            item = _array(s, what, depth + 1, budget)
-        if len(kept) < KEEP_ARRAY_LEN:
-            kept.append(item)
-    if count > KEEP_ARRAY_LEN:
+    if count > KEEP_ARRAY_LEN:  # a vocabulary: walked over, not read
+        for _ in range(count):
+            if item_type == _STRING:
+                s.skip_string(what, MAX_STRING_BYTES)
+            else:
+                _array(s, what, depth + 1, budget)
         return {"array_type": item_type, "length": count}
-    return kept
+    return [
+        s.string(what, MAX_STRING_BYTES, budget)
+        if item_type == _STRING
+        else _array(s, what, depth + 1, budget)
+        for _ in range(count)
+    ]
 
 
 def _value(s: _Stream, vtype: int, what: str, budget: _Budget) -> Value:
     if vtype in _SCALARS:
         return s.scalar(_SCALARS[vtype], what)
     if vtype == _STRING:
-        return s.string(what, MAX_STRING_BYTES)
+        return s.string(what, MAX_STRING_BYTES, budget)
     if vtype == _ARRAY:
         return _array(s, what, 1, budget)
     raise unreadable(s.path, f"{what}: unknown value type {vtype}")
@@ -249,6 +269,7 @@ def _sized(path: str | os.PathLike[str], raw: tuple[str, tuple[int, ...], int, i
 def _open_stream(f: BinaryIO, size: int, path: str | os.PathLike[str]) -> tuple[_Stream, int]:
     if size < 24:
         raise unreadable(path, f"truncated: {size} bytes is too short for a GGUF file")
+    f.seek(0)
     head = f.read(8)
     if head[:4] != GGUF_MAGIC:
         raise unreadable(path, "not a GGUF file (bad magic)")
@@ -268,26 +289,31 @@ def read_header(path: str | os.PathLike[str]) -> GGUFHeader:
     """Read and validate the header of the GGUF file at ``path``; never reads tensor data."""
     f, size = open_regular(path)
     with f:
-        s, version = _open_stream(f, size, path)
-        n_tensors = s.u64("the tensor count")
-        n_kv = s.u64("the key/value count")
-        if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
-            raise unreadable(
-                path,
-                f"header claims {n_tensors} tensors and {n_kv} keys "
-                f"(limits {MAX_TENSORS} and {MAX_KV})",
-            )
-        # A key/value takes at least 8 + 4 + 1 bytes, a tensor info at least 8 + 4 + 4 + 8.
-        if n_kv * 13 + n_tensors * 24 > s.left():
-            raise unreadable(path, "truncated: the counts in the header need more bytes than exist")
-        metadata: dict[str, Value] = {}
-        budget = _Budget()
-        for i in range(n_kv):
-            key = s.string(f"key #{i}", MAX_KEY_BYTES)
-            what = f"value of {key[:120]!r}"
-            metadata[key] = _value(s, s.u32(what), what, budget)
-        raw = [_tensor(s, i) for i in range(n_tensors)]
-        info_end = s.pos
+        return read_from(f, size, path)
+
+
+def read_from(f: BinaryIO, size: int, path: str | os.PathLike[str]) -> GGUFHeader:
+    """The header of a GGUF file of ``size`` bytes open as ``f`` (``path`` names it in errors)."""
+    s, version = _open_stream(f, size, path)
+    n_tensors = s.u64("the tensor count")
+    n_kv = s.u64("the key/value count")
+    if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
+        raise unreadable(
+            path,
+            f"header claims {n_tensors} tensors and {n_kv} keys "
+            f"(limits {MAX_TENSORS} and {MAX_KV})",
+        )
+    # A key/value takes at least 8 + 4 + 1 bytes, a tensor info at least 8 + 4 + 4 + 8.
+    if n_kv * 13 + n_tensors * 24 > s.left():
+        raise unreadable(path, "truncated: the counts in the header need more bytes than exist")
+    metadata: dict[str, Value] = {}
+    budget = _Budget()
+    for i in range(n_kv):
+        key = s.string(f"key #{i}", MAX_KEY_BYTES, budget)
+        what = f"value of {key[:120]!r}"
+        metadata[key] = _value(s, s.u32(what), what, budget)
+    raw = [_tensor(s, i) for i in range(n_tensors)]
+    info_end = s.pos
     alignment = metadata.get("general.alignment", 32)
     if (
         not isinstance(alignment, int)

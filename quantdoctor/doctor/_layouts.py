@@ -43,6 +43,8 @@ _MARKERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("t5", "text_encoder", ("enc.blk.0.attn_q.weight",)),
     ("clip", "text_encoder", ("text_model.encoder.layers.0.self_attn.q_proj.weight",)),
     ("clip", "text_encoder", ("transformer.resblocks.0.attn.in_proj_weight",)),
+    # transformers 5 saves CLIPTextModel without the ``text_model.`` prefix
+    ("clip", "text_encoder", ("embeddings.token_embedding.weight",)),
     ("llm", "text_encoder", ("model.layers.0.self_attn.q_proj.weight",)),
     ("llm", "text_encoder", ("blk.0.attn_q.weight",)),
 )
@@ -146,9 +148,9 @@ def _classify_plain(
     for arch, component, markers in _MARKERS:
         if any(m in names for m in markers):
             return component, arch
-    arch = _flux_or_sd3_diffusers(names)
-    if arch:
-        return "transformer", arch
+    diffusers_arch = _flux_or_sd3_diffusers(names)
+    if diffusers_arch:
+        return "transformer", diffusers_arch
     if _is_unet(names):
         return "unet", _unet_version(names, shapes)
     if _is_vae(names):

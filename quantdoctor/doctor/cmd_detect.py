@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from quantdoctor.doctor.detect import Detection, detect
+from quantdoctor.doctor.detect import Detection, checked, detect
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +60,8 @@ def render(d: Detection, indent: str = "") -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     found = detect(args.path)
+    if found.plan is not None or found.parts:
+        found = checked(found)  # reads the matrix: only when there is a plan to offer
     if args.json:
         sys.stdout.write(json.dumps(found.to_dict(), indent=2) + "\n")
     else:

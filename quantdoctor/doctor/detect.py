@@ -36,7 +36,7 @@ from quantdoctor.doctor._safetensors_header import SafetensorsHeader, TensorEntr
 if TYPE_CHECKING:
     from quantdoctor.rules.models import Plan
 
-__all__ = ["Detection", "detect"]
+__all__ = ["Detection", "checked", "detect"]
 
 #: config.json, model_index.json, index and qmap files are small; anything bigger is not one.
 MAX_JSON_BYTES = 16 * 1024 * 1024
@@ -97,11 +97,13 @@ class Detection:
     notes: tuple[str, ...] = ()
     #: a diffusers pipeline folder's components
     parts: tuple[Detection, ...] = ()
+    #: False when the engine or scheme found is not one the matrix can evaluate
+    plannable: bool = True
 
     @property
     def plan(self) -> dict[str, str] | None:
         """The plan facets that load this file as it is (mode ``prequantized``)."""
-        if self.engine is None or self.scheme is None:
+        if self.engine is None or self.scheme is None or not self.plannable:
             return None
         plan = {"engine": self.engine, "scheme": self.scheme, "mode": "prequantized"}
         if self.component is not None:
@@ -140,6 +142,30 @@ class Detection:
             "notes": list(self.notes),
             "parts": [p.to_dict() for p in self.parts],
         }
+
+
+def checked(found: Detection) -> Detection:
+    """``found`` with its plan withdrawn, and a note, where the matrix does not know it.
+
+    ``detect`` names what the file holds, whatever it is (a GGUF in ``IQ2_XXS``, a torchao
+    ``nvfp4`` checkpoint); the plan it offers must be one ``quantdoctor check`` accepts.
+    This reads the matrix, so it is kept apart from the header reading.
+    """
+    from quantdoctor.rules.matrix import engine_schemes
+    from quantdoctor.rules.vocab import ENGINES
+
+    parts = tuple(checked(p) for p in found.parts)
+    if found.plan is None:
+        return replace(found, parts=parts)
+    engine, scheme = found.plan["engine"], found.plan["scheme"]
+    if engine in ENGINES and scheme in engine_schemes(engine):
+        return replace(found, parts=parts)
+    known = ", ".join(engine_schemes(engine)) if engine in ENGINES else ", ".join(ENGINES)
+    note = (
+        f"{engine} {scheme} is not a plan quantdoctor's matrix knows, so it offers none to "
+        f"check (known: {known})"
+    )
+    return replace(found, parts=parts, plannable=False, notes=(*found.notes, note))
 
 
 def detect(path: str | os.PathLike[str]) -> Detection:
@@ -188,7 +214,9 @@ def _detect_gguf(path: Path) -> Detection:
         if arch in (None, "pig", "cow"):
             arch = found
     if quantized and len(quantized) > 1:
-        mix = ", ".join(f"{k} {v / sum(quantized.values()):.0%}" for k, v in quantized.most_common())
+        mix = ", ".join(
+            f"{k} {v / sum(quantized.values()):.0%}" for k, v in quantized.most_common()
+        )
         notes.append(f"mixed quantization by bytes: {mix}")
     return Detection(
         path=str(path),
@@ -559,13 +587,16 @@ def _detect_pipeline(folder: Path) -> Detection:
             continue
         sub = folder / name
         # Plain names only: model_index.json must not send detect outside the folder.
-        if "/" in name or "\\" in name or name in (".", "..") or not (sub / "config.json").is_file():
+        if (
+            "/" in name
+            or "\\" in name
+            or name in (".", "..")
+            or not (sub / "config.json").is_file()
+        ):
             continue
         parts.append(_detect_component(sub))
     rank = {"transformer": 0, "unet": 1, "text_encoder": 2, "vae": 3}
-    quantized = sorted(
-        (p for p in parts if p.engine), key=lambda p: rank.get(p.component or "", 9)
-    )
+    quantized = sorted((p for p in parts if p.engine), key=lambda p: rank.get(p.component or "", 9))
     lead = quantized[0] if quantized else None
     class_name = index.get("_class_name")
     return Detection(

@@ -1,13 +1,13 @@
 """Which rules an engine's error message, or a whole pasted traceback, matches.
 
-Text is cleaned first (ANSI colour codes removed, line endings unified, a bare
-``NotImplementedError`` line written ``NotImplementedError: `` as ``str(exc)`` formatting
-would), then every signature of every rule is searched (``re.MULTILINE``, so ``^`` and
-``$`` anchor at lines of a traceback). Each rule keeps its best match, and the rules
-are ranked: a match in the final exception (the one that was actually raised, after any
-"During handling of the above exception" chain) beats one in an earlier traceback or
-log line; then rules that select the plan being run (when one is given); then the longer,
-more specific match; then severity.
+Text is cleaned first (ANSI colour codes removed, line endings unified, pytest's ``E``
+prefix dropped, a bare ``NotImplementedError`` line written ``NotImplementedError: `` as
+``str(exc)`` formatting would), then every signature of every rule is searched
+(``re.MULTILINE``, so ``^`` and ``$`` anchor at lines of a traceback). Each rule keeps
+its best match, and the rules are ranked: a match in the final exception (the one that
+was actually raised, after any "During handling of the above exception" chain) beats
+one in an earlier traceback or log line; then rules that select the plan being run
+(when one is given); then the longer, more specific match; then severity.
 """
 
 from __future__ import annotations
@@ -36,7 +36,11 @@ _EXC_LINE = re.compile(
     r"(?:Error|Exception|Warning|Exit|Interrupt|Missing|Fault)\b(?::|$)",
     re.MULTILINE,
 )
+#: A line that is only an exception's name, as a message-less exception prints; it is
+#: written ``Name: `` so that signatures of the ``Name: message`` form match it.
 _BARE_EXC = re.compile(r"^((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception))$", re.MULTILINE)
+#: pytest's ``E   `` prefix on the lines of the exception it shows.
+_PYTEST_E = re.compile(r"^E {3,}", re.MULTILINE)
 #: Lines of a traceback's frame block (CPython and IPython), skipped to reach the message.
 _FRAME = re.compile(r"^(?:\s|File |Cell In\[|-+>|\^|~|$)")
 _SEVERITY = {"block": 2, "warn": 1, "info": 0}
@@ -74,7 +78,7 @@ def clean(text: str) -> str:
     """Remove ANSI codes, unify line endings, and give bare exception lines a colon."""
     text = _ANSI.sub("", text[-MAX_TEXT:])
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _BARE_EXC.sub(r"\1: ", text)
+    return _BARE_EXC.sub(r"\1: ", _PYTEST_E.sub("", text))
 
 
 def final_exception_start(text: str) -> int:
