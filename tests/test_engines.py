@@ -255,19 +255,27 @@ def test_gguf_post_refuses_k_quants_before_touching_the_module() -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-@pytest.mark.parametrize("engine", ["bitsandbytes", "quanto", "torchao", "gguf"])
+@pytest.mark.parametrize("engine", ["bitsandbytes", "quanto", "torchao", "gguf", "nncf"])
 def test_progress_bar_runs_over_the_layers(engine: str, capsys: pytest.CaptureFixture[str]) -> None:
-    scheme = {"bitsandbytes": "int8", "quanto": "qint8", "torchao": "int8wo", "gguf": "Q8_0"}
+    scheme = {
+        "bitsandbytes": "int8",
+        "quanto": "qint8",
+        "torchao": "int8wo",
+        "gguf": "Q8_0",
+        "nncf": "int8_asym",
+    }[engine]
     model, x = make_model(), make_input()
     with torch.no_grad():
         ref = model(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plan = Plan(engine=engine, scheme=scheme[engine], mode="post", dtype="float32")
-        qmodel = quantize(model, plan, env=cpu_env(), progress=True)
+        plan = Plan(engine=engine, scheme=scheme, mode="post", dtype="float32")
+        qmodel = quantize(model, plan, env=cpu_env(), example_input=x, progress=True)
         with torch.no_grad():
             assert rel_err(qmodel(x), ref) < 0.02
-    assert "3/3" in capsys.readouterr().out.replace(" ", "")
+    bars = [line for line in capsys.readouterr().out.splitlines() if f"{engine} {scheme}" in line]
+    assert bars, "no progress bar named after the plan"
+    assert "3/3" in bars[-1].replace(" ", ""), bars[-1]
 
 
 def test_quantize_accepts_a_plan_as_a_mapping() -> None:
@@ -290,7 +298,9 @@ def test_engine_package_is_import_light() -> None:
     import subprocess
     import sys
 
-    code = "import sys, quantdoctor.engines; print(any(m in sys.modules for m in ('torch', 'rich')))"
+    code = (
+        "import sys, quantdoctor.engines; print(any(m in sys.modules for m in ('torch', 'rich')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -318,8 +328,15 @@ def test_adapter_tables_match_the_matrix_api_names() -> None:
 
 @pytest.mark.parametrize(
     ("engine", "scheme"),
-    [("bitsandbytes", "nf4"), ("bitsandbytes", "int8"), ("quanto", "qint8"), ("torchao", "int8wo"),
-     ("torchao", "float8dq"), ("nncf", "int8_asym"), ("gguf", "Q8_0")],
+    [
+        ("bitsandbytes", "nf4"),
+        ("bitsandbytes", "int8"),
+        ("quanto", "qint8"),
+        ("torchao", "int8wo"),
+        ("torchao", "float8dq"),
+        ("nncf", "int8_asym"),
+        ("gguf", "Q8_0"),
+    ],
 )
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -331,9 +348,27 @@ def test_quantize_on_gpu(engine: str, scheme: str) -> None:
         ref = model(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        qmodel = quantize(model, Plan(engine=engine, scheme=scheme, mode="post"), env=probe(),
-                          example_input=x)
+        qmodel = quantize(
+            model, Plan(engine=engine, scheme=scheme, mode="post"), env=probe(), example_input=x
+        )
         with torch.no_grad():
             y = qmodel(x)
     assert y.device.type == "cuda"
     assert rel_err(y, ref) < 0.25
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bitsandbytes_int8_quantizes_a_module_already_on_the_gpu() -> None:
+    """Int8Params quantizes only on a move from the CPU: a module on the GPU must still
+    end with int8 weights and their row scales, not bf16 ones re-quantized per forward."""
+    from quantdoctor.doctor.probe import probe
+
+    model = make_model().cuda().to(torch.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize(model, Plan(engine="bitsandbytes", scheme="int8"), env=probe())
+    for layer in (model.l0, model.l1, model.l2):
+        assert layer.weight.device.type == "cuda"
+        assert layer.weight.dtype == torch.int8
+        assert layer.weight.SCB is not None

@@ -334,12 +334,6 @@ def test_nncf_is_blocked_with_sequential_offload() -> None:
     assert_blocked_by(verdict, "nncf.offload.sequential")
 
 
-def test_nncf_group_offload_works_only_at_leaf_level() -> None:
-    verdict = check(H100_LINUX, "nncf", "int8_asym", offload="group")
-    assert verdict.status == "warn"
-    assert "nncf.offload.group" in holding(verdict)
-
-
 def test_nncf_balanced_offload_works_while_modules_fit() -> None:
     verdict = check(H100_LINUX, "nncf", "int8_asym", offload="balanced")
     assert_passes(verdict)

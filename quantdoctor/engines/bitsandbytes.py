@@ -2,6 +2,10 @@
 
 bitsandbytes quantizes a layer's weight when the layer moves to a device, so each new
 layer is moved to the device the module already lives on (CPU works with bnb >= 0.47).
+``Int8Params`` quantizes only on a move *from the CPU*: built from a weight already on
+the GPU it would stay bf16 (quantized again at every forward, and broken by model or
+sequential offload, as the ground truth on an H100 showed), so int8 weights start from
+a CPU copy.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ class BitsAndBytesAdapter:
                     device="meta",
                 )
                 new.weight = bnb_nn.Int8Params(
-                    linear.weight.data, requires_grad=False, has_fp16_weights=False
+                    linear.weight.data.cpu(), requires_grad=False, has_fp16_weights=False
                 )
             else:
                 new = bnb_nn.Linear4bit(

@@ -293,14 +293,21 @@ def save_gguf(
     module: torch.nn.Module, path: str | os.PathLike[str], qtype: str, *, arch: str = "flux"
 ) -> int:
     """Write ``module``'s state_dict as GGUF: linear weights whose rows fit the block in
-    ``qtype`` (a type gguf-py can quantize), everything else F32. Returns how many
-    tensors were quantized."""
+    ``qtype``, everything else F32. Returns how many tensors were quantized.
+
+    gguf-py quantizes the types it can; K-quants and IQ4 types are packed by
+    ``quantdoctor.engines.gguf_pack`` (plain min/max scales: the layout llama.cpp
+    writes, with more rounding error than its quantize tool).
+    """
     import numpy as np
 
+    from quantdoctor.engines import gguf_pack
+
     gguf = engine_module("gguf")
-    if qtype not in QUANTIZABLE:
+    writable = (*QUANTIZABLE, *gguf_pack.TYPES)
+    if qtype not in writable:
         raise InvalidInputError(
-            f"scheme: gguf-py cannot quantize to {qtype}; valid values are {', '.join(QUANTIZABLE)}"
+            f"scheme: cannot write GGUF type {qtype}; valid values are {', '.join(writable)}"
         )
     kind = gguf.GGMLQuantizationType[qtype]
     linear_weights = {f"{n}.weight" for n, _ in _plain_linears(module)}
@@ -309,7 +316,7 @@ def save_gguf(
     for name, tensor in module.state_dict().items():
         array = tensor.detach().to("cpu", torch.float32).numpy()
         if name in linear_weights and array.shape[-1] % block_size(qtype) == 0:
-            blocks = gguf.quants.quantize(array, kind)
+            blocks = gguf_pack.quantize(array, qtype)
             if qtype in ("F32", "F16"):  # plain numpy floats: the writer reads their type
                 writer.add_tensor(name, blocks)
             else:

@@ -31,7 +31,7 @@ def make_config(plan: Plan) -> Any:
     quantization = engine_module("torchao.quantization")
     config_class = getattr(quantization, scheme_api(SCHEMES, plan))
     if plan.scheme == "int4dq":
-        return config_class(weight_dtype=torch.int4)
+        return config_class(weight_dtype=torch.int4)  # type: ignore[attr-defined]
     return config_class()
 
 
