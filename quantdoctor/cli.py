@@ -47,18 +47,35 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         description="Will this quantization plan work on this machine, why not, and what will?",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    wanted = next((a for a in argv if not a.startswith("-")), None)
+    # the first word that names a command (an option's value never does in practice)
+    wanted = next((a for a in argv if a in COMMANDS), None)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == wanted:  # only the command that runs pays for its imports
             _load(module).add_arguments(p)  # type: ignore[attr-defined]
-    if wanted is None or wanted not in COMMANDS:
+    if wanted is None:
         _load(REPORT_MODULE).add_arguments(parser)  # type: ignore[attr-defined]
     return parser
 
 
+def _command_first(argv: list[str]) -> list[str]:
+    """``quantdoctor --json check ...`` reads as ``quantdoctor check --json ...``."""
+    for i, arg in enumerate(argv):
+        if arg in COMMANDS:
+            return [arg, *argv[:i], *argv[i + 1 :]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = _command_first(list(sys.argv[1:] if argv is None else argv))
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
+        from quantdoctor.rules.vocab import suggest
+
+        word = args_list[0]
+        sys.stderr.write(
+            f"quantdoctor: error: {word!r} is not a command; {suggest(word, COMMANDS)}\n"
+        )
+        return EXIT_BAD_INPUT
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
     module = COMMANDS[args.command][0] if args.command else REPORT_MODULE

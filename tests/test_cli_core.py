@@ -242,3 +242,16 @@ def test_matrix_covers_every_engine_scheme_and_offload(env_file: Any) -> None:
     plans = {(r["plan"]["engine"], r["plan"]["scheme"], r["plan"]["offload"]) for r in rows}
     assert ("nncf", "int4_asym", "group") in plans and ("gguf", "Q2_K", "balanced") in plans
     assert len({p[2] for p in plans}) == 5
+
+
+def test_options_before_the_command_apply_to_it(env_file: Any) -> None:
+    out = run("--json", "check", "--engine", "torchao", "--scheme", "int8wo",
+              "--env", env_file(H100_LINUX))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "ok"
+
+
+def test_a_misspelt_command_exits_2_with_a_suggestion() -> None:
+    out = run("chek")
+    assert out.returncode == 2
+    assert "'chek' is not a command" in out.stderr and "did you mean check?" in out.stderr
