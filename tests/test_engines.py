@@ -372,3 +372,21 @@ def test_bitsandbytes_int8_quantizes_a_module_already_on_the_gpu() -> None:
         assert layer.weight.device.type == "cuda"
         assert layer.weight.dtype == torch.int8
         assert layer.weight.SCB is not None
+
+
+@pytest.mark.parametrize("scheme", ["nf4", "fp4"])
+def test_bitsandbytes_4bit_stores_what_the_matrix_block_layout_says(scheme: str) -> None:
+    """36 bytes per block of 64 (packed codes + an fp32 absmax), as diffusers stores it."""
+    from quantdoctor.rules.matrix import load_matrix
+
+    spec = load_matrix(defaults=False).engines["bitsandbytes"].schemes[scheme]
+    model = torch.nn.Sequential(torch.nn.Linear(256, 512, bias=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize(model, Plan(engine="bitsandbytes", scheme=scheme, mode="post"), env=cpu_env())
+    weight = model[0].weight
+    stored = weight.data.numel() * weight.data.element_size()
+    state = weight.quant_state
+    stored += state.absmax.numel() * state.absmax.element_size()
+    assert state.nested is False
+    assert stored == 256 * 512 * spec.block_bytes // spec.block

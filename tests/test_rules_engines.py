@@ -404,3 +404,11 @@ def test_group_offload_on_a_machine_without_a_gpu_runs_but_saves_nothing() -> No
     verdict = check(CPU_ONLY, "torchao", "int8wo", offload="group")
     assert verdict.status == "warn"
     assert "offload.nothing-to-offload" in holding(verdict)
+
+
+def test_alternatives_from_another_engine_are_ranked_by_the_cost_model() -> None:
+    """Among 8-bit plans with balanced offload, torchao int8wo (0.62x bf16 on an H100) comes
+    before bitsandbytes int8 (0.32x): evidence/gpu-anchor-2026-11-24-h100.md via costs.yaml."""
+    verdict = check(H100_LINUX, "quanto", "qint8", offload="balanced")
+    other = [p for p in verdict.alternatives if p.engine != "quanto"]
+    assert other and (other[0].engine, other[0].scheme) == ("torchao", "int8wo")

@@ -73,11 +73,17 @@ class BitsAndBytesAdapter:
                     linear.out_features,
                     bias=has_bias,
                     compute_dtype=compute_dtype,
+                    compress_statistics=False,
                     quant_type=quant_type,
                     device="meta",
                 )
+                # no double quantization of the absmax: diffusers' BitsAndBytesConfig default
+                # (bnb_4bit_use_double_quant=False), and the layout matrix.yaml sizes
                 new.weight = bnb_nn.Params4bit(
-                    linear.weight.data, requires_grad=False, quant_type=quant_type
+                    linear.weight.data,
+                    requires_grad=False,
+                    compress_statistics=False,
+                    quant_type=quant_type,
                 )
             if has_bias:
                 new.bias = torch.nn.Parameter(linear.bias.data, requires_grad=False)

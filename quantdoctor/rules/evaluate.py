@@ -31,7 +31,11 @@ OFFLOAD_MEMORY_RANK: dict[str, int] = {
     "sequential": 4,
 }
 #: How a message names a fact that is unknown, where plain "unknown" would read badly.
-_UNKNOWN_WORDS = {"gpu.name": "this GPU", "gpu.cuda_cc": "an unknown compute capability"}
+_UNKNOWN_WORDS = {
+    "gpu.name": "this GPU",
+    "gpu.cuda_cc": "an unknown compute capability",
+    "torch.version": "(unknown version)",
+}
 _TEMPLATE = re.compile(r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}")
 
 
@@ -52,7 +56,9 @@ def to_facts(env: EnvLike, device: int = 0) -> Facts:
 
 def _render(text: str, facts: Facts) -> str:
     def sub(m: re.Match[str]) -> str:
-        value = facts.get(m.group(1), _UNKNOWN_WORDS.get(m.group(1), "unknown"))
+        key = m.group(1)
+        unknown = "(unknown version)" if key.startswith("packages.") else "unknown"
+        value = facts.get(key, _UNKNOWN_WORDS.get(key, unknown))
         return "none" if value is None else str(value)
 
     return _TEMPLATE.sub(sub, text)
@@ -184,24 +190,35 @@ class _Evaluator:
             {"scheme": s, "offload": o} for o in (plan.offload, *offloads) for s in same_bits
         )
 
-        ranked: list[tuple[tuple[int, int, int], dict[str, str]]] = []
-        for engine in ENGINES:
-            if engine == plan.engine or engine not in engines:
-                continue
-            modes = engines[engine].modes
-            mode = plan.mode if plan.mode in modes else default_mode(engine)
+        # Another engine: the nearest bits and offload first; among equals, the plan the
+        # cost model (quantdoctor.recommend) ranks faster, then more accurate.
+        others = [e for e in ENGINES if e != plan.engine and e in engines]
+        modes = {e: plan.mode if plan.mode in engines[e].modes else default_mode(e) for e in others}
+        speed = self._speed_rank(
+            list(build({"engine": e, "scheme": s, "mode": modes[e]} for e in others
+                       for s in engines[e].schemes))
+        )  # fmt: skip
+        ranked: list[tuple[tuple[int, int, int, int], dict[str, str]]] = []
+        for engine in others:
             for s, spec in engines[engine].schemes.items():
                 for o in (plan.offload, *offloads):
                     cost = (
                         abs(spec.bits - bits),
                         abs(OFFLOAD_MEMORY_RANK[o] - asked),
+                        speed.get((engine, s), len(speed)),
                         ENGINES.index(engine),
                     )
-                    ranked.append(
-                        (cost, {"engine": engine, "scheme": s, "offload": o, "mode": mode})
-                    )
+                    change = {"engine": engine, "scheme": s, "offload": o, "mode": modes[engine]}
+                    ranked.append((cost, change))
         ranked.sort(key=lambda t: t[0])
         yield build(change for _, change in ranked)
+
+    def _speed_rank(self, plans: list[Plan]) -> dict[tuple[str, str], int]:
+        """Each (engine, scheme)'s place in the cost model's ranking on these facts."""
+        from quantdoctor.recommend import rank_plans
+
+        order = rank_plans(plans, facts=self.facts, matrix=self.matrix)
+        return {(p.engine, p.scheme): i for i, p in enumerate(order)}
 
     def alternatives(self, plan: Plan, limit: int) -> list[Plan]:
         """The nearest passing plans, a few from each tier so the list stays varied.

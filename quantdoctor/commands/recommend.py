@@ -1,0 +1,162 @@
+"""``quantdoctor recommend``: the plans that work here, best first, with what they cost."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from quantdoctor.commands.common import (
+    add_env_args,
+    check_choice,
+    console,
+    dump_json,
+    load_env,
+    load_matrix_args,
+)
+from quantdoctor.errors import InvalidInputError
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES
+
+PREFERS = ("speed", "memory", "quality")
+
+
+def _count(text: str) -> int:
+    """``12e9``, ``12B``, ``450M`` or ``453076992``: a parameter count."""
+    scale = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
+    t = text.strip().lower()
+    factor = scale.get(t[-1:], 1.0)
+    try:
+        value = float(t[:-1] if t[-1:] in scale else t) * factor
+    except ValueError:
+        value = -1.0
+    if value <= 0 or value != value:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a parameter count; write it like 12e9, 12B or 450M"
+        )
+    return int(value)
+
+
+def _gib(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a memory size in GiB; write it like 8 or 23.5"
+        )
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", metavar="PATH", help="a model file or folder (read by detect)")
+    src.add_argument("--params", type=_count, metavar="N", help="parameter count: 12e9, 12B, 450M")
+    p.add_argument("--component", default="transformer", help=" | ".join(COMPONENTS))
+    p.add_argument("--dtype", default="bfloat16", help=" | ".join(DTYPES))
+    p.add_argument("--vram", type=_gib, metavar="GB", help="GPU memory in GiB (default: probed)")
+    p.add_argument(
+        "--activation-gb",
+        type=_gib,
+        metavar="GB",
+        help="activation memory of one forward (default: a measured fraction of the bf16 weights)",
+    )
+    p.add_argument("--prefer", default="speed", help=" | ".join(PREFERS) + " (default: speed)")
+    p.add_argument("--top", type=int, default=0, metavar="N", help="show only the best N plans")
+    p.add_argument("-v", "--verbose", action="store_true", help="show sources and notes")
+    add_env_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from quantdoctor.recommend import recommend
+
+    check_choice("--prefer", args.prefer, PREFERS)
+    check_choice("--component", args.component, COMPONENTS)
+    check_choice("--dtype", args.dtype, DTYPES)
+    if args.top < 0:
+        raise InvalidInputError(f"--top: {args.top} is not valid; give a number >= 0")
+    matrix = load_matrix_args(args)
+    env = load_env(args.env)
+    rec = recommend(
+        env,
+        model=args.model,
+        params=args.params,
+        component=args.component,
+        dtype=args.dtype,
+        vram_gb=args.vram,
+        prefer=args.prefer,
+        activation_gb=args.activation_gb,
+        matrix=matrix,
+        device=args.device,
+        limit=args.top or None,
+    )
+    if args.json:
+        dump_json(rec.to_dict())
+    else:
+        render(rec.to_dict(), verbose=args.verbose)
+    return rec.exit_code
+
+
+def _num(x: Any, fmt: str = "{:.2f}") -> str:
+    return "?" if x is None else fmt.format(x)
+
+
+def render(rec: dict[str, Any], *, verbose: bool = False) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    model = rec["model"]
+    size = f"{model['params'] / 1e9:.2f} B params" if model.get("params") else "no model given"
+    mem = _num(rec["memory_gb"], "{:.1f} GiB")
+    out.print(
+        f"{escape(rec['gpu'] or 'no GPU')} ({rec['gpu_class'] or 'unknown class'}), "
+        f"{mem} for the model; {size}; best for {rec['prefer']}"
+    )
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for head in ("#", "plan", "offload", "weights GiB", "peak GiB", "speed", "error"):
+        table.add_column(head, justify="right" if head not in ("plan", "offload") else "left")
+    for i, e in enumerate(rec["plans"], 1):
+        p = e["plan"]
+        mark = "" if e["fits"] is not False else " ✗"
+        table.add_row(
+            str(i),
+            escape(f"{p['engine']} {p['scheme']} ({p['mode']})")
+            + ("" if e["status"] == "ok" else " !"),
+            p["offload"],
+            _num(e["weight_gb"]),
+            ("" if e["peak_exact"] else "≥") + _num(e["peak_gb"]) + mark,
+            _num(e["relative_speed"], "×{:.2f}"),
+            _num(e["relative_error"], "{:.4f}"),
+        )
+    out.print(table)
+    base = rec["baseline"]
+    if base and base["peak_gb"] is None:
+        out.print(f"unquantized bf16: {base['bytes_per_param']:g} bytes per parameter")
+    elif base:
+        fits = {True: "fits", False: "does not fit", None: "may fit"}[base["fits"]]
+        out.print(
+            f"unquantized bf16: {base['weight_gb']:.2f} GiB of weights, "
+            f"peak {base['peak_gb']:.2f} GiB: {fits}"
+        )
+    if rec["does_not_fit"]:
+        names = ", ".join(
+            f"{e['plan']['engine']} {e['plan']['scheme']}" for e in rec["does_not_fit"]
+        )
+        out.print(f"[red]does not fit even offloaded:[/] {escape(names)}")
+    if verbose:
+        for e in rec["plans"]:
+            p = e["plan"]
+            out.print(
+                f"[dim]{escape(p['engine'])} {escape(p['scheme'])}: "
+                f"speed {escape(e['speed_source'])}; "
+                f"error {escape(e['error_source'])}[/]"
+            )
+            for n in e["notes"]:
+                out.print(f"[dim]  {escape(n)}[/]")
+    for n in rec["notes"]:
+        out.print(f"note: {escape(n)}")
+    if not rec["plans"]:
+        out.print(
+            "[red]✗ no plan works here[/]"
+            + (f" ({rec['blocked']} blocked by rules)" if rec["blocked"] else "")
+        )

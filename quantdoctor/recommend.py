@@ -1,0 +1,827 @@
+"""Recommend: every plan that passes here, ranked by what it costs on this machine.
+
+Each plan gets its weight memory (exact, from the scheme's bits and block layout in
+matrix.yaml), its peak memory in a forward, its speed and error relative to bf16 (measured
+on real hardware, from costs.yaml, each with its source) and the offload mode it needs to
+fit the memory available. Where nothing was measured the estimate says so (``None``).
+
+``rank_plans`` orders any list of plans by the same model (the verdict's alternatives).
+No torch, no engine: a model's size comes from ``detect`` (headers only) or from the
+caller (``params=``, or a ``Layout`` built from a module already in memory).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quantdoctor.errors import InvalidInputError, MatrixError
+
+if TYPE_CHECKING:
+    from quantdoctor.rules.matrix import Matrix
+    from quantdoctor.rules.models import Environment, Plan, Verdict
+    from quantdoctor.rules.schema import SchemeSpec
+
+__all__ = [
+    "PREFERS",
+    "Costs",
+    "Estimate",
+    "Layout",
+    "Recommendation",
+    "estimate",
+    "gpu_class",
+    "load_costs",
+    "rank_plans",
+    "recommend",
+]
+
+GIB = float(2**30)
+PREFERS: tuple[str, ...] = ("speed", "memory", "quality")
+#: Offload modes in the order a plan tries them: the first that passes and fits is taken.
+#: "model" saves nothing for one component, so it only serves a plan that "none" cannot.
+OFFLOAD_ORDER: tuple[str, ...] = ("none", "model", "balanced", "group", "sequential")
+COSTS_FILE = Path(__file__).resolve().parent / "costs.yaml"
+_DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A model's shape as far as memory goes.
+
+    ``linears`` are ``(out_features, in_features, count)``: the weights a scheme quantizes.
+    ``other_params`` stay in the compute dtype (biases, norms, embeddings). ``exact`` is
+    false when only a parameter count was known: then every parameter counts as a linear
+    weight and the largest layer and block are unknown.
+    """
+
+    linears: tuple[tuple[int, int, int], ...]
+    other_params: int = 0
+    largest_block_params: int | None = None
+    exact: bool = True
+    #: a pre-quantized file's (engine, scheme, bytes of tensor data): what loading it costs
+    stored: tuple[str, str, int] | None = None
+
+    @classmethod
+    def from_params(cls, params: int) -> Layout:
+        if params <= 0:
+            raise InvalidInputError(f"params: {params} is not a parameter count; give a number > 0")
+        width = 4096  # only the per-row scales depend on it: < 0.1% of the bytes
+        rows, rest = divmod(int(params), width)
+        return cls(linears=((rows, width, 1),), other_params=rest, exact=False)
+
+    @classmethod
+    def from_module(cls, module: Any, *, block_types: Iterable[str] = ()) -> Layout:
+        """The layout of a torch module in memory (duck-typed: no torch import here).
+
+        A leaf with a 2-D ``weight`` and ``in_features``/``out_features`` is a linear;
+        every other parameter is "other". ``block_types`` names the classes whose
+        instances are offloaded as one group (``FluxTransformerBlock`` ...).
+        """
+        counts: dict[tuple[int, int], int] = {}
+        seen: set[int] = set()
+        linear_params = 0
+        for _, mod in module.named_modules():
+            weight = getattr(mod, "weight", None)
+            if weight is None or getattr(weight, "ndim", 0) != 2 or not hasattr(mod, "in_features"):
+                continue
+            shape = (int(mod.out_features), int(mod.in_features))
+            counts[shape] = counts.get(shape, 0) + 1
+            seen.add(id(weight))
+            linear_params += shape[0] * shape[1]
+        other = sum(int(p.numel()) for p in module.parameters() if id(p) not in seen)
+        wanted = set(block_types)
+        blocks = [
+            sum(int(p.numel()) for p in m.parameters())
+            for _, m in module.named_modules()
+            if type(m).__name__ in wanted
+        ]
+        return cls(
+            linears=tuple((o, i, c) for (o, i), c in sorted(counts.items())),
+            other_params=other,
+            largest_block_params=max(blocks) if blocks else None,
+        )
+
+    @property
+    def params(self) -> int:
+        return sum(o * i * c for o, i, c in self.linears) + self.other_params
+
+    @property
+    def largest_linear(self) -> int | None:
+        """Weights in the largest linear layer; None when only a count is known."""
+        if not self.exact or not self.linears:
+            return None
+        return max(o * i for o, i, _ in self.linears)
+
+
+def _quantizes(spec: SchemeSpec, in_features: int) -> bool:
+    """A layer narrower than the scheme's block stays in the compute dtype: GGUF writers
+    store it as F16, nncf's group-size fallback leaves it, torchao int4 skips it."""
+    return spec.block <= 1 or in_features % spec.block == 0
+
+
+def scheme_bytes(spec: SchemeSpec, layout: Layout, dtype: str = "bfloat16") -> float:
+    """Exact bytes of the weights under ``spec``: blocks, scales and the layers kept whole."""
+    dbytes = _DTYPE_BYTES.get(dtype, 2)
+    total = float(layout.other_params * dbytes)
+    for out_f, in_f, count in layout.linears:
+        numel = out_f * in_f
+        if spec.bits >= 16 and spec.block <= 1 and not spec.row_bytes:
+            per = numel * spec.bits / 8
+        elif _quantizes(spec, in_f):
+            per = numel * (spec.block_bytes / spec.block if spec.block_bytes else spec.bits / 8)
+            per += out_f * spec.row_bytes
+        else:
+            per = numel * dbytes
+        total += per * count
+    return total
+
+
+# ----------------------------------------------------------------------------- costs.yaml
+
+
+@dataclass(frozen=True)
+class Measured:
+    value: float | None
+    source: str
+    #: where it was measured when that is not this machine's class (else None)
+    measured_on: str | None = None
+
+
+@dataclass(frozen=True)
+class Costs:
+    """costs.yaml, checked and indexed."""
+
+    reserve_gb: float
+    activation_fraction: float
+    activation_cap_gb: float
+    large_model_params: int
+    classes: Mapping[str, Any]
+    speed: Mapping[str, Mapping[str, tuple[str, Mapping[str, float | None]]] | None]
+    offload_speed: Mapping[str, tuple[str, Mapping[str, float]]]
+    error: Mapping[str, Measured]
+    workspace: Mapping[str, float]
+    workspace_source: str
+
+    def speed_of(self, key: Sequence[str], gpu: str, params: int | None) -> Measured:
+        """The scheme's speed on ``gpu``; from the nearest measured class if not this one."""
+        table = self.speed.get(gpu)
+        measured_on = None
+        if not table:
+            measured_on = "cpu" if gpu == "cpu" else "hopper"
+            table = self.speed.get(measured_on) or {}
+        # no model given: the large table, since the models people quantize are large
+        big = params is None or params >= self.large_model_params
+        order = ("large", "small") if big else ("small", "large")
+        for workload in order:
+            if workload not in table:
+                continue
+            source, values = table[workload]
+            for k in key:
+                if k in values:
+                    value = values[k]
+                    if value is None:
+                        break  # measured as failing or not measured: try the other workload
+                    return Measured(value, f"{source} [{workload} model]", measured_on)
+        return Measured(None, f"not measured on {measured_on or gpu}", measured_on)
+
+    def offload_factor(self, offload: str, gpu: str) -> Measured:
+        entry = self.offload_speed.get(gpu)
+        measured_on = None
+        if entry is None:
+            measured_on = next(iter(self.offload_speed), None)
+            entry = self.offload_speed.get(measured_on or "")
+        if entry is None or offload not in entry[1]:
+            return Measured(None, f"offload {offload}: not measured", measured_on)
+        return Measured(entry[1][offload], entry[0], measured_on)
+
+
+def _keys(plan: Plan) -> tuple[str, ...]:
+    return (f"{plan.engine}.{plan.scheme}.{plan.mode}", f"{plan.engine}.{plan.scheme}")
+
+
+def _need(data: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(data, Mapping) or key not in data:
+        raise MatrixError(f"{where}: missing field {key!r}")
+    return data[key]
+
+
+def _number(value: Any, where: str, *, nullable: bool = False) -> float | None:
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise MatrixError(f"{where}: {value!r} is not a number >= 0")
+    return float(value)
+
+
+def _values(block: Any, where: str) -> tuple[str, dict[str, float | None]]:
+    source = _need(block, "source", where)
+    raw = _need(block, "values", where)
+    if not isinstance(raw, Mapping):
+        raise MatrixError(f"{where}.values: expected a mapping of engine.scheme to numbers")
+    return str(source), {
+        str(k): _number(v, f"{where}.values.{k}", nullable=True) for k, v in raw.items()
+    }
+
+
+def parse_costs(data: Any, name: str = "costs.yaml") -> Costs:
+    """Check and index a costs mapping; errors name the file and the field."""
+    if not isinstance(data, Mapping):
+        raise MatrixError(f"{name}: expected a mapping at the top")
+    speed: dict[str, dict[str, tuple[str, Mapping[str, float | None]]] | None] = {}
+    for gpu, workloads in (_need(data, "speed", name) or {}).items():
+        if workloads is None:
+            speed[gpu] = None
+            continue
+        speed[gpu] = {w: _values(b, f"{name}: speed.{gpu}.{w}") for w, b in workloads.items()}
+    offload: dict[str, tuple[str, Mapping[str, float]]] = {}
+    for gpu, block in (_need(data, "offload_speed", name) or {}).items():
+        src, vals = _values(block, f"{name}: offload_speed.{gpu}")
+        offload[gpu] = (src, {k: v for k, v in vals.items() if v is not None})
+    error: dict[str, Measured] = {}
+    for i, block in enumerate(_need(data, "error", name) or []):
+        src, vals = _values(block, f"{name}: error[{i}]")
+        for k, v in vals.items():
+            error.setdefault(k, Measured(v, src))
+    workspace: dict[str, float] = {}
+    ws_sources: list[str] = []
+    for i, block in enumerate(_need(data, "workspace_layers", name) or []):
+        src, vals = _values(block, f"{name}: workspace_layers[{i}]")
+        ws_sources.append(src)
+        for k, v in vals.items():
+            if v is not None:
+                workspace.setdefault(k, v)
+    where = f"{name}: "
+    return Costs(
+        reserve_gb=_number(
+            _need(_need(data, "reserve_gb", name), "value", where + "reserve_gb"),
+            where + "reserve_gb.value",
+        )
+        or 0.0,
+        activation_fraction=_number(
+            _need(_need(data, "activation_fraction", name), "value", where + "activation_fraction"),
+            where + "activation_fraction.value",
+        )
+        or 0.0,
+        activation_cap_gb=_number(
+            _need(_need(data, "activation_cap_gb", name), "value", where + "activation_cap_gb"),
+            where + "activation_cap_gb.value",
+        )
+        or 0.0,
+        large_model_params=int(
+            _number(_need(data, "large_model_params", name), where + "large_model_params") or 0
+        ),
+        classes=_need(data, "gpu_classes", name),
+        speed=speed,
+        offload_speed=offload,
+        error=error,
+        workspace=workspace,
+        workspace_source="; ".join(ws_sources),
+    )
+
+
+@lru_cache(maxsize=4)
+def _load_costs(path: str) -> Costs:
+    import yaml
+
+    from quantdoctor.rules.matrix import _yaml_loader
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise MatrixError(f"{path}: cannot read the cost model: {err.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_yaml_loader())
+    except yaml.YAMLError as err:
+        raise MatrixError(f"{path}: not valid YAML: {err}") from None
+    return parse_costs(data, path)
+
+
+def load_costs(path: str | os.PathLike[str] | None = None) -> Costs:
+    """The cost model (``costs.yaml`` beside the matrix unless ``path`` names another)."""
+    return _load_costs(str(path or COSTS_FILE))
+
+
+# ----------------------------------------------------------------------------- the machine
+
+
+def _facts(env: Environment | Mapping[str, Any], device: int) -> dict[str, Any]:
+    from quantdoctor.rules.evaluate import to_facts
+
+    return to_facts(env, device)
+
+
+def _cc_at_least(cc: str, spec: str) -> bool:
+    want = spec.removeprefix(">=")
+    a = tuple(int(x) for x in cc.split("."))
+    b = tuple(int(x) for x in want.split("."))
+    return a >= b
+
+
+def gpu_class(facts: Mapping[str, Any], costs: Costs | None = None) -> str | None:
+    """The row of the speed tables this machine reads (``hopper``, ``ada``, ``cpu`` ...)."""
+    costs = costs or load_costs()
+    backend = facts.get("backend")
+    if backend and backend != "cuda":
+        found: str | None = costs.classes.get("backend", {}).get(backend)
+        return found
+    cc = facts.get("gpu.cuda_cc")
+    if facts.get("gpu.vendor") == "nvidia" or cc:
+        if not cc:
+            return None
+        for row in costs.classes.get("nvidia", []):
+            if _cc_at_least(str(cc), str(row["cc"])):
+                return str(row["class"])
+    return None
+
+
+def available_gb(
+    facts: Mapping[str, Any], vram_gb: float | None, costs: Costs
+) -> tuple[float | None, str]:
+    """Memory the model may use: the card (or ``vram_gb``) less the CUDA context."""
+    if vram_gb is not None:
+        total, where = float(vram_gb), f"--vram {vram_gb:g}"
+    else:
+        mem = facts.get("gpu.memory_gb")
+        if not isinstance(mem, (int, float)):
+            return None, "GPU memory unknown (give --vram)"
+        total, where = float(mem), f"gpu memory {mem:g} GiB"
+    usable = max(total - costs.reserve_gb, 0.0)
+    return usable, f"{where} less {costs.reserve_gb:g} GiB for the CUDA context"
+
+
+# ----------------------------------------------------------------------------- estimates
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What one plan costs here. Memory in GiB; speed and error relative to bf16."""
+
+    plan: Plan
+    status: str
+    bytes_per_param: float
+    weight_gb: float | None
+    peak_gb: float | None
+    speed: float | None
+    speed_source: str
+    error: float | None
+    error_source: str
+    fits: bool | None
+    notes: tuple[str, ...] = ()
+    #: false when the peak is a lower bound (an offloaded block of unknown size)
+    peak_exact: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        def r(x: float | None, n: int = 3) -> float | None:
+            return None if x is None else round(x, n)
+
+        return {
+            "plan": self.plan.model_dump(mode="json"),
+            "status": self.status,
+            "offload": self.plan.offload,
+            "bytes_per_param": r(self.bytes_per_param, 4),
+            "weight_gb": r(self.weight_gb),
+            "peak_gb": r(self.peak_gb),
+            "peak_exact": self.peak_exact,
+            "relative_speed": r(self.speed),
+            "speed_source": self.speed_source,
+            "relative_error": r(self.error, 4),
+            "error_source": self.error_source,
+            "fits": self.fits,
+            "notes": list(self.notes),
+        }
+
+
+def _peak_bytes(
+    plan: Plan, weights: float, layout: Layout, activations: float, costs: Costs
+) -> tuple[float, list[str]]:
+    notes: list[str] = []
+    largest = layout.largest_linear
+    ws = 0.0
+    if largest is not None and plan.scheme.upper() not in ("BF16", "F32", "F16"):
+        k = next((costs.workspace[key] for key in _keys(plan) if key in costs.workspace), None)
+        if k is None:
+            # the workspace comes from how the engine's layers run their forward: another
+            # scheme of the same engine is the nearest measurement, the median the next
+            same = [v for key, v in costs.workspace.items() if key.startswith(plan.engine + ".")]
+            k = max(same) if same else statistics.median(costs.workspace.values() or [0.0])
+            notes.append(
+                "forward workspace not measured for this scheme: "
+                + ("the engine's largest measured used" if same else "the median measured used")
+            )
+        ws = k * largest * 2
+    elif largest is None:
+        notes.append("layer shapes unknown: peak counts weights and activations only")
+    resident = weights
+    if plan.offload in ("group", "balanced", "sequential"):
+        unit = layout.largest_block_params if plan.offload != "sequential" else largest
+        if unit is None:
+            notes.append(f"offload {plan.offload}: block size unknown, peak is a lower bound")
+            resident = 0.0
+        else:
+            resident = min(weights, weights * unit / max(layout.params, 1))
+    return resident + activations + ws, notes
+
+
+def estimate(
+    plan: Plan,
+    facts: Mapping[str, Any],
+    *,
+    layout: Layout | None = None,
+    matrix: Matrix | None = None,
+    costs: Costs | None = None,
+    activation_gb: float | None = None,
+    memory_gb: float | None = None,
+    status: str = "ok",
+) -> Estimate:
+    """The cost of ``plan`` on the machine described by ``facts`` (see ``to_facts``)."""
+    from quantdoctor.rules.evaluate import default_matrix
+
+    matrix = matrix or default_matrix()
+    costs = costs or load_costs()
+    spec = matrix.engines[plan.engine].schemes[plan.scheme]
+    per_param = scheme_bytes(spec, Layout(linears=((4096, 4096, 1),)), plan.dtype) / 4096**2
+    gpu = gpu_class(facts, costs) or "unknown"
+    keys = _keys(plan)
+    notes: list[str] = []
+    speed = costs.speed_of(keys, gpu, layout.params if layout else None)
+    factor = costs.offload_factor(plan.offload, gpu)
+    value = None
+    if speed.value is not None and factor.value is not None:
+        # offload never speeds a plan up: a measured ratio above 1 (model offload, 1.17)
+        # is run-to-run noise, which the evidence puts at about 15%
+        value = speed.value * (min(factor.value, 1.0) if plan.offload != "none" else 1.0)
+    source = speed.source
+    if speed.measured_on and speed.value is not None:
+        source = f"measured on {speed.measured_on}, not on {gpu}: {source}"
+    if plan.offload != "none":
+        source += f"; x{factor.value} for offload {plan.offload}: {factor.source}"
+    err = next((costs.error[k] for k in keys if k in costs.error), None)
+    weight_gb = peak_gb = None
+    fits = None
+    exact = True
+    if layout is not None:
+        weights = scheme_bytes(spec, layout, plan.dtype)
+        if layout.stored and layout.stored[:2] == (plan.engine, plan.scheme):
+            weights = float(layout.stored[2])
+        if activation_gb is not None:
+            acts = activation_gb * GIB
+        else:  # activations grow with width and tokens, not depth: hence the cap
+            acts = min(
+                costs.activation_fraction * layout.params * _DTYPE_BYTES.get(plan.dtype, 2),
+                costs.activation_cap_gb * GIB,
+            )
+        peak, more = _peak_bytes(plan, weights, layout, acts, costs)
+        notes += more
+        weight_gb, peak_gb = weights / GIB, peak / GIB
+        exact = not any("lower bound" in n for n in more)
+        if memory_gb is not None:
+            fits = peak_gb <= memory_gb
+            if fits and not exact:
+                fits = None  # a lower bound that fits proves nothing
+    return Estimate(
+        plan=plan,
+        status=status,
+        bytes_per_param=per_param,
+        weight_gb=weight_gb,
+        peak_gb=peak_gb,
+        speed=value,
+        speed_source=source,
+        error=err.value if err else None,
+        error_source=err.source if err else "not measured",
+        fits=fits,
+        notes=tuple(notes),
+        peak_exact=exact,
+    )
+
+
+def _sort_key(e: Estimate, prefer: str) -> tuple[Any, ...]:
+    """Smaller is better. Unknowns sort after every known value of their kind."""
+    big = float("inf")
+    # speeds within 5% of each other are a tie (machine-to-machine noise is about that
+    # size): then the lower error wins
+    speed = -round(math.log(e.speed) / math.log(1.05)) if e.speed else big
+    error = e.error if e.error is not None else big
+    memory = e.peak_gb if e.peak_gb is not None else e.bytes_per_param
+    # a plan that may fit (its peak is a lower bound) competes with those that fit: the
+    # alternative is to recommend only what is certain, which for large models on small
+    # cards is nothing at all
+    fits = 1 if e.fits is False else 0
+    clean = 0 if e.status == "ok" else 1
+    if prefer == "memory":
+        return (fits, memory, speed, error, clean)
+    if prefer == "quality":
+        return (fits, error, speed, memory, clean)
+    return (fits, speed, error, memory, clean)
+
+
+def _check_prefer(prefer: str) -> None:
+    if prefer not in PREFERS:
+        from quantdoctor.rules.vocab import suggest
+
+        raise InvalidInputError(f"prefer: {prefer!r} is not valid; {suggest(prefer, PREFERS)}")
+
+
+def rank_plans(
+    plans: Iterable[Plan],
+    env: Environment | Mapping[str, Any] | None = None,
+    *,
+    facts: Mapping[str, Any] | None = None,
+    layout: Layout | None = None,
+    prefer: str = "speed",
+    vram_gb: float | None = None,
+    activation_gb: float | None = None,
+    matrix: Matrix | None = None,
+    device: int = 0,
+) -> list[Plan]:
+    """``plans`` best first by the cost model (rules are not evaluated here).
+
+    Give ``env`` (an Environment or its JSON) or ``facts`` (``to_facts(env)``, which the
+    evaluator already holds). Plans that fit the memory come first, then by ``prefer``;
+    the sort is stable, so equal plans keep the caller's order.
+    """
+    _check_prefer(prefer)
+    costs = load_costs()
+    if facts is None:
+        facts = _facts(env, device) if env is not None else {}
+    memory = available_gb(facts, vram_gb, costs)[0] if layout is not None else None
+    scored = [
+        estimate(
+            p,
+            facts,
+            layout=layout,
+            matrix=matrix,
+            costs=costs,
+            memory_gb=memory,
+            activation_gb=activation_gb,
+        )
+        for p in plans
+    ]
+    return [e.plan for e in sorted(scored, key=lambda e: _sort_key(e, prefer))]
+
+
+# ----------------------------------------------------------------------------- recommend
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    gpu: str | None
+    gpu_class: str | None
+    memory_gb: float | None
+    memory_source: str
+    model: dict[str, Any]
+    prefer: str
+    plans: tuple[Estimate, ...]
+    does_not_fit: tuple[Estimate, ...]
+    blocked: int
+    baseline: Estimate | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def best(self) -> Estimate | None:
+        return self.plans[0] if self.plans else None
+
+    @property
+    def exit_code(self) -> int:
+        """0 when a plan passes (and fits, where that is known); 1 when none does."""
+        return 0 if self.plans else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gpu": self.gpu,
+            "gpu_class": self.gpu_class,
+            "memory_gb": None if self.memory_gb is None else round(self.memory_gb, 3),
+            "memory_source": self.memory_source,
+            "model": self.model,
+            "prefer": self.prefer,
+            "best": self.best.to_dict() if self.best else None,
+            "plans": [e.to_dict() for e in self.plans],
+            "does_not_fit": [e.to_dict() for e in self.does_not_fit],
+            "blocked": self.blocked,
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "notes": list(self.notes),
+        }
+
+
+def _model_layout(
+    model: str | os.PathLike[str] | None, params: int | None, component: str
+) -> tuple[Layout | None, dict[str, Any], dict[str, str] | None]:
+    """The layout, a description of the model, and the plan a pre-quantized file fixes."""
+    if model is not None and params is not None:
+        raise InvalidInputError("--model and --params: give one, not both")
+    if params is not None:
+        return Layout.from_params(int(params)), {"params": int(params), "source": "--params"}, None
+    if model is None:
+        return None, {"params": None, "source": "none given: memory per parameter only"}, None
+    from quantdoctor.doctor.detect import checked, detect
+
+    found = checked(detect(model))  # a scheme the matrix lacks gives no plan to evaluate
+    part = next((p for p in found.parts if p.component == component), None)
+    chosen = part or found
+    if chosen.parameters <= 0:
+        raise InvalidInputError(f"--model {model}: no parameter count found in its headers")
+    info = {
+        "params": chosen.parameters,
+        "source": f"detect {chosen.path}",
+        "format": chosen.format,
+        "engine": chosen.engine,
+        "scheme": chosen.scheme,
+    }
+    fixed = chosen.plan if chosen.engine else None
+    layout = Layout.from_params(chosen.parameters)
+    if fixed and chosen.scheme:
+        # a quantized file's bytes are what loads: count them, not a re-quantization
+        info["note"] = "pre-quantized file: only its own engine and scheme load it as is"
+        stored = (fixed["engine"], fixed["scheme"], chosen.bytes)
+        layout = Layout(
+            linears=layout.linears, other_params=layout.other_params, exact=False, stored=stored
+        )
+    return layout, info, fixed
+
+
+def _candidates(
+    matrix: Matrix, component: str, dtype: str, fixed: Mapping[str, str] | None
+) -> list[list[Plan]]:
+    """Per engine x scheme, its plans in OFFLOAD_ORDER (the default mode of the engine)."""
+    from quantdoctor.rules.models import Plan
+
+    out: list[list[Plan]] = []
+    for engine, spec in matrix.engines.items():
+        for scheme, sspec in spec.schemes.items():
+            if fixed and (engine, scheme) != (fixed["engine"], fixed["scheme"]):
+                continue
+            if not fixed and sspec.bits >= 16:
+                continue  # plain float storage is the baseline, not a quantization
+            mode = fixed["mode"] if fixed else ""
+            out.append(
+                [
+                    Plan(
+                        engine=engine,
+                        scheme=scheme,
+                        mode=mode,
+                        offload=o,
+                        component=component,
+                        dtype=dtype,
+                    )
+                    for o in OFFLOAD_ORDER
+                ]
+            )
+    return out
+
+
+def _baseline(
+    facts: Mapping[str, Any],
+    layout: Layout | None,
+    component: str,
+    dtype: str,
+    memory: float | None,
+    matrix: Matrix,
+    costs: Costs,
+    activation_gb: float | None,
+) -> Estimate | None:
+    """Unquantized weights (as gguf BF16/F32 stores them), for comparison."""
+    from quantdoctor.rules.models import Plan
+
+    scheme = "F32" if dtype == "float32" else "BF16"
+    if "gguf" not in matrix.engines or scheme not in matrix.engines["gguf"].schemes:
+        return None
+    plan = Plan(engine="gguf", scheme=scheme, component=component, dtype=dtype)
+    e = estimate(
+        plan,
+        facts,
+        layout=layout,
+        matrix=matrix,
+        costs=costs,
+        activation_gb=activation_gb,
+        memory_gb=memory,
+    )
+    return Estimate(
+        **{**e.__dict__, "speed": 1.0, "speed_source": "bf16 itself", "status": "baseline"}
+    )
+
+
+def recommend(
+    env: Environment | Mapping[str, Any] | None = None,
+    *,
+    model: str | os.PathLike[str] | None = None,
+    params: int | None = None,
+    layout: Layout | None = None,
+    component: str = "transformer",
+    dtype: str = "bfloat16",
+    vram_gb: float | None = None,
+    prefer: str = "speed",
+    activation_gb: float | None = None,
+    matrix: Matrix | None = None,
+    device: int = 0,
+    verdicts: Iterable[Verdict] | None = None,
+    limit: int | None = None,
+) -> Recommendation:
+    """Every plan that passes here, best first, with what it costs.
+
+    ``env`` defaults to the probed machine. The model's size comes from ``model`` (a
+    file or folder, read by ``detect``), ``params`` or ``layout``; with none, plans are
+    ranked by speed and error alone. ``verdicts`` are verdicts already computed for this
+    env (the doctor's grid): plans found there are not evaluated again.
+    """
+    from quantdoctor.rules.evaluate import _Evaluator, default_matrix
+    from quantdoctor.rules.vocab import COMPONENTS, DTYPES, suggest
+
+    _check_prefer(prefer)
+    if component not in COMPONENTS:
+        raise InvalidInputError(
+            f"component: {component!r} is not valid; {suggest(component, COMPONENTS)}"
+        )
+    if dtype not in DTYPES:
+        raise InvalidInputError(f"dtype: {dtype!r} is not valid; {suggest(dtype, DTYPES)}")
+    if vram_gb is not None and vram_gb <= 0:
+        raise InvalidInputError(f"vram: {vram_gb:g} is not a memory size; give GiB > 0")
+    if env is None:
+        from quantdoctor.doctor.probe import probe
+
+        env = probe()
+    matrix = matrix or default_matrix()
+    costs = load_costs()
+    facts = _facts(env, device)
+    fixed = None
+    if layout is None:
+        layout, model_info, fixed = _model_layout(model, params, component)
+    else:
+        model_info = {"params": layout.params, "source": "layout"}
+    if fixed and fixed["engine"] not in matrix.engines:
+        raise InvalidInputError(f"--model {model}: holds {fixed['engine']}, an unknown engine")
+    if fixed and fixed["scheme"] not in matrix.engines[fixed["engine"]].schemes:
+        raise InvalidInputError(
+            f"--model {model}: holds {fixed['engine']} {fixed['scheme']}, a scheme the matrix "
+            f"does not know; known {fixed['engine']} schemes are "
+            + ", ".join(matrix.engines[fixed["engine"]].schemes)
+        )
+    memory, memory_source = available_gb(facts, vram_gb, costs)
+    evaluator = _Evaluator(facts, matrix)
+    known = {v.plan: v.status for v in verdicts or ()}
+
+    def status(plan: Plan) -> str:
+        return known[plan] if plan in known else evaluator.status(plan)
+
+    def cost(plan: Plan, st: str) -> Estimate:
+        return estimate(
+            plan,
+            facts,
+            layout=layout,
+            matrix=matrix,
+            costs=costs,
+            activation_gb=activation_gb,
+            memory_gb=memory,
+            status=st,
+        )
+
+    chosen: list[Estimate] = []
+    too_big: list[Estimate] = []
+    blocked = 0
+    for family in _candidates(matrix, component, dtype, fixed):
+        passing = [(p, st) for p in family if (st := status(p)) in ("ok", "warn")]
+        if not passing:
+            blocked += 1
+            continue
+        best = next((e for p, st in passing if (e := cost(p, st)).fits is not False), None)
+        if best is None:
+            too_big.append(cost(*passing[-1]))
+        else:
+            chosen.append(best)
+    chosen.sort(key=lambda e: _sort_key(e, prefer))
+    too_big.sort(key=lambda e: e.peak_gb or 0.0)
+    notes = []
+    gpu = gpu_class(facts, costs)
+    if gpu and costs.speed.get(gpu) is None:
+        notes.append(
+            f"speed not measured on {gpu} GPUs: the ratios shown were measured on hopper (H100)"
+        )
+    if layout is not None and not layout.exact:
+        notes.append(
+            "from a parameter count: layer shapes unknown, narrow layers counted as quantized"
+        )
+    baseline = _baseline(facts, layout, component, dtype, memory, matrix, costs, activation_gb)
+    if baseline is not None and baseline.fits:
+        notes.append(
+            "unquantized bf16 fits here: quantizing saves memory; relative speed shows its cost"
+        )
+    return Recommendation(
+        gpu=facts.get("gpu.name"),
+        gpu_class=gpu,
+        memory_gb=memory,
+        memory_source=memory_source,
+        model=model_info,
+        prefer=prefer,
+        plans=tuple(chosen[:limit] if limit else chosen),
+        does_not_fit=tuple(too_big),
+        blocked=blocked,
+        baseline=baseline,
+        notes=tuple(notes),
+    )
