@@ -78,11 +78,15 @@ def direct_bitsandbytes(scheme):
                     lin.out_features,
                     bias=True,
                     compute_dtype=torch.bfloat16,
+                    compress_statistics=False,  # as the adapter (and diffusers' default) do
                     quant_type=scheme,
                     device="meta",
                 )
                 new.weight = bnb.nn.Params4bit(
-                    lin.weight.data, requires_grad=False, quant_type=scheme
+                    lin.weight.data,
+                    requires_grad=False,
+                    compress_statistics=False,
+                    quant_type=scheme,
                 )
             new.bias = torch.nn.Parameter(lin.bias.data, requires_grad=False)
             setattr(parent, name.rpartition(".")[2], new.to(dev))

@@ -20,7 +20,11 @@ from quantdoctor.rules.evaluate import evaluate
 from quantdoctor.rules.models import Environment, Plan
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
-RUNS = ("ground_truth-run1-h100.jsonl", "ground_truth-run2-h100.jsonl")
+RUNS = (
+    "ground_truth-run1-h100.jsonl",
+    "ground_truth-run2-h100.jsonl",
+    "ground_truth-run3-h100.jsonl",
+)
 FACETS = ("engine", "scheme", "mode", "offload")
 
 
