@@ -7,6 +7,8 @@ no rich and no pydantic until a name is used.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -48,6 +50,24 @@ if TYPE_CHECKING:
     from quantdoctor.rules.models import Finding as Finding
     from quantdoctor.rules.models import Plan as Plan
     from quantdoctor.rules.models import Verdict as Verdict
+
+
+class _Package(types.ModuleType):
+    """The package module, keeping ``quantdoctor.guard`` and ``quantdoctor.recommend`` the
+    public functions: importing the submodules that define them (``guard.py``,
+    ``recommend.py``) would otherwise bind the submodule over the function's name."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (
+            isinstance(value, types.ModuleType)
+            and _LAZY.get(name) == value.__name__
+            and hasattr(value, name)
+        ):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
