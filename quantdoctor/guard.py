@@ -92,7 +92,10 @@ def preflight(
 
 
 def explain_exception(
-    err: BaseException, plan: Plan | None = None, matrix: Matrix | None = None
+    err: BaseException,
+    plan: Plan | None = None,
+    matrix: Matrix | None = None,
+    env: Environment | Mapping[str, Any] | None = None,
 ) -> list[Match]:
     """The rules an exception (with its chained causes and traceback) matches, best first.
 
@@ -107,7 +110,12 @@ def explain_exception(
         matrix = default_matrix()
     rules = matrix.rules if plan is None else matrix.rules_for(plan.engine)
     text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-    return explain_rules(text, rules, plan)
+    facts = None
+    if env is not None:
+        from quantdoctor.rules.evaluate import to_facts
+
+        facts = to_facts(env)
+    return explain_rules(text, rules, plan, facts)
 
 
 def _engine_error(err: BaseException, matches: list[Match]) -> EngineError:
@@ -215,7 +223,7 @@ class guard:  # used as ``with guard(plan):`` and ``@guard(plan)``, like a funct
         # carry their explanation.
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, QuantDoctorError):
             return False
-        matches = explain_exception(exc, self.plan, self.matrix)
+        matches = explain_exception(exc, self.plan, self.matrix, self._env)
         if not matches:
             return False  # unrecognised: the original propagates untouched
         raise _engine_error(exc, matches) from exc

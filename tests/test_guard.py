@@ -291,3 +291,18 @@ def test_an_explained_error_survives_pickling_as_an_engine_error() -> None:
     copy = pickle.loads(pickle.dumps(caught.value))
     assert type(copy) is EngineError
     assert (str(copy), copy.rules) == (str(caught.value), caught.value.rules)
+
+
+def test_an_explained_error_names_the_facts_of_this_machine_not_placeholders() -> None:
+    from diffusers import TorchAoConfig
+
+    from quantdoctor import guard as guard_plan
+
+    env = {"packages": {"diffusers": "0.42.1", "torchao": "0.18.0"}, "backend": "cpu",
+           "torch": {"version": "2.13.0"}}
+    plan = Plan(engine="torchao", scheme="int8wo", mode="pre")
+    with pytest.raises(EngineError) as info, guard_plan(plan, env=env):
+        TorchAoConfig("int8wo")
+    text = str(info.value)
+    assert "diffusers 0.42.1 takes TorchAoConfig" in text
+    assert "{" not in text.splitlines()[0]

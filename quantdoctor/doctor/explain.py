@@ -13,8 +13,8 @@ one in an earlier traceback or log line; then rules that select the plan being r
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -150,11 +150,26 @@ def _best(rule: Rule, text: str, final_at: int, plan: Plan | None) -> Match | No
     return best
 
 
-def explain_rules(text: str, rules: Iterable[Rule], plan: Plan | None = None) -> list[Match]:
-    """Match ``text`` against ``rules``; best first (see the module docstring)."""
+def explain_rules(
+    text: str,
+    rules: Iterable[Rule],
+    plan: Plan | None = None,
+    facts: Mapping[str, Any] | None = None,
+) -> list[Match]:
+    """Match ``text`` against ``rules``; best first (see the module docstring).
+
+    Messages and fixes name facts (``{packages.diffusers}``): they are filled from
+    ``facts`` and the plan where given, and said to be unknown otherwise.
+    """
+    from quantdoctor.rules.evaluate import render
+
     cleaned = clean(text)
     final_at = final_exception_start(cleaned)
     found = [m for r in rules if r.signatures and (m := _best(r, cleaned, final_at, plan))]
+    shown = dict(facts or {})
+    if plan is not None:
+        shown.update({f"plan.{k}": v for k, v in plan.model_dump().items()})
+    found = [replace(m, message=render(m.message, shown), fix=render(m.fix, shown)) for m in found]
     return sorted(found, key=lambda m: m.rank, reverse=True)
 
 

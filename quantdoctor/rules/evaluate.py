@@ -54,7 +54,9 @@ def to_facts(env: EnvLike, device: int = 0) -> Facts:
     return facts_from_json(data, device=device)
 
 
-def _render(text: str, facts: Facts) -> str:
+def render(text: str, facts: Facts) -> str:
+    """A rule's message or fix with its ``{fact}`` names filled in (unknown ones in words)."""
+
     def sub(m: re.Match[str]) -> str:
         key = m.group(1)
         unknown = "(unknown version)" if key.startswith("packages.") else "unknown"
@@ -94,8 +96,8 @@ def _findings(plan: Plan, facts: Facts, rules: Iterable[Rule]) -> list[Finding]:
             Finding(
                 rule=rule.id,
                 severity=rule.severity,
-                message=_render(rule.message, shown),
-                fix=_render(rule.fix, shown),
+                message=render(rule.message, shown),
+                fix=render(rule.fix, shown),
                 source="; ".join(rule.sources),
                 state="holds" if holds else "unknown",
                 missing=tuple(sorted(missing)),
