@@ -8,6 +8,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# CI runs on a shared 2-core machine: no per-example deadlines, and a fixed sequence of
+# examples so a run is repeatable (QUANTDOCTOR_HYPOTHESIS=explore draws new ones).
+from hypothesis import settings
+
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile("explore" if os.environ.get("QUANTDOCTOR_HYPOTHESIS") == "explore" else "ci")
+
 # Keep the user's own overlays out of the suite.
 os.environ["QUANTDOCTOR_CONFIG_DIR"] = str(Path(__file__).parent / "_no_user_config")
 os.environ.pop("QUANTDOCTOR_MATRIX", None)
