@@ -24,27 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-ENV = {
-    "os": "linux",
-    "wsl": False,
-    "arch": "x86_64",
-    "python": "3.12.3",
-    "backend": "cuda",
-    "torch": {"version": "2.11.0+cu130", "cuda": "13.0", "hip": None, "xpu": False},
-    "gpus": [{"vendor": "nvidia", "name": "NVIDIA H100", "cuda_cc": "9.0", "memory_gb": 79.6}],
-    "triton": {"version": "3.6.0", "works": True},
-    "packages": {
-        "bitsandbytes": "0.50.2",
-        "optimum-quanto": "0.2.7",
-        "torchao": "0.18.0",
-        "gguf": "0.19.0",
-        "nncf": "3.4.0",
-        "diffusers": "0.42.1",
-        "accelerate": "1.15.0",
-        "mslk": None,
-    },
-}
-
+from envs import H100_LINUX as ENV  # noqa: E402  (the suite's literal H100 machine)
 
 # Children run as after a normal install: with bytecode written and reused, even where the
 # shell sets PYTHONDONTWRITEBYTECODE (pip compiles installed packages; torch has its .pyc).
@@ -128,9 +108,7 @@ def main() -> int:
     import_cost = results["import quantdoctor"]["median_ms"] - start_ms
     print(f"{'import quantdoctor - start':32} {import_cost:10.1f} {'':28}  < 60 ms")
     print(f"{'evaluate (one plan)':32} {inproc['evaluate_one_ms']:10.3f} {'':28}  < 1 ms")
-    print(
-        f"{'evaluate (+ alternatives)':32} {inproc['evaluate_one_with_alternatives_ms']:10.3f}"
-    )
+    print(f"{'evaluate (+ alternatives)':32} {inproc['evaluate_one_with_alternatives_ms']:10.3f}")
     print(
         f"{'evaluate_grid (' + str(inproc['grid_plans']) + ' plans)':32} "
         f"{inproc['grid_ms']:10.1f} {'':28}  < 100 ms"

@@ -260,29 +260,13 @@ def bench_adapters(dev, reps, width, depth, env):
 def bench_dequant(dev, rows_n, cols, reps):
     import gguf
 
-    from quantdoctor.engines.gguf_dequant import dequantize
+    from quantdoctor.engines.gguf_dequant import TYPES, dequantize
     from quantdoctor.engines.gguf_pack import quantize as pack
 
     rng = np.random.default_rng(0)
     values = rng.standard_normal((rows_n, cols)).astype(np.float32)
     out = []
-    for qtype in (
-        "F32",
-        "F16",
-        "BF16",
-        "Q8_0",
-        "Q5_1",
-        "Q5_0",
-        "Q4_1",
-        "Q4_0",
-        "Q6_K",
-        "Q5_K",
-        "Q4_K",
-        "Q3_K",
-        "Q2_K",
-        "IQ4_NL",
-        "IQ4_XS",
-    ):
+    for qtype in TYPES:  # every type quantdoctor dequantizes in torch
         blocks = pack(values, qtype)
         kind = gguf.GGMLQuantizationType[qtype]
         raw_np = np.ascontiguousarray(blocks).view(np.uint8).reshape(-1)

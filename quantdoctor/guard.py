@@ -47,6 +47,8 @@ def _as_plan(plan: Plan | Mapping[str, str]) -> Plan:
 
     if isinstance(plan, Plan):
         return plan
+    if not isinstance(plan, Mapping):
+        raise InvalidInputError(f"plan: expected a Plan or a mapping, got {type(plan).__name__}")
     try:
         return Plan.model_validate(dict(plan))
     except ValidationError as err:

@@ -6,17 +6,16 @@ Import-light: nothing here imports torch or an engine until ``quantize`` is call
 from __future__ import annotations
 
 import importlib
-import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from quantdoctor.errors import IncompatiblePlanError, InvalidInputError, QuantDoctorWarning
+from quantdoctor.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import torch
 
     from quantdoctor.engines.base import Adapter
-    from quantdoctor.rules.models import Environment, Plan, Verdict
+    from quantdoctor.rules.models import Environment, Plan
 
 __all__ = ["get_adapter", "load_gguf", "quantize", "save_gguf"]
 
@@ -40,35 +39,6 @@ def get_adapter(engine: str) -> Adapter:
     module_name, _, class_name = target.partition(":")
     adapter: Adapter = getattr(importlib.import_module(module_name), class_name)()
     return adapter
-
-
-def _as_plan(plan: Plan | Mapping[str, Any]) -> Plan:
-    from quantdoctor.rules.models import Plan
-
-    if isinstance(plan, Plan):
-        return plan
-    if isinstance(plan, Mapping):
-        try:
-            return Plan.model_validate(dict(plan))
-        except ValueError as exc:
-            raise InvalidInputError(f"plan: {exc}") from exc
-    raise InvalidInputError(f"plan: expected a Plan or a mapping, got {type(plan).__name__}")
-
-
-def check(plan: Plan, env: Environment | None) -> Verdict:
-    """Evaluate ``plan`` here (``env=None`` probes); raise if blocked, warn if in doubt."""
-    from quantdoctor.rules.evaluate import evaluate
-
-    if env is None:
-        from quantdoctor.doctor.probe import probe
-
-        env = probe()
-    verdict = evaluate(plan, env)
-    if verdict.status == "blocked":
-        raise IncompatiblePlanError(verdict)
-    if verdict.status in ("unknown", "warn"):
-        warnings.warn(verdict.summary(), QuantDoctorWarning, stacklevel=3)
-    return verdict
 
 
 def _check_mode(plan: Plan) -> None:
@@ -108,8 +78,10 @@ def quantize(
     ``example_input`` (one input the model accepts). ``progress=True`` shows a progress
     bar over the layers.
     """
+    from quantdoctor.guard import _as_plan, _check, _evaluate
+
     plan = _as_plan(plan)
-    check(plan, env)
+    _check(_evaluate(plan, env, None), strict=False, stacklevel=2)
     _check_mode(plan)
     import torch
 

@@ -88,7 +88,6 @@ def layer_progress(enabled: bool, description: str, total: int) -> Iterator[Prog
     ) as bar:
         task = bar.add_task(description, total=total)
         yield _RichProgress(bar, task)
-        bar.update(task, completed=total)
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -115,10 +114,12 @@ def module_device(module: torch.nn.Module) -> torch.device:
 
 
 def named_linears(module: torch.nn.Module) -> list[tuple[str, torch.nn.Linear]]:
-    """Every ``nn.Linear`` (subclasses included) with its qualified name."""
+    """Every ``nn.Linear`` below ``module`` (subclasses included) with its qualified name.
+
+    The root itself is left out: it has no name to replace it by."""
     import torch
 
-    return [(n, m) for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
+    return [(n, m) for n, m in module.named_modules() if n and isinstance(m, torch.nn.Linear)]
 
 
 def set_submodule(root: torch.nn.Module, name: str, new: torch.nn.Module) -> None:

@@ -57,14 +57,10 @@ def _bitsandbytes(plan: Plan) -> Any:
     BitsAndBytesConfig = _diffusers().BitsAndBytesConfig
     if plan.scheme == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
-    if plan.scheme in ("nf4", "fp4"):
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=plan.scheme,
-            bnb_4bit_compute_dtype=torch_dtype(plan.dtype),
-        )
-    raise InvalidInputError(
-        f"scheme: {plan.scheme!r} has no BitsAndBytesConfig; valid values are nf4, fp4, int8"
+    return BitsAndBytesConfig(  # nf4 or fp4: a Plan holds only bitsandbytes' own schemes
+        load_in_4bit=True,
+        bnb_4bit_quant_type=plan.scheme,
+        bnb_4bit_compute_dtype=torch_dtype(plan.dtype),
     )
 
 

@@ -8,6 +8,7 @@ them bit for bit; the tests check that. Only torch ops that exist on CPU and CUD
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -70,12 +71,6 @@ def _f32(blocks: torch.Tensor) -> torch.Tensor:
     import torch
 
     return blocks.contiguous().view(torch.float32)
-
-
-def _f16(blocks: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    return blocks.contiguous().view(torch.float16).to(torch.float32)
 
 
 def _bf16(blocks: torch.Tensor) -> torch.Tensor:
@@ -255,7 +250,7 @@ def _iq4_xs(blocks: torch.Tensor) -> torch.Tensor:
 
 _DEQUANT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "F32": _f32,
-    "F16": _f16,
+    "F16": _half,
     "BF16": _bf16,
     "Q8_0": _q8_0,
     "Q4_0": _q4_0,
@@ -297,9 +292,7 @@ def dequantize(
     if raw.dtype != torch.uint8:
         raise InvalidInputError(f"GGUF {qtype} data: expected uint8 bytes, got {raw.dtype}")
     block, size = SIZES[qtype]
-    numel = 1
-    for dim in shape:
-        numel *= dim
+    numel = math.prod(shape)
     if numel % block or raw.numel() != numel // block * size:
         raise InvalidInputError(
             f"GGUF {qtype} data: {raw.numel()} bytes do not hold a tensor of shape {shape} "

@@ -10,6 +10,7 @@ can quantize.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from quantdoctor.engines.base import (
     engine_module,
     layer_progress,
     module_device,
+    named_linears,
     set_submodule,
     torch_dtype,
 )
@@ -100,10 +102,6 @@ class GGUFLinear(torch.nn.Module):
         )
 
 
-def block_size(qtype: str) -> int:
-    return SIZES[qtype][0]
-
-
 def quantize_linears(
     module: torch.nn.Module, qtype: str, compute_dtype: torch.dtype, progress: Any = None
 ) -> int:
@@ -115,17 +113,13 @@ def quantize_linears(
             "written by llama.cpp with quantdoctor.engines.load_gguf"
         )
     count = 0
-    for name, linear in _plain_linears(module):
-        if linear.in_features % block_size(qtype) == 0:
+    for name, linear in named_linears(module):
+        if linear.in_features % SIZES[qtype][0] == 0:
             set_submodule(module, name, GGUFLinear.from_linear(linear, qtype, compute_dtype))
             count += 1
         if progress is not None:
             progress.advance()
     return count
-
-
-def _plain_linears(module: torch.nn.Module) -> list[tuple[str, torch.nn.Linear]]:
-    return [(n, m) for n, m in module.named_modules() if n and isinstance(m, torch.nn.Linear)]
 
 
 # ---- reading ---------------------------------------------------------------------------
@@ -232,14 +226,11 @@ def load_gguf(
 
 
 def _check_plan(scheme: str, dtype: str, env: Environment | None) -> None:
-    from quantdoctor.rules.evaluate import evaluate
+    from quantdoctor.guard import _evaluate
     from quantdoctor.rules.models import Plan
 
-    if env is None:
-        from quantdoctor.doctor.probe import probe
-
-        env = probe()
-    verdict = evaluate(Plan(engine="gguf", scheme=scheme, mode="prequantized", dtype=dtype), env)
+    plan = Plan(engine="gguf", scheme=scheme, mode="prequantized", dtype=dtype)
+    verdict = _evaluate(plan, env, None)
     if verdict.status == "blocked":
         raise IncompatiblePlanError(verdict)
 
@@ -250,7 +241,7 @@ def _match(
     """Pair each file tensor with its place in the module; the linear's name for kept blocks."""
     where = os.fspath(path)
     state = module.state_dict()
-    linears = dict(_plain_linears(module))
+    linears = dict(named_linears(module))
     names = {t.name for t in tensors}
     extra = sorted(names - set(state))
     missing = sorted(set(state) - names)
@@ -269,7 +260,7 @@ def _match(
                 f"valid types are {', '.join(TYPES)}"
             )
         expected = tuple(state[t.name].shape)
-        if _numel(t.shape) != _numel(expected):
+        if math.prod(t.shape) != math.prod(expected):
             raise InvalidInputError(
                 f"{where}: tensor {t.name!r} has shape {t.shape}, the module expects {expected}"
             )
@@ -277,13 +268,6 @@ def _match(
         keep = leaf == "weight" and owner in linears and t.qtype not in FLOAT_TYPES
         plan.append((t, owner if keep else None))
     return plan
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 # ---- writing ---------------------------------------------------------------------------
@@ -310,12 +294,12 @@ def save_gguf(
             f"scheme: cannot write GGUF type {qtype}; valid values are {', '.join(writable)}"
         )
     kind = gguf.GGMLQuantizationType[qtype]
-    linear_weights = {f"{n}.weight" for n, _ in _plain_linears(module)}
+    linear_weights = {f"{n}.weight" for n, _ in named_linears(module)}
     writer = gguf.GGUFWriter(os.fspath(path), arch)
     quantized = 0
     for name, tensor in module.state_dict().items():
         array = tensor.detach().to("cpu", torch.float32).numpy()
-        if name in linear_weights and array.shape[-1] % block_size(qtype) == 0:
+        if name in linear_weights and array.shape[-1] % SIZES[qtype][0] == 0:
             blocks = gguf_pack.quantize(array, qtype)
             if qtype in ("F32", "F16"):  # plain numpy floats: the writer reads their type
                 writer.add_tensor(name, blocks)

@@ -15,13 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from quantdoctor.engines.gguf_dequant import SIZES
+from quantdoctor.engines.gguf_dequant import _IQ4_KVALUES, QK_K, SIZES
 from quantdoctor.errors import InvalidInputError
 
-QK_K = 256
-_KVALUES = np.array(
-    (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113), dtype=np.float32
-)
+_KVALUES = np.array(_IQ4_KVALUES, dtype=np.float32)
 
 Array = Any  # numpy arrays; numpy's stubs cannot express the shapes that matter here
 

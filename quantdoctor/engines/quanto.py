@@ -37,18 +37,19 @@ class QuantoAdapter:
         oq = engine_module("optimum.quanto")
 
         qtype = getattr(oq, scheme_api(SCHEMES, plan))
-        # the layers quanto quantizes weights-only: Linear and Conv2d (QLayerNorm needs activations)
-        names = [
-            n
-            for n, m in module.named_modules()
-            if n
-            and isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
-            and not isinstance(m, oq.QModuleMixin)
-        ]
         if progress is None:
             oq.quantize(module, weights=qtype)
         else:
-            for name in names:  # the same call, one layer at a time, to show progress
+            # the layers quanto quantizes weights-only: Linear and Conv2d (QLayerNorm needs
+            # activations); the same call, one layer at a time, to show progress
+            names = [
+                n
+                for n, m in module.named_modules()
+                if n
+                and isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+                and not isinstance(m, oq.QModuleMixin)
+            ]
+            for name in names:
                 oq.quantize(module, weights=qtype, include=[name])
                 progress.advance()
         oq.freeze(module)

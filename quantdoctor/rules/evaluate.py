@@ -117,19 +117,13 @@ def _status(findings: list[Finding]) -> str:
     return "ok"
 
 
-_ORDER = {"blocked": 0, "unknown": 1, "warn": 2, "info": 3}
+#: Findings are listed as a verdict reads: what blocks, what might, what warns, then notes.
+_SEVERITY_ORDER = {"block": 0, "warn": 2, "info": 3}
 
 
 def _sort(findings: list[Finding]) -> tuple[Finding, ...]:
-    def key(f: Finding) -> tuple[int, int]:
-        rank = 0 if f.severity == "block" and f.state == "holds" else 1
-        if f.state == "unknown":
-            rank = 2
-        elif f.severity == "warn":
-            rank = 3
-        elif f.severity == "info":
-            rank = 4
-        return rank, 0
+    def key(f: Finding) -> int:
+        return 1 if f.state == "unknown" else _SEVERITY_ORDER[f.severity]
 
     return tuple(sorted(findings, key=key))
 
