@@ -330,6 +330,22 @@ def test_cuda_visible_devices_reorders_and_filters_the_gpus(machine: Machine) ->
     assert env["gpus"] == []
 
 
+def test_cuda_visible_devices_keeps_two_identical_cards(machine: Machine) -> None:
+    """Two H100s have equal entries; only their index or UUID tells them apart."""
+    write_nvidia_device_nodes(machine.root)
+    print_tool(
+        machine.bin,
+        "nvidia-smi",
+        "NVIDIA H100 80GB HBM3, 9.0, 81559, 580.159.04, GPU-aaaa\n"
+        "NVIDIA H100 80GB HBM3, 9.0, 81559, 580.159.04, GPU-bbbb\n",
+    )
+    for visible in ("0,1", "1,0", "GPU-bb,GPU-aa"):
+        env = machine.probe(environ={**path_env(machine.bin), "CUDA_VISIBLE_DEVICES": visible})
+        assert len(env["gpus"]) == 2, visible
+    env = machine.probe(environ={**path_env(machine.bin), "CUDA_VISIBLE_DEVICES": "0,0,1"})
+    assert len(env["gpus"]) == 1  # CUDA stops at a repeated id
+
+
 def test_nvml_from_the_real_driver_agrees_with_nvidia_smi_when_both_exist(
     machine: Machine,
 ) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 
-from quantdoctor.doctor._probe_nvidia import VendorResult
+from quantdoctor.doctor._probe_nvidia import VendorResult, apply_visible_devices
 from quantdoctor.doctor._probe_util import Json, ProbeContext, listdir, read_text, run_tool
 
 KFD_NODES = "sys/class/kfd/kfd/topology/nodes"
@@ -220,15 +220,4 @@ def probe_amd(ctx: ProbeContext, drm_amd: list[dict[str, Json]]) -> VendorResult
                 return VendorResult(gpus=drm_amd, why=result.why)
             return result
     visible = ctx.environ.get("ROCR_VISIBLE_DEVICES") or ctx.environ.get("HIP_VISIBLE_DEVICES")
-    return _apply_visible(result, visible)
-
-
-def _apply_visible(result: VendorResult, visible: str | None) -> VendorResult:
-    if visible is None or result.gpus is None:
-        return result
-    chosen: list[dict[str, Json]] = []
-    for token in (t.strip() for t in visible.split(",")):
-        if not token.isdigit() or int(token) >= len(result.gpus):
-            break
-        chosen.append(result.gpus[int(token)])
-    return VendorResult(gpus=chosen)
+    return apply_visible_devices(result, visible)

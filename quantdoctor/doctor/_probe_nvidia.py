@@ -282,17 +282,18 @@ def apply_visible_devices(result: VendorResult, visible: str | None) -> VendorRe
     """
     if visible is None or result.gpus is None:
         return result
-    chosen: list[dict[str, Json]] = []
-    chosen_ids: list[str] = []
+    chosen: list[int] = []  # indices: two identical cards have equal entries
     for token in (t.strip() for t in visible.split(",")):
         index = _resolve(token, result.uuids, len(result.gpus))
-        if index is None or result.gpus[index] in chosen:
+        if index is None or index in chosen:
             break
-        chosen.append(result.gpus[index])
-        chosen_ids.append(result.uuids[index] if index < len(result.uuids) else "")
+        chosen.append(index)
     if any(t.strip().startswith("MIG-") for t in visible.split(",")):
         return result
-    return VendorResult(gpus=chosen, uuids=tuple(chosen_ids))
+    return VendorResult(
+        gpus=[result.gpus[i] for i in chosen],
+        uuids=tuple(result.uuids[i] if i < len(result.uuids) else "" for i in chosen),
+    )
 
 
 def _resolve(token: str, uuids: tuple[str, ...], count: int) -> int | None:
