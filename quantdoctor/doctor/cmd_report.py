@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from quantdoctor import __version__
+from quantdoctor._dirs import cache_dir, config_dir, write_cache
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 #: Bump when the report's JSON shape changes in a way the key would not see.
@@ -97,26 +98,6 @@ def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict
 # --------------------------------------------------------------------------- cache
 
 
-def cache_dir() -> Path:
-    # The same folder as the parsed matrix's cache (rules.matrix.cache_dir), found without
-    # importing rules (pydantic) on this path.
-    override = os.environ.get("QUANTDOCTOR_CACHE_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("quantdoctor")) / __version__
-
-
-def _config_overlay() -> str:
-    override = os.environ.get("QUANTDOCTOR_CONFIG_DIR")
-    if override:
-        return os.path.join(override, "matrix.yaml")
-    import platformdirs
-
-    return os.path.join(platformdirs.user_config_dir("quantdoctor"), "matrix.yaml")
-
-
 def _stat(path: str) -> list[Any]:
     try:
         st = os.stat(path)
@@ -140,7 +121,7 @@ def cache_key(env: dict[str, Any], args: argparse.Namespace) -> str:
     import hashlib
 
     overlays: Sequence[str] = [
-        _config_overlay(),
+        str(config_dir() / "matrix.yaml"),
         *os.environ.get("QUANTDOCTOR_MATRIX", "").split(os.pathsep),
         *(args.matrix or []),
     ]
@@ -174,19 +155,5 @@ KEEP = 8
 
 
 def write_cached(key: str, report: dict[str, Any]) -> None:
-    folder = cache_dir()
-    path = folder / f"report-{key}.json"
-    tmp = folder / f".report-{key}.{os.getpid()}.tmp"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(report), encoding="utf-8")
-        os.replace(tmp, path)
-        old = sorted(folder.glob("report-*.json"), key=lambda p: p.stat().st_mtime_ns)
-        for stale in old[:-KEEP]:
-            stale.unlink(missing_ok=True)
-    except OSError:
-        # A read-only home, or a file where the folder should be: work without the cache.
-        from contextlib import suppress
-
-        with suppress(OSError):
-            tmp.unlink()
+    path = cache_dir() / f"report-{key}.json"
+    write_cache(path, json.dumps(report).encode(), siblings="report-*.json", keep=KEEP)

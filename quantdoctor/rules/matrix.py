@@ -9,7 +9,6 @@ names it in ``replaces``); a new id adds a rule.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import re
@@ -21,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from quantdoctor import __version__
+from quantdoctor._dirs import cache_dir, config_dir, write_cache
 from quantdoctor.errors import MatrixError
 from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule
 
@@ -199,34 +198,8 @@ def _builtin(mtime_ns: int, size: int) -> MatrixFile:
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
         pass  # no cache yet, or one from another version: rebuild it below
     parsed = _read_file(BUILTIN)
-    _write_cache(cache, parsed)
+    write_cache(cache, pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL), siblings="matrix-*.pickle")
     return parsed
-
-
-def _write_cache(path: Path, value: MatrixFile) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-        for stale in path.parent.glob("matrix-*.pickle"):
-            if stale != path:
-                stale.unlink(missing_ok=True)
-    except OSError:
-        # a read-only home, or a file where the folder should be: work without the cache
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def cache_dir() -> Path:
-    """Where the parsed built-in matrix is cached (``QUANTDOCTOR_CACHE_DIR`` overrides)."""
-    override = os.environ.get("QUANTDOCTOR_CACHE_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("quantdoctor")) / __version__
 
 
 def builtin() -> MatrixFile:
@@ -238,15 +211,6 @@ def engine_schemes(engine: str) -> dict[str, Any]:
     """The schemes of an engine in the built-in matrix (for validating plans)."""
     spec = builtin().engines.get(engine)
     return dict(spec.schemes) if spec else {}
-
-
-def config_dir() -> Path:
-    override = os.environ.get("QUANTDOCTOR_CONFIG_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("quantdoctor"))
 
 
 def default_overlays() -> list[str]:
