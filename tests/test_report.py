@@ -93,7 +93,10 @@ def test_the_report_restates_no_rule_it_only_groups_the_evaluators_findings(
         }
         assert {r["rule"] for r in e["blocked"]} == blocking
         for r in e["blocked"]:
-            assert r["message"] == matrix.rule(r["rule"]).message or r["message"]
+            shown = {
+                f.message for v in verdicts for f in v.findings if f.rule == r["rule"]
+            }  # the evaluator's message, its facts filled in
+            assert r["message"] in shown
         passing = sum(v.passes for v in verdicts if v.plan.engine == e["engine"])
         assert e["counts"]["works"] == passing
 
@@ -181,10 +184,6 @@ def test_env_text_lists_gpus_packages_and_why_facts_are_unknown() -> None:
 
 
 def test_the_recommendation_names_only_plans_that_pass_here(matrix: Matrix) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("quantdoctor.recommend") is None:
-        pytest.skip("quantdoctor.recommend is not part of this tree")
     verdicts = evaluate_grid(RX6800_ZLUDA, matrix)
     report = build_report(RX6800_ZLUDA, verdicts, matrix)
     (section,) = report["extra"]

@@ -8,7 +8,7 @@ are recognised alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 DIFFUSION_PREFIX = "model.diffusion_model."
 #: Prefixes of the non-diffusion parts of an all-in-one (single-file) checkpoint.
@@ -122,12 +122,9 @@ def _is_vae(names: set[str]) -> bool:
     return encoder and decoder
 
 
-def classify(
-    names: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | None = None
-) -> tuple[str | None, str | None]:
-    """(component, architecture) of a set of unquantized parameter names, or (None, None)."""
-    shapes = shapes or {}
-    all_names = set(names)
+def classify(shapes: Mapping[str, tuple[int, ...]]) -> tuple[str | None, str | None]:
+    """(component, architecture) of unquantized parameters (name -> shape), or (None, None)."""
+    all_names = set(shapes)
     diffusion = {n[len(DIFFUSION_PREFIX) :] for n in all_names if n.startswith(DIFFUSION_PREFIX)}
     if diffusion:
         component, arch = _classify_plain(diffusion, _strip(shapes))

@@ -15,7 +15,6 @@ from typing import Any
 from quantdoctor.doctor._probe_util import Json, ProbeContext, run_tool
 
 NVML_SUCCESS = 0
-NVML_ERROR_DRIVER_NOT_LOADED = 9
 _GIB = float(1 << 30)
 
 
@@ -178,9 +177,6 @@ SMI_FIELDS: tuple[str, ...] = ("name", "compute_cap", "memory.total", "driver_ve
 
 def smi_query(fields: tuple[str, ...]) -> tuple[str, ...]:
     return ("nvidia-smi", "--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits")
-
-
-SMI_QUERY = smi_query(SMI_FIELDS)
 
 
 def probe_nvidia_smi(ctx: ProbeContext) -> VendorResult:

@@ -27,8 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_device(env: dict[str, Any], device: int) -> None:
     """Bad input if ``--device N`` names a GPU this machine does not have."""
-    if device < 0:
-        raise InvalidInputError(f"--device {device}: must be 0 or more")
     gpus = env.get("gpus")
     if device and isinstance(gpus, list) and device >= len(gpus):
         have = f"GPUs 0..{len(gpus) - 1}" if gpus else "no GPU"

@@ -210,7 +210,7 @@ def _detect_gguf(path: Path) -> Detection:
     else:
         # ComfyUI-GGUF "compatibility mode" files (no, pig or cow architecture): names decide.
         shapes = {t.name: tuple(reversed(t.shape)) for t in header.tensors}
-        component, found = classify(shapes, shapes)
+        component, found = classify(shapes)
         if arch in (None, "pig", "cow"):
             arch = found
     if quantized and len(quantized) > 1:
@@ -277,7 +277,7 @@ def _analyse(
             names[base] = t.shape
         if t.name not in counted:
             weight_dtypes[t.dtype] += t.nbytes
-    component, arch = classify(names, names)
+    component, arch = classify(names)
     engine, scheme, notes = _decide(found)
     if engine is None and weight_dtypes:
         top = weight_dtypes.most_common(1)[0][0]
@@ -515,9 +515,7 @@ def _config_plan(config: dict[str, Any]) -> tuple[str | None, str | None]:
         return "quanto", _QUANTO_CONFIG.get(str(qc.get("weights_dtype")))
     if method == "torchao":
         return "torchao", _torchao_config_scheme(qc.get("quant_type"))
-    if method == "gguf":
-        return "gguf", None
-    if isinstance(method, str):
+    if isinstance(method, str):  # gguf and others name the engine and no scheme
         return method, None
     return None, None
 

@@ -12,14 +12,16 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from quantdoctor.rules.vocab import OFFLOADS
+
 if TYPE_CHECKING:
+    from quantdoctor.recommend import Estimate
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Verdict
 
 #: Marks, as flutter doctor prints them; ``-`` is a neutral fact (nothing to fix).
 MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "unknown": "?", "none": "-"}
 STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "unknown": "magenta", "none": "dim"}
-OFFLOAD_ORDER = ("none", "model", "sequential", "balanced", "group")
 
 EXIT_OK, EXIT_BLOCKED, EXIT_UNKNOWN = 0, 1, 3
 
@@ -173,8 +175,8 @@ def _triton_check(env: Mapping[str, Any], notes: dict[str, str]) -> dict[str, An
 
 
 def _offloads_text(offloads: Iterable[str]) -> str:
-    chosen = [o for o in OFFLOAD_ORDER if o in set(offloads)]
-    if len(chosen) == len(OFFLOAD_ORDER):
+    chosen = [o for o in OFFLOADS if o in set(offloads)]
+    if len(chosen) == len(OFFLOADS):
         return "every offload"
     return "offload " + ", ".join(chosen)
 
@@ -189,7 +191,7 @@ def _group(pairs: Sequence[tuple[str, str]], schemes_order: Sequence[str]) -> li
         if scheme in by_scheme:
             groups.setdefault(frozenset(by_scheme[scheme]), []).append(scheme)
     return [
-        {"schemes": schemes, "offloads": [o for o in OFFLOAD_ORDER if o in offloads]}
+        {"schemes": schemes, "offloads": [o for o in OFFLOADS if o in offloads]}
         for offloads, schemes in groups.items()
     ]
 
@@ -299,10 +301,8 @@ def extra_sections(
     return [section] if section else []
 
 
-# --- Recommendation hook ----------------------------------------------------------
-# ``quantdoctor/recommend.py`` (``recommend(env=..., verdicts=..., limit=...)``, returning
-# a ``Recommendation`` whose ``plans`` are ranked estimates) is optional: the report ends
-# with its best plans when the module is there and says nothing of them when it is not.
+# --- Recommendation ---------------------------------------------------------------
+# The report ends with the best plans of quantdoctor.recommend for this machine.
 
 RECOMMENDED = 3
 
@@ -313,21 +313,14 @@ def recommendation_section(
     matrix: Matrix | None = None,
     device: int = 0,
 ) -> dict[str, Any] | None:
-    import importlib.util
+    from quantdoctor.recommend import recommend
 
-    if importlib.util.find_spec("quantdoctor.recommend") is None:
-        return None
-    from importlib import import_module
-
-    recommend = getattr(import_module("quantdoctor.recommend"), "recommend", None)
-    if recommend is None:
-        return None
     title = "Recommended (fastest first; quantdoctor recommend --model FILE sizes them)"
     try:
         result = recommend(
             env=dict(env), matrix=matrix, device=device, verdicts=verdicts, limit=RECOMMENDED
         )
-        picks = list(getattr(result, "plans", result))[:RECOMMENDED]
+        picks = list(result.plans)[:RECOMMENDED]
     except Exception as err:  # a doctor reports a part that fails; it does not die of it
         why = f"{type(err).__name__}: {err}"
         return {"title": title, "items": [_item("unknown", f"no recommendation: {why}")]}
@@ -340,18 +333,11 @@ def _item(mark: str, text: str, fix: str | None = None) -> dict[str, Any]:
     return {"mark": mark, "text": text, "fix": fix}
 
 
-def _pick_text(pick: Any) -> str:
-    """A plan (or an estimate holding one as ``.plan``) and what it costs, where known."""
-    plan = getattr(pick, "plan", pick)
-    text = plan.label() if hasattr(plan, "label") else str(plan)
-    costs = []
-    speed = getattr(pick, "speed", None)
-    if isinstance(speed, float):
-        costs.append(f"{speed:.2f}x bf16 speed")
-    per_param = getattr(pick, "bytes_per_param", None)
-    if isinstance(per_param, float):
-        costs.append(f"{per_param:.2f} bytes/param")
-    return f"{text} ({', '.join(costs)})" if costs else text
+def _pick_text(pick: Estimate) -> str:
+    """A recommended plan and what it costs, where known."""
+    costs = [f"{pick.speed:.2f}x bf16 speed"] if pick.speed is not None else []
+    costs.append(f"{pick.bytes_per_param:.2f} bytes/param")
+    return f"{pick.plan.label()} ({', '.join(costs)})"
 
 
 def exit_code(engines: Sequence[Mapping[str, Any]]) -> int:

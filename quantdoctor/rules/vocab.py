@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 ENGINES: tuple[str, ...] = ("bitsandbytes", "quanto", "torchao", "gguf", "nncf")
@@ -41,6 +40,8 @@ def default_mode(engine: str) -> str:
 
 def suggest(value: str, valid: Iterable[str]) -> str:
     """``valid values are a, b, c`` plus ``did you mean x?`` when one is close."""
+    import difflib  # only on the error path
+
     options = list(valid)
     text = "valid values are " + ", ".join(options)
     close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
