@@ -134,13 +134,7 @@ def scheme_bytes(spec: SchemeSpec, layout: Layout, dtype: str = "bfloat16") -> f
     total = float(layout.other_params * dbytes)
     for out_f, in_f, count in layout.linears:
         numel = out_f * in_f
-        if spec.bits >= 16 and spec.block <= 1 and not spec.row_bytes:
-            per = numel * spec.bits / 8
-        elif _quantizes(spec, in_f):
-            per = numel * (spec.block_bytes / spec.block if spec.block_bytes else spec.bits / 8)
-            per += out_f * spec.row_bytes
-        else:
-            per = numel * dbytes
+        per = numel * (spec.bytes_per_weight(in_f) if _quantizes(spec, in_f) else dbytes)
         total += per * count
     return total
 
@@ -448,7 +442,7 @@ def estimate(
     matrix = matrix or default_matrix()
     costs = costs or load_costs()
     spec = matrix.engines[plan.engine].schemes[plan.scheme]
-    per_param = scheme_bytes(spec, Layout(linears=((4096, 4096, 1),)), plan.dtype) / 4096**2
+    per_param = spec.bytes_per_weight()  # a 4096-wide layer, which every block divides
     gpu = gpu_class(facts, costs) or "unknown"
     keys = _keys(plan)
     notes: list[str] = []

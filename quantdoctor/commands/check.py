@@ -10,7 +10,6 @@ from quantdoctor.commands.common import (
     MARKS,
     STYLES,
     add_env_args,
-    check_choice,
     console,
     dump_json,
     load_env,
@@ -31,39 +30,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_env_args(p)
 
 
-def make_plan(args: argparse.Namespace, matrix: Any) -> Any:
-    """A Plan from the arguments, or one line naming the bad argument and the valid values."""
-    from quantdoctor.rules.models import Plan
-    from quantdoctor.rules.vocab import suggest
+def make_plan(args: argparse.Namespace) -> Any:
+    """A Plan from the arguments, or one line naming the bad argument and the valid values.
 
-    check_choice("--engine", args.engine, ENGINES)
-    schemes = tuple(matrix.engines[args.engine].schemes)
-    if args.scheme not in schemes:
-        owner = [e for e in ENGINES if args.scheme in matrix.engines[e].schemes]
-        extra = f" ({args.scheme} is a {owner[0]} scheme)" if owner else ""
-        raise InvalidInputError(
-            f"--scheme: {args.scheme!r} is not a {args.engine} scheme{extra}; "
-            f"{suggest(args.scheme, schemes)}"
+    ``Plan`` validates every facet (and that the scheme is the engine's) with messages that
+    name the field; here the field becomes the option that set it.
+    """
+    from pydantic import ValidationError
+
+    from quantdoctor.rules.models import Plan
+
+    try:
+        return Plan(
+            engine=args.engine,
+            scheme=args.scheme,
+            mode=args.mode or "",
+            offload=args.offload,
+            component=args.component,
+            dtype=args.dtype,
         )
-    check_choice("--mode", args.mode, MODES)
-    check_choice("--offload", args.offload, OFFLOADS)
-    check_choice("--component", args.component, COMPONENTS)
-    check_choice("--dtype", args.dtype, DTYPES)
-    return Plan(
-        engine=args.engine,
-        scheme=args.scheme,
-        mode=args.mode or "",
-        offload=args.offload,
-        component=args.component,
-        dtype=args.dtype,
-    )
+    except ValidationError as err:
+        message = str(err.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise InvalidInputError(f"--{message}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from quantdoctor.rules.evaluate import evaluate
 
     matrix = load_matrix_args(args)
-    plan = make_plan(args, matrix)
+    plan = make_plan(args)
     env = load_env(args.env)
     verdict = evaluate(plan, env, matrix, device=args.device)
     if args.json:

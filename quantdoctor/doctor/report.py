@@ -235,11 +235,10 @@ def engine_summary(
         if v.passes:
             passing.append(pair)
         for f in v.findings:
-            if v.status == "blocked" and f.severity == "block" and f.state == "holds":
-                kind = "blocked"
-            elif v.status == "unknown" and f.state == "unknown":
-                kind = "unknown"
-            elif v.passes and f.severity == "warn" and f.state == "holds":
+            kind: str
+            if f.decides(v.status) and v.status in ("blocked", "unknown"):
+                kind = v.status
+            elif v.passes and f.decides("warn"):
                 kind = "caveats"
             else:
                 continue

@@ -254,6 +254,14 @@ class Finding(BaseModel):
     state: Literal["holds", "unknown"] = "holds"
     missing: tuple[str, ...] = ()
 
+    def decides(self, status: str) -> bool:
+        """Whether this finding is one that gives a verdict this ``status``."""
+        if status == "blocked":
+            return self.severity == "block" and self.state == "holds"
+        if status == "unknown":
+            return self.state == "unknown"
+        return status == "warn" and self.severity == "warn" and self.state == "holds"
+
 
 class Verdict(BaseModel):
     """The answer for one plan on one environment."""
@@ -274,18 +282,17 @@ class Verdict(BaseModel):
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(f.rule for f in self.findings)
 
+    @property
+    def deciding(self) -> tuple[Finding, ...]:
+        """The findings that made the status: the block rules that hold (blocked), those
+        that might (unknown), the warnings (warn); none for ok."""
+        return tuple(f for f in self.findings if f.decides(self.status))
+
     def summary(self) -> str:
         """One paragraph: the status, the rules that decided it, their fixes, the alternatives."""
         head = f"{self.plan.label()}: {self.status}"
-        relevant = [
-            f
-            for f in self.findings
-            if (self.status == "blocked" and f.severity == "block" and f.state == "holds")
-            or (self.status == "unknown" and f.state == "unknown")
-            or (self.status == "warn" and f.severity == "warn")
-        ]
         lines = [head]
-        for f in relevant:
+        for f in self.deciding:
             lines.append(f"  [{f.rule}] {f.message}")
             if f.missing:
                 lines.append(f"    unknown facts: {', '.join(f.missing)}")

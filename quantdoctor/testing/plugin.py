@@ -129,10 +129,7 @@ def _verdict(item: pytest.Item) -> Any:
 def skip_reason(verdict: Any) -> str:
     """One line: the plan, its status, the rule ids that decided it, the first one's
     message and fix, and the nearest plan that works instead."""
-    if verdict.status == "blocked":
-        deciding = [f for f in verdict.findings if f.severity == "block" and f.state == "holds"]
-    else:
-        deciding = [f for f in verdict.findings if f.state == "unknown"]
+    deciding = verdict.deciding
     ids = ", ".join(f.rule for f in deciding)
     text = f"quantdoctor: {verdict.plan.label()} is {verdict.status} here [{ids}]"
     if deciding:
