@@ -195,3 +195,10 @@ def test_a_verdict_names_the_rule_and_its_source() -> None:
     verdict = check(H100_LINUX, "quanto", "qint8", offload="balanced")
     finding = next(f for f in verdict.findings if f.rule == "quanto.offload.balanced")
     assert "seed:" in finding.source and "evidence/" in finding.source
+
+
+def test_an_overlay_rule_whose_source_is_blank_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(NEW_RULE.replace("source: studio policy 12", 'source: "   "'), encoding="utf-8")
+    with pytest.raises(MatrixError, match=r"source: every rule needs a source"):
+        load_matrix(extra=path, defaults=False)

@@ -40,13 +40,9 @@ _TEMPLATE = re.compile(r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}")
 
 
 @lru_cache(maxsize=1)
-def _default_matrix() -> Matrix:
-    return load_matrix()
-
-
 def default_matrix() -> Matrix:
     """The matrix used when none is given: built-in plus the default overlays (cached)."""
-    return _default_matrix()
+    return load_matrix()
 
 
 def to_facts(env: EnvLike, device: int = 0) -> Facts:

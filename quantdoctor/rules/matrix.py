@@ -53,9 +53,6 @@ class Matrix:
                 return r
         raise KeyError(rule_id)
 
-    def schemes(self, engine: str) -> dict[str, Any]:
-        return dict(self.engines[engine].schemes)
-
 
 def _yaml_loader() -> type:
     import yaml
@@ -198,6 +195,9 @@ def _builtin(mtime_ns: int, size: int) -> MatrixFile:
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
         pass  # no cache yet, or one from another version: rebuild it below
     parsed = _read_file(BUILTIN)
+    engines = dict(parsed.engines)
+    for rule in parsed.rules:  # once per edit of the file, not per load_matrix()
+        _check_schemes(rule, engines, str(BUILTIN))
     write_cache(cache, pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL), siblings="matrix-*.pickle")
     return parsed
 
@@ -267,8 +267,6 @@ def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: boo
             rules[rule.id] = rule
         costs.update(overlay.costs)
         files.append(name)
-    for rule in base.rules:
-        _check_schemes(rule, engines, str(BUILTIN))
     return Matrix(engines=engines, rules=list(rules.values()), costs=costs, files=tuple(files))
 
 

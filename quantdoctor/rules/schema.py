@@ -166,7 +166,8 @@ class Rule(BaseModel):
     @field_validator("source")
     @classmethod
     def _source(cls, v: str | list[str]) -> str | list[str]:
-        if not v or (isinstance(v, list) and not all(s.strip() for s in v)):
+        items = [v] if isinstance(v, str) else v
+        if not items or not all(s.strip() for s in items):
             raise ValueError("every rule needs a source (a document, URL, issue or evidence file)")
         return v
 

@@ -19,18 +19,7 @@ BACKENDS: tuple[str, ...] = (
     "cpu",
     "openvino",
 )
-SEVERITIES: tuple[str, ...] = ("block", "warn", "info")
-STATUSES: tuple[str, ...] = ("blocked", "unknown", "warn", "ok")
 OS_NAMES: tuple[str, ...] = ("linux", "windows", "darwin")
-
-#: The distribution (PyPI name) that provides each engine.
-ENGINE_PACKAGES: dict[str, str] = {
-    "bitsandbytes": "bitsandbytes",
-    "quanto": "optimum-quanto",
-    "torchao": "torchao",
-    "gguf": "gguf",
-    "nncf": "nncf",
-}
 
 
 def default_mode(engine: str) -> str:
