@@ -202,3 +202,19 @@ def test_an_overlay_rule_whose_source_is_blank_is_refused(tmp_path: Path) -> Non
     path.write_text(NEW_RULE.replace("source: studio policy 12", 'source: "   "'), encoding="utf-8")
     with pytest.raises(MatrixError, match=r"source: every rule needs a source"):
         load_matrix(extra=path, defaults=False)
+
+
+def test_every_file_a_source_cites_is_in_the_repository() -> None:
+    """Sources resolve from a checkout: evidence and the fact sheet under docs/reference/,
+    ground-truth results under benchmarks/results/."""
+    root = TESTS.parent
+    cited = set()
+    for rule in load_matrix(defaults=False).rules:
+        for source in rule.sources:
+            cited |= set(re.findall(r"evidence/[\w.-]+\.(?:md|jsonl)", source))
+            cited |= set(re.findall(r"benchmarks/results/[\w.-]+\.(?:md|jsonl|json)", source))
+            if "engines.md" in source:
+                cited.add("engines.md")
+    places = (root / "docs" / "reference", root)
+    missing = [c for c in sorted(cited) if not any((p / c).is_file() for p in places)]
+    assert cited and not missing, missing
