@@ -13,10 +13,9 @@ import os
 import re
 
 from quantdoctor.doctor._probe_nvidia import VendorResult, apply_visible_devices
-from quantdoctor.doctor._probe_util import Json, ProbeContext, listdir, read_text, run_tool
+from quantdoctor.doctor._probe_util import Json, ProbeContext, gib, listdir, read_text, run_tool
 
 KFD_NODES = "sys/class/kfd/kfd/topology/nodes"
-_GIB = float(1 << 30)
 
 
 def gfx_name(target_version: int) -> str | None:
@@ -67,7 +66,7 @@ def probe_kfd(ctx: ProbeContext) -> VendorResult | None:
         if mem is None:
             mem = _kfd_local_memory(os.path.join(base, node))
         if mem is not None:
-            gpu["memory_gb"] = round(mem / _GIB, 2)
+            gpu["memory_gb"] = gib(mem)
         driver = read_text(ctx.path("sys/module/amdgpu/version"), 256)
         if driver and driver.strip():
             gpu["driver"] = driver.strip()

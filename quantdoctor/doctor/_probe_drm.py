@@ -11,11 +11,10 @@ import os
 import re
 
 from quantdoctor.doctor._probe_nvidia import VendorResult
-from quantdoctor.doctor._probe_util import Json, ProbeContext, listdir, read_text, run_tool
+from quantdoctor.doctor._probe_util import Json, ProbeContext, gib, listdir, read_text, run_tool
 
 VENDOR_IDS = {"0x10de": "nvidia", "0x1002": "amd", "0x8086": "intel"}
 _CARD = re.compile(r"^card\d+$")
-_GIB = float(1 << 30)
 
 
 def probe_drm(ctx: ProbeContext) -> dict[str, list[dict[str, Json]]]:
@@ -42,7 +41,7 @@ def probe_drm(ctx: ProbeContext) -> dict[str, list[dict[str, Json]]]:
         gpu["name"] = f"{label} GPU [{vendor[2:]}:{device[2:]}]"
         vram = read_text(os.path.join(dev, "mem_info_vram_total"), 64)
         if vram and vram.strip().isdigit() and int(vram.strip()) > 0:
-            gpu["memory_gb"] = round(int(vram.strip()) / _GIB, 2)
+            gpu["memory_gb"] = gib(int(vram.strip()))
         if name == "amd":
             gpu.pop("gfx")  # unknown until KFD or rocminfo says
         out.setdefault(name, []).append(gpu)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from quantdoctor.doctor._probe_util import Json, ProbeContext, run_tool
+from quantdoctor.doctor._probe_util import Json, ProbeContext, gib, run_tool
 
 NVML_SUCCESS = 0
-_GIB = float(1 << 30)
 
 
 class VendorResult:
@@ -159,7 +158,7 @@ def _query_nvml(nvml: Any) -> VendorResult:
             gpu["gfx"] = None
             total = usable_bytes(handle)
             if total is not None:
-                gpu["memory_gb"] = round(total / _GIB, 2)
+                gpu["memory_gb"] = gib(total)
             if driver is not None:
                 gpu["driver"] = driver
             uuid = ""

@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 
 from quantdoctor.doctor._probe_nvidia import VendorResult
-from quantdoctor.doctor._probe_util import Json, ProbeContext, run_tool
-
-_GIB = float(1 << 30)
+from quantdoctor.doctor._probe_util import Json, ProbeContext, gib, run_tool
 
 
 def _sysctl(name: str, *, integer: bool = False) -> str | int | None:
@@ -51,7 +49,7 @@ def probe_apple(ctx: ProbeContext) -> VendorResult:
     gpu["name"] = f"{brand} GPU" if isinstance(brand, str) and brand else "Apple GPU"
     mem = _sysctl("hw.memsize", integer=True)
     if isinstance(mem, int) and mem > 0:
-        gpu["memory_gb"] = round(mem / _GIB, 2)
+        gpu["memory_gb"] = gib(mem)
     return VendorResult(gpus=[gpu])
 
 
@@ -93,7 +91,7 @@ def parse_wmi(text: str) -> VendorResult:
             gpu["name"] = str(row["Name"])
         ram = row.get("AdapterRAM")
         if isinstance(ram, int) and 0 < ram < 0xFFF00000:
-            gpu["memory_gb"] = round(ram / _GIB, 2)
+            gpu["memory_gb"] = gib(ram)
         if row.get("DriverVersion"):
             gpu["driver"] = str(row["DriverVersion"])
         gpus.append(gpu)

@@ -223,3 +223,8 @@ _PEP440 = re.compile(
 def is_version(text: str) -> bool:
     """Whether ``text`` is a PEP 440 version (what the Environment model accepts)."""
     return bool(_PEP440.match(text))
+
+
+def gib(n_bytes: float) -> float:
+    """Bytes as GiB, to two decimals: how the Environment JSON states ``memory_gb``."""
+    return round(n_bytes / (1 << 30), 2)

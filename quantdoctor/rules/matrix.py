@@ -210,7 +210,7 @@ def builtin() -> MatrixFile:
 def engine_schemes(engine: str) -> dict[str, Any]:
     """The schemes of an engine in the built-in matrix (for validating plans)."""
     spec = builtin().engines.get(engine)
-    return dict(spec.schemes) if spec else {}
+    return spec.schemes if spec else {}  # read only: Plan validation on every candidate
 
 
 def default_overlays() -> list[str]:
