@@ -124,7 +124,7 @@ def gguf_reader(path: Path) -> None:
 
 
 def detect_fn(path: Path) -> None:
-    from quantdoctor.doctor.detect import detect
+    from quantdoctor.files.detect import detect
 
     detect(path)
 

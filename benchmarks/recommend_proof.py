@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from quantdoctor.recommend import (  # noqa: E402
+from quantdoctor.advise.recommend import (  # noqa: E402
     GIB,
     Layout,
     estimate,

@@ -7,8 +7,6 @@ no rich and no pydantic until a name is used.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -18,15 +16,15 @@ _LAZY: dict[str, str] = {
     "Environment": "quantdoctor.rules.models",
     "Verdict": "quantdoctor.rules.models",
     "Finding": "quantdoctor.rules.models",
-    "evaluate": "quantdoctor.rules.evaluate",
+    "evaluate": "quantdoctor.advise.ranked",
     "load_matrix": "quantdoctor.rules.matrix",
     "probe": "quantdoctor.doctor.probe",
-    "preflight": "quantdoctor.guard",
-    "guard": "quantdoctor.guard",
-    "explain": "quantdoctor.doctor.explain",
-    "detect": "quantdoctor.doctor.detect",
+    "preflight": "quantdoctor.gate",
+    "guard": "quantdoctor.gate",
+    "explain": "quantdoctor.rules.explain",
+    "detect": "quantdoctor.files.detect",
     "quantize": "quantdoctor.engines",
-    "recommend": "quantdoctor.recommend",
+    "recommend": "quantdoctor.advise.recommend",
     "QuantDoctorError": "quantdoctor.errors",
     "InvalidInputError": "quantdoctor.errors",
     "MatrixError": "quantdoctor.errors",
@@ -38,36 +36,18 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
+    from quantdoctor.advise.ranked import evaluate as evaluate
     from quantdoctor.errors import EngineError as EngineError
     from quantdoctor.errors import IncompatiblePlanError as IncompatiblePlanError
     from quantdoctor.errors import InvalidInputError as InvalidInputError
     from quantdoctor.errors import MatrixError as MatrixError
     from quantdoctor.errors import QuantDoctorError as QuantDoctorError
     from quantdoctor.errors import QuantDoctorWarning as QuantDoctorWarning
-    from quantdoctor.rules.evaluate import evaluate as evaluate
     from quantdoctor.rules.matrix import load_matrix as load_matrix
     from quantdoctor.rules.models import Environment as Environment
     from quantdoctor.rules.models import Finding as Finding
     from quantdoctor.rules.models import Plan as Plan
     from quantdoctor.rules.models import Verdict as Verdict
-
-
-class _Package(types.ModuleType):
-    """The package module, keeping ``quantdoctor.guard`` and ``quantdoctor.recommend`` the
-    public functions: importing the submodules that define them (``guard.py``,
-    ``recommend.py``) would otherwise bind the submodule over the function's name."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if (
-            isinstance(value, types.ModuleType)
-            and _LAZY.get(name) == value.__name__
-            and hasattr(value, name)
-        ):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -10,4 +10,5 @@ PY="${PYTHON:-python3}"
 .venv/bin/ruff check quantdoctor
 .venv/bin/ruff format --check quantdoctor
 .venv/bin/mypy --strict quantdoctor
+.venv/bin/lint-imports
 .venv/bin/python -m pytest -q "$@"

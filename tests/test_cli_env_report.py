@@ -131,7 +131,7 @@ def test_a_repeated_report_is_read_back_without_pydantic_and_says_the_same(
 def test_the_report_cache_key_changes_with_the_facts_flags_and_overlays(tmp_path: Path) -> None:
     import argparse
 
-    from quantdoctor.doctor.cmd_report import cache_key
+    from quantdoctor.cli.report import cache_key
     from quantdoctor.doctor.probe import probe_dict
 
     env = probe_dict()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from quantdoctor.doctor.detect import Detection, detect
+from quantdoctor.files.detect import Detection, detect
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from quantdoctor.cli import main
-from quantdoctor.doctor import _gguf_header
-from quantdoctor.doctor.detect import Detection, checked, detect
+from quantdoctor.files import _gguf_header
+from quantdoctor.files.detect import Detection, checked, detect
 from quantdoctor.rules.models import Plan
 
 gguf = pytest.importorskip("gguf")

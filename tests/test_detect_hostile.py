@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from quantdoctor.cli import main
-from quantdoctor.doctor.detect import detect
 from quantdoctor.errors import UnreadableFileError
+from quantdoctor.files.detect import detect
 
 HOSTILE = Path(__file__).parent / "corpus" / "hostile"
 EXPECTED: dict[str, str] = json.loads((HOSTILE / "expected.json").read_text())
@@ -238,7 +238,7 @@ def test_a_gguf_of_gigantic_metadata_strings_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_gguf_vocabulary_is_summarised_not_kept(tmp_path: Path) -> None:
-    from quantdoctor.doctor._gguf_header import read_header
+    from quantdoctor.files._gguf_header import read_header
 
     path = tmp_path / "vocab.gguf"
     count, each = 100_000, 1000  # 100 MB of token strings, held as holes

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from quantdoctor.doctor.explain import clean, explain, explain_rules
 from quantdoctor.rules.evaluate import default_matrix
+from quantdoctor.rules.explain import clean, explain, explain_rules
 from quantdoctor.rules.schema import Rule
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quantdoctor.doctor import _gguf_header, _safetensors_header
 from quantdoctor.errors import UnreadableFileError
+from quantdoctor.files import _gguf_header, _safetensors_header
 
 safetensors = pytest.importorskip("safetensors")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from envs import CPU_ONLY, H100_LINUX, RTX4090_LINUX
 
-from quantdoctor.errors import InvalidInputError, MatrixError
-from quantdoctor.recommend import (
+from quantdoctor.advise.recommend import (
     Layout,
     load_costs,
     parse_costs,
@@ -25,6 +24,7 @@ from quantdoctor.recommend import (
     recommend,
     scheme_bytes,
 )
+from quantdoctor.errors import InvalidInputError, MatrixError
 from quantdoctor.rules.evaluate import default_matrix, evaluate
 from quantdoctor.rules.models import Plan
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from envs import CPU_ONLY, H100_LINUX, RX6800_ZLUDA, with_
 
+from quantdoctor.advise.section import recommendation_section
 from quantdoctor.doctor.report import build_report, print_lines, render_env, render_report
 from quantdoctor.rules.evaluate import evaluate_grid
 from quantdoctor.rules.matrix import Matrix, load_matrix
@@ -185,8 +186,9 @@ def test_env_text_lists_gpus_packages_and_why_facts_are_unknown() -> None:
 
 def test_the_recommendation_names_only_plans_that_pass_here(matrix: Matrix) -> None:
     verdicts = evaluate_grid(RX6800_ZLUDA, matrix)
-    report = build_report(RX6800_ZLUDA, verdicts, matrix)
-    (section,) = report["extra"]
+    section = recommendation_section(RX6800_ZLUDA, verdicts, matrix)
+    assert section is not None
+    (section,) = build_report(RX6800_ZLUDA, verdicts, matrix, extra=[section])["extra"]
     assert section["title"].startswith("Recommended") and section["items"]
     passing = {v.plan.label() for v in verdicts if v.passes}
     for item in section["items"]:

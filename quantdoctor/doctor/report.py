@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from quantdoctor.rules.vocab import OFFLOADS
 
 if TYPE_CHECKING:
-    from quantdoctor.recommend import Estimate
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Verdict
 
@@ -288,55 +287,8 @@ def engine_summary(
     }
 
 
-def extra_sections(
-    env: Mapping[str, Any],
-    verdicts: Sequence[Verdict],
-    matrix: Matrix | None = None,
-    device: int = 0,
-) -> list[dict[str, Any]]:
-    """Sections appended after the engines. Each is ``{"title": str, "items": [{"mark",
-    "text", "fix"}]}``. Today: the recommendation, when ``quantdoctor.recommend`` exists."""
-    section = recommendation_section(env, verdicts, matrix, device)
-    return [section] if section else []
-
-
-# --- Recommendation ---------------------------------------------------------------
-# The report ends with the best plans of quantdoctor.recommend for this machine.
-
-RECOMMENDED = 3
-
-
-def recommendation_section(
-    env: Mapping[str, Any],
-    verdicts: Sequence[Verdict],
-    matrix: Matrix | None = None,
-    device: int = 0,
-) -> dict[str, Any] | None:
-    from quantdoctor.recommend import recommend
-
-    title = "Recommended (fastest first; quantdoctor recommend --model FILE sizes them)"
-    try:
-        result = recommend(
-            env=dict(env), matrix=matrix, device=device, verdicts=verdicts, limit=RECOMMENDED
-        )
-        picks = list(result.plans)[:RECOMMENDED]
-    except Exception as err:  # a doctor reports a part that fails; it does not die of it
-        why = f"{type(err).__name__}: {err}"
-        return {"title": title, "items": [_item("unknown", f"no recommendation: {why}")]}
-    if not picks:
-        return None
-    return {"title": title, "items": [_item("ok", _pick_text(p)) for p in picks]}
-
-
 def _item(mark: str, text: str, fix: str | None = None) -> dict[str, Any]:
     return {"mark": mark, "text": text, "fix": fix}
-
-
-def _pick_text(pick: Estimate) -> str:
-    """A recommended plan and what it costs, where known."""
-    costs = [f"{pick.speed:.2f}x bf16 speed"] if pick.speed is not None else []
-    costs.append(f"{pick.bytes_per_param:.2f} bytes/param")
-    return f"{pick.plan.label()} ({', '.join(costs)})"
 
 
 def exit_code(engines: Sequence[Mapping[str, Any]]) -> int:
@@ -359,8 +311,12 @@ def build_report(
     device: int = 0,
     verbose: bool = False,
     source: str = "probed",
+    extra: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The whole report as plain data: what ``--json`` prints and the text renders."""
+    """The whole report as plain data: what ``--json`` prints and the text renders.
+
+    ``extra`` are sections appended after the engines (``{"title", "items": [{"mark",
+    "text", "fix"}]}``), built by the caller (the recommendation, from ``advise``)."""
     by_engine: dict[str, list[Verdict]] = {}
     for v in verdicts:
         by_engine.setdefault(v.plan.engine, []).append(v)
@@ -402,7 +358,7 @@ def build_report(
         "environment": dict(env),
         "checks": environment_checks(env, device),
         "engines": engines,
-        "extra": extra_sections(env, verdicts, matrix, device),
+        "extra": [dict(x) for x in extra],
         "summary": {"text": text, "exit_code": code},
     }
     if verbose:

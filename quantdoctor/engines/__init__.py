@@ -78,7 +78,7 @@ def quantize(
     ``example_input`` (one input the model accepts). ``progress=True`` shows a progress
     bar over the layers.
     """
-    from quantdoctor.guard import _as_plan, _check, _evaluate
+    from quantdoctor.gate import _as_plan, _check, _evaluate
 
     plan = _as_plan(plan)
     _check(_evaluate(plan, env, None), strict=False, stacklevel=2)

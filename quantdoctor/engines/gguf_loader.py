@@ -226,7 +226,7 @@ def load_gguf(
 
 
 def _check_plan(scheme: str, dtype: str, env: Environment | None) -> None:
-    from quantdoctor.guard import _evaluate
+    from quantdoctor.gate import _evaluate
     from quantdoctor.rules.models import Plan
 
     plan = Plan(engine="gguf", scheme=scheme, mode="prequantized", dtype=dtype)

@@ -9,7 +9,7 @@ mode of the same scheme, then a scheme of the same bits, then another engine.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -124,12 +124,19 @@ def _sort(findings: list[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(findings, key=key))
 
 
+#: Orders plans best first on these facts (the cost model, ``advise.recommend.rank_plans``).
+#: The rules layer does not know costs: a caller that wants alternatives ranked by them
+#: passes one in; without it, ties keep the matrix's engine order.
+Ranker = Callable[[list[Plan], Facts, Matrix], list[Plan]]
+
+
 class _Evaluator:
     """Evaluates plans against one environment's facts, remembering statuses."""
 
-    def __init__(self, facts: Facts, matrix: Matrix) -> None:
+    def __init__(self, facts: Facts, matrix: Matrix, rank: Ranker | None = None) -> None:
         self.facts = facts
         self.matrix = matrix
+        self.rank = rank
         self._status: dict[Plan, str] = {}
 
     def findings(self, plan: Plan) -> list[Finding]:
@@ -183,7 +190,7 @@ class _Evaluator:
         )
 
         # Another engine: the nearest bits and offload first; among equals, the plan the
-        # cost model (quantdoctor.recommend) ranks faster, then more accurate.
+        # cost model (the ``rank`` given) ranks faster, then more accurate.
         others = [e for e in ENGINES if e != plan.engine and e in engines]
         modes = {e: plan.mode if plan.mode in engines[e].modes else default_mode(e) for e in others}
         speed = self._speed_rank(
@@ -207,9 +214,9 @@ class _Evaluator:
 
     def _speed_rank(self, plans: list[Plan]) -> dict[tuple[str, str], int]:
         """Each (engine, scheme)'s place in the cost model's ranking on these facts."""
-        from quantdoctor.recommend import rank_plans
-
-        order = rank_plans(plans, facts=self.facts, matrix=self.matrix)
+        if self.rank is None:
+            return {}
+        order = self.rank(plans, self.facts, self.matrix)
         return {(p.engine, p.scheme): i for i, p in enumerate(order)}
 
     def alternatives(self, plan: Plan, limit: int) -> list[Plan]:
@@ -256,9 +263,12 @@ def evaluate(
     *,
     device: int = 0,
     alternatives: int = 5,
+    rank: Ranker | None = None,
 ) -> Verdict:
-    """The verdict for one plan on one environment (``env`` may be a JSON mapping)."""
-    evaluator = _Evaluator(to_facts(env, device), matrix or default_matrix())
+    """The verdict for one plan on one environment (``env`` may be a JSON mapping).
+
+    ``rank`` orders alternatives from other engines by cost (see ``Ranker``)."""
+    evaluator = _Evaluator(to_facts(env, device), matrix or default_matrix(), rank)
     return evaluator.verdict(plan, alternatives=alternatives)
 
 
@@ -282,8 +292,9 @@ def evaluate_grid(
     engines: Iterable[str] | None = None,
     device: int = 0,
     alternatives: int = 0,
+    rank: Ranker | None = None,
 ) -> list[Verdict]:
     """Verdicts for the whole grid on one environment."""
     matrix = matrix or default_matrix()
-    evaluator = _Evaluator(to_facts(env, device), matrix)
+    evaluator = _Evaluator(to_facts(env, device), matrix, rank)
     return [evaluator.verdict(p, alternatives=alternatives) for p in grid_plans(matrix, engines)]

@@ -119,7 +119,7 @@ def _verdict(item: pytest.Item) -> Any:
     if marker is None:
         return None
     if _VERDICT_KEY not in item.stash:
-        from quantdoctor.rules.evaluate import evaluate
+        from quantdoctor.advise.ranked import evaluate
 
         plan = _plan_from_marker(item, marker)
         item.stash[_VERDICT_KEY] = evaluate(plan, _session_env(item.config))

@@ -20,8 +20,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from quantdoctor.doctor import _gguf_header, _safetensors_header
     from quantdoctor.errors import UnreadableFileError
+    from quantdoctor.files import _gguf_header, _safetensors_header
 
 HERE = Path(__file__).resolve().parent
 #: real files (written by safetensors.numpy and gguf.GGUFWriter, as in test_fuzz_headers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from quantdoctor.commands.common import (
+from quantdoctor.cli.common import (
     add_env_args,
     check_choice,
     console,
@@ -67,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.recommend import recommend
+    from quantdoctor.advise.recommend import recommend
 
     check_choice("--prefer", args.prefer, PREFERS)
     check_choice("--component", args.component, COMPONENTS)

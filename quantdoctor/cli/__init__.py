@@ -16,15 +16,15 @@ from quantdoctor.errors import InvalidInputError
 
 #: subcommand -> (module, one-line help). ``None`` is the bare doctor report.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "env": ("quantdoctor.doctor.cmd_env", "show the probed environment"),
-    "check": ("quantdoctor.commands.check", "evaluate one plan"),
-    "matrix": ("quantdoctor.commands.matrix", "the grid of engine x scheme x offload"),
-    "rules": ("quantdoctor.commands.rules", "every rule with its source"),
-    "explain": ("quantdoctor.doctor.cmd_explain", "explain an engine error or traceback"),
-    "detect": ("quantdoctor.doctor.cmd_detect", "what a model file is, from its header"),
-    "recommend": ("quantdoctor.commands.recommend", "the best plans for this machine and model"),
+    "env": ("quantdoctor.cli.env", "show the probed environment"),
+    "check": ("quantdoctor.cli.check", "evaluate one plan"),
+    "matrix": ("quantdoctor.cli.matrix", "the grid of engine x scheme x offload"),
+    "rules": ("quantdoctor.cli.rules", "every rule with its source"),
+    "explain": ("quantdoctor.cli.explain", "explain an engine error or traceback"),
+    "detect": ("quantdoctor.cli.detect", "what a model file is, from its header"),
+    "recommend": ("quantdoctor.cli.recommend", "the best plans for this machine and model"),
 }
-REPORT_MODULE = "quantdoctor.doctor.cmd_report"
+REPORT_MODULE = "quantdoctor.cli.report"
 
 EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
 

@@ -38,7 +38,7 @@ def _read_stdin() -> str:
 
 
 def _read_file(path: str) -> str:
-    from quantdoctor.doctor._fileio import open_regular, read_exact, unreadable
+    from quantdoctor._fileio import open_regular, read_exact, unreadable
 
     f, size = open_regular(path)
     with f:
@@ -59,7 +59,7 @@ def read_text(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.doctor.explain import explain
+    from quantdoctor.rules.explain import explain
 
     text = read_text(args)
     matrix = None

@@ -615,7 +615,7 @@ def _model_layout(
         return Layout.from_params(int(params)), {"params": int(params), "source": "--params"}, None
     if model is None:
         return None, {"params": None, "source": "none given: memory per parameter only"}, None
-    from quantdoctor.doctor.detect import checked, detect
+    from quantdoctor.files.detect import checked, detect
 
     found = checked(detect(model))  # a scheme the matrix lacks gives no plan to evaluate
     part = next((p for p in found.parts if p.component == component), None)
@@ -819,3 +819,8 @@ def recommend(
         baseline=baseline,
         notes=tuple(notes),
     )
+
+
+def cost_rank(plans: list[Plan], facts: Mapping[str, Any], matrix: Matrix) -> list[Plan]:
+    """``rank_plans`` in the shape the evaluator takes as its ``rank`` (``rules.evaluate``)."""
+    return rank_plans(plans, facts=facts, matrix=matrix)

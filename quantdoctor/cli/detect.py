@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from quantdoctor.doctor.detect import Detection, checked, detect
+from quantdoctor.files.detect import Detection, checked, detect
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.doctor.cmd_env import check_device, collect
+    from quantdoctor.cli.env import check_device, collect
     from quantdoctor.errors import InvalidInputError
 
     if args.device < 0:
@@ -84,14 +84,22 @@ def run(args: argparse.Namespace) -> int:
 
 def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict[str, Any]:
     """Every verdict of the grid on ``env``, grouped into the report's data."""
+    from quantdoctor.advise.section import recommendation_section
     from quantdoctor.doctor.report import build_report
     from quantdoctor.rules.evaluate import evaluate_grid
     from quantdoctor.rules.matrix import load_matrix
 
     matrix = load_matrix(extra=args.matrix) if args.matrix else load_matrix()
     verdicts = evaluate_grid(env, matrix, device=args.device)
+    section = recommendation_section(env, verdicts, matrix, args.device)
     return build_report(
-        env, verdicts, matrix, device=args.device, verbose=args.verbose, source=source
+        env,
+        verdicts,
+        matrix,
+        device=args.device,
+        verbose=args.verbose,
+        source=source,
+        extra=[section] if section else [],
     )
 
 

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from quantdoctor.doctor._fileio import open_regular, unreadable
+from quantdoctor._fileio import open_regular, unreadable
 
 GGUF_MAGIC = b"GGUF"
 MAX_TENSORS = 1_000_000

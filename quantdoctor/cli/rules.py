@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from quantdoctor.commands.common import check_choice, console, dump_json, load_matrix_args
+from quantdoctor.cli.common import check_choice, console, dump_json, load_matrix_args
 from quantdoctor.rules.vocab import ENGINES
 
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quantdoctor.doctor import _gguf_header, _safetensors_header
-from quantdoctor.doctor._fileio import open_regular, read_exact, unreadable
-from quantdoctor.doctor._layouts import GGUF_IMAGE_ARCHS, GGUF_TEXT_ARCHS, base_name, classify
-from quantdoctor.doctor._safetensors_header import SafetensorsHeader, TensorEntry
+from quantdoctor._fileio import open_regular, read_exact, unreadable
+from quantdoctor.files import _gguf_header, _safetensors_header
+from quantdoctor.files._layouts import GGUF_IMAGE_ARCHS, GGUF_TEXT_ARCHS, base_name, classify
+from quantdoctor.files._safetensors_header import SafetensorsHeader, TensorEntry
 
 if TYPE_CHECKING:
     from quantdoctor.rules.models import Plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from quantdoctor.commands.common import (
+from quantdoctor.cli.common import (
     EXIT,
     MARKS,
     STYLES,
@@ -55,7 +55,7 @@ def make_plan(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.rules.evaluate import evaluate
+    from quantdoctor.advise.ranked import evaluate
 
     matrix = load_matrix_args(args)
     plan = make_plan(args)

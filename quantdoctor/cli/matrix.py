@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from quantdoctor.commands.common import (
+from quantdoctor.cli.common import (
     MARKS,
     STYLES,
     add_env_args,

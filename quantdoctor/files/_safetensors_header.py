@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from quantdoctor.doctor._fileio import open_regular, read_exact, unreadable
+from quantdoctor._fileio import open_regular, read_exact, unreadable
 
 #: The safetensors library's own limit (``MAX_HEADER_SIZE`` in safetensors' Rust code).
 MAX_HEADER_BYTES = 100_000_000

@@ -31,7 +31,7 @@ from quantdoctor.errors import (
 )
 
 if TYPE_CHECKING:
-    from quantdoctor.doctor.explain import Match
+    from quantdoctor.rules.explain import Match
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Environment, Plan, Verdict
 
@@ -61,7 +61,7 @@ def _as_plan(plan: Plan | Mapping[str, str]) -> Plan:
 def _evaluate(
     plan: Plan, env: Environment | Mapping[str, Any] | None, matrix: Matrix | None
 ) -> Verdict:
-    from quantdoctor.rules.evaluate import evaluate
+    from quantdoctor.advise.ranked import evaluate
 
     if env is None:
         from quantdoctor.doctor.probe import probe
@@ -104,7 +104,7 @@ def explain_exception(
     With a plan, only rules about its engine (or about no engine in particular) count:
     a bare ``KeyError: None`` inside a quanto load is not gguf's offload bug.
     """
-    from quantdoctor.doctor.explain import explain_rules
+    from quantdoctor.rules.explain import explain_rules
 
     if matrix is None:
         from quantdoctor.rules.evaluate import default_matrix

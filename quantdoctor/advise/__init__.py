@@ -1,0 +1,1 @@
+"""Advice: the cost model (costs.yaml) and the recommendation built on it."""

@@ -1,1 +1,0 @@
-"""Subcommands of the ``quantdoctor`` CLI that sit on the rules core (check, rules, matrix)."""

@@ -1,0 +1,1 @@
+"""Model files recognised from their headers alone: safetensors, GGUF, diffusers folders."""
