@@ -188,7 +188,8 @@ def test_the_recommendation_names_only_plans_that_pass_here(matrix: Matrix) -> N
     verdicts = evaluate_grid(RX6800_ZLUDA, matrix)
     section = recommendation_section(RX6800_ZLUDA, verdicts, matrix)
     assert section is not None
-    (section,) = build_report(RX6800_ZLUDA, verdicts, matrix, extra=[section])["extra"]
+    report = build_report(RX6800_ZLUDA, verdicts, matrix, extra=[section])
+    (section,) = report["extra"]
     assert section["title"].startswith("Recommended") and section["items"]
     passing = {v.plan.label() for v in verdicts if v.passes}
     for item in section["items"]:
