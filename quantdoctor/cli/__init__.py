@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from quantdoctor.errors import InvalidInputError
 
@@ -23,14 +24,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("quantdoctor.cli.explain", "explain an engine error or traceback"),
     "detect": ("quantdoctor.cli.detect", "what a model file is, from its header"),
     "recommend": ("quantdoctor.cli.recommend", "the best plans for this machine and model"),
+    "completion": ("quantdoctor.cli.completion", "print a shell completion script"),
 }
 REPORT_MODULE = "quantdoctor.cli.report"
 
 EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
+EXIT_CODES = (
+    "exit codes: 0 nothing marked ✗ or ?, 1 something marked ✗ (blocked), "
+    "3 something marked ? (a fact is unknown) and nothing ✗, 2 bad input"
+)
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Help that states every option's default, where it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, [], argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: {default})"
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but bad input is one line and exit 2, in the house format."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -45,7 +70,11 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="quantdoctor",
         description="Will this quantization plan work on this machine, why not, and what will?",
+        epilog=EXIT_CODES,
     )
+    from quantdoctor import __version__
+
+    parser.add_argument("--version", action="version", version=f"quantdoctor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # the first word that names a command (an option's value never does in practice)
     wanted = next((a for a in argv if a in COMMANDS), None)

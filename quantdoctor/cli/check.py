@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     matrix = load_matrix_args(args)
     plan = make_plan(args)
-    env = load_env(args.env)
+    env = load_env(args.env, args.python)
     verdict = evaluate(plan, env, matrix, device=args.device)
     if args.json:
         dump_json(verdict.model_dump(mode="json"))

@@ -26,7 +26,14 @@ def add_env_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
         )
     else:
         p.add_argument("--env", metavar="FILE", help="an Environment JSON; default: probe here")
-    p.add_argument("--device", type=int, default=0, metavar="N", help="the GPU that runs the model")
+    p.add_argument(
+        "--device",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the GPU that runs the model (default: 0)",
+    )
+    add_python_arg(p)
     p.add_argument(
         "--matrix",
         action="append",
@@ -37,15 +44,34 @@ def add_env_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def load_env(path: str | None) -> Any:
-    """An Environment from a file, or the probed one."""
+def add_python_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="probe the packages of this interpreter or venv folder, as pip --python does "
+        "(default: the one running quantdoctor)",
+    )
+
+
+def probe_context(python: str | None) -> Any:
+    """The probe context for ``--python PATH`` (``None``: this interpreter)."""
+    if not python:
+        return None
+    from quantdoctor.doctor._probe_python import python_context
+
+    return python_context(python)
+
+
+def load_env(path: str | None, python: str | None = None) -> Any:
+    """An Environment from a file, or the probed one (of ``--python``'s interpreter)."""
     if path:
         from quantdoctor.rules.envfile import load_env_file
 
         return load_env_file(path)
-    from quantdoctor.doctor.probe import probe
+    from quantdoctor.doctor.probe import probe_dict
+    from quantdoctor.rules.models import Environment
 
-    return probe()
+    return Environment.model_validate(probe_dict(probe_context(python)))
 
 
 def load_matrix_args(args: argparse.Namespace) -> Any:

@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Any
 
+from quantdoctor.cli.common import add_python_arg, probe_context
 from quantdoctor.errors import InvalidInputError
 
 
@@ -21,8 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also compile and run a Triton kernel (a subprocess; takes seconds)",
     )
     parser.add_argument(
-        "--device", type=int, default=0, metavar="N", help="the GPU that will run the model"
+        "--device",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the GPU that will run the model (default: 0)",
     )
+    add_python_arg(parser)
 
 
 def check_device(env: dict[str, Any], device: int) -> None:
@@ -33,22 +39,24 @@ def check_device(env: dict[str, Any], device: int) -> None:
         raise InvalidInputError(f"--device {device}: this machine has {have}")
 
 
-def collect(deep: bool, device: int) -> dict[str, Any]:
-    """Probe, with a spinner on a terminal while the deep (slow) part runs."""
+def collect(deep: bool, device: int, python: str | None = None) -> dict[str, Any]:
+    """Probe (``python``: another interpreter's packages), with a spinner on a terminal
+    while the deep (slow) part runs."""
     from quantdoctor.doctor.probe import probe_dict
 
+    ctx = probe_context(python)
     if deep and sys.stderr.isatty():
         from rich.console import Console
 
         with Console(stderr=True).status("compiling and running a Triton test kernel ..."):
-            return probe_dict(deep=True, device=device)
-    return probe_dict(deep=deep, device=device)
+            return probe_dict(ctx, deep=True, device=device)
+    return probe_dict(ctx, deep=deep, device=device)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.device < 0:
         raise InvalidInputError(f"--device {args.device}: must be 0 or more")
-    env = collect(args.deep, args.device)
+    env = collect(args.deep, args.device, args.python)
     check_device(env, args.device)
     if args.json:
         import json

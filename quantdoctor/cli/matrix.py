@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         check_choice("--engine", e, ENGINES)
     matrix = load_matrix_args(args)
     names = [Path(f).stem for f in args.env] or ["here"]
-    envs = [load_env(f) for f in args.env] or [load_env(None)]
+    envs = [load_env(f) for f in args.env] or [load_env(None, args.python)]
     engines = args.engine or None
     columns = [evaluate_grid(env, matrix, engines=engines, device=args.device) for env in envs]
     rows: list[dict[str, Any]] = []

@@ -24,6 +24,7 @@ from typing import Any
 
 from quantdoctor import __version__
 from quantdoctor._dirs import cache_dir, config_dir, write_cache
+from quantdoctor.cli.common import add_python_arg
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 #: Bump when the report's JSON shape changes in a way the key would not see.
@@ -37,8 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--env", metavar="FILE", help="report for another machine's Environment JSON"
     )
     parser.add_argument(
-        "--device", type=int, default=0, metavar="N", help="the GPU that will run the model"
+        "--device",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the GPU that will run the model (default: 0)",
     )
+    add_python_arg(parser)
     parser.add_argument(
         "--deep", action="store_true", help="also test that Triton compiles and runs a kernel"
     )
@@ -64,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         check_device(env, args.device)
         report = build(env, args, source=args.env)
     else:
-        env = collect(args.deep, args.device)
+        env = collect(args.deep, args.device, args.python)
         check_device(env, args.device)
         key = None if args.no_cache else cache_key(env, args)
         report = read_cached(key) if key else None
