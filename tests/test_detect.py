@@ -350,6 +350,25 @@ def test_bytes_are_the_tensor_data_in_the_file(files: Callable[[str], Path]) -> 
     assert found.dtypes["I8"] == IN * OUT
 
 
+@pytest.mark.parametrize("qtype", ["qint4", "qint2"])
+def test_quanto_layers_narrower_than_the_group_size_read_as_the_same_scheme(
+    tmp_path: Path, qtype: str
+) -> None:
+    """No quanto_qmap.json: 64, 100 and 300 input features get one scale per row, 160 and
+    256 get groups of 32 and 128 (quanto's rule); all are one scheme, counted unpacked."""
+    quanto = pytest.importorskip("optimum.quanto")
+    widths = (64, 100, 160, 256, 300)
+    model = torch.nn.Sequential(*(torch.nn.Linear(w, 48) for w in widths)).to(torch.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quanto.quantize(model, weights=getattr(quanto, qtype))
+        quanto.freeze(model)
+    found = detect(_save(tmp_path / "model.safetensors", model.state_dict()))
+    _check(found, "quanto", qtype)
+    assert not any("mixed" in n for n in found.notes), found.notes
+    assert found.parameters == sum(w * 48 + 48 for w in widths)
+
+
 def test_plain_bf16_weights_are_not_quantized(files: Callable[[str], Path]) -> None:
     found = detect(files("plain-bf16"))
     _check(found, None, None)

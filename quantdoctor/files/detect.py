@@ -75,8 +75,6 @@ _QUANTO_CONFIG = {
     "int2": "qint2",
     "float8": "qfloat8_e4m3fn",
 }
-#: quanto's default group size for qint4/qint2; used to tell them apart without a qmap.
-_QUANTO_GROUP = 128
 
 
 @dataclass(frozen=True)
@@ -369,14 +367,33 @@ def _quanto_scheme(
     if declared in ("qint4", "qint2"):
         return declared, data.numel * (2 if declared == "qint4" else 4)
     scale = by_name.get(owner + "._scale")
-    groups = scale.numel if scale else 0
-    # packed bytes per group = group_size * bits / 8; with quanto's default group size
-    # this tells qint4 (64 bytes) from qint2 (32 bytes).
-    if groups and data.nbytes * 8 == groups * _QUANTO_GROUP * 4:
-        return "qint4", data.numel * 2
-    if groups and data.nbytes * 8 == groups * _QUANTO_GROUP * 2:
-        return "qint2", data.numel * 4
-    return None, data.numel
+    bits = _quanto_packed_bits(data, scale)
+    if bits is None or scale is None:
+        return None, data.numel
+    return ("qint4" if bits == 4 else "qint2"), scale.numel * data.shape[1]
+
+
+def _quanto_packed_bits(data: TensorEntry, scale: TensorEntry | None) -> int | None:
+    """4 or 2: the bits of a packed quanto weight, from its data and scale shapes.
+
+    quanto's group size for qint4/qint2 (optimum/quanto/nn/qmodule.py,
+    ``QModuleMixin.__init__``) is 128, lowered by 32 until it divides the input features;
+    a layer of 128 input features or fewer, or one no size divides, gets one scale per
+    output row instead. Either way the weight is cut into rows of ``group`` values, one
+    scale each (``_scale`` is ``[rows, 1]``), and 8 // bits rows are packed into each
+    uint8 row (``_data._data`` is ``[ceil(rows * bits / 8), group]``). The ratio of the
+    two row counts is the bit width whatever the group size, so a layer narrower than
+    the group size reads as the same scheme as its neighbours.
+    """
+    if scale is None or len(data.shape) != 2 or not scale.shape or data.dtype != "U8":
+        return None
+    rows, group = scale.shape[0], data.shape[1]
+    if scale.numel != rows or group == 0:
+        return None
+    for bits in (4, 2):
+        if data.shape[0] == -(-rows * bits // 8):
+            return bits
+    return None
 
 
 def _read_qmap(folder: Path) -> dict[str, str]:
