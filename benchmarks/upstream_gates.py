@@ -8,8 +8,9 @@ of its own sub-package that the quantizer imports (they run on import), in its c
 and in every function those call inside their own package (methods of the same class,
 functions of the same module, functions imported from the backend's own sub-package).
 
-A gate is *covered* when a rule of the matrix cites it in its ``source``.  The citation
-format is
+A gate is *covered* when a rule of the matrix cites it in its ``source`` (or in one of its
+signatures' ``source``: an engine's ``missing:`` texts become its not-installed rule's).
+The citation format is
 
     <distribution>@<version>:<path in the project's repository>:L<line>
     e.g. diffusers@0.42.1:src/diffusers/quantizers/gguf/gguf_quantizer.py:L45
@@ -40,6 +41,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "upstream_gates.json"
@@ -337,6 +339,12 @@ def collect(package_root: Path) -> list[Gate]:
     return out
 
 
+def cited_by(rule: Any) -> list[str]:
+    """A rule's sources and its signatures' sources: a rule made from an engine's section
+    (``<engine>.not-installed``) cites a gate through the signature of its ``missing:``."""
+    return [*rule.sources, *(s.source for s in rule.signatures)]
+
+
 def citations(matrix_files: list[Path] | None = None) -> dict[str, list[str]]:
     """Citation -> the ids of the rules that cite it, read from the loaded matrix."""
     sys.path.insert(0, str(ROOT))
@@ -345,7 +353,7 @@ def citations(matrix_files: list[Path] | None = None) -> dict[str, list[str]]:
     matrix = load_matrix(extra=matrix_files or None)
     out: dict[str, list[str]] = {}
     for rule in matrix.rules:
-        for source in rule.sources:
+        for source in cited_by(rule):
             for m in CITATION.finditer(source):
                 out.setdefault(m.group(0), []).append(rule.id)
     return out
