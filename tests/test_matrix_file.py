@@ -38,7 +38,8 @@ def test_every_block_rule_says_how_to_fix_it() -> None:
 def test_rule_ids_are_unique_in_the_builtin_file() -> None:
     ids = re.findall(r"^  - id: (\S+)", BUILTIN.read_text(encoding="utf-8"), re.M)
     assert len(ids) == len(set(ids))
-    assert len(ids) == len(load_matrix(defaults=False).rules)
+    written = [r.id for r in load_matrix(defaults=False).rules if not r.id.startswith("verified.")]
+    assert len(ids) == len(written)  # the rest are generated from the verified: section
 
 
 def test_every_seed_quote_in_a_source_is_in_the_seed_document() -> None:

@@ -46,7 +46,7 @@ def test_an_installed_engine_that_cannot_work_exits_1_and_is_named(matrix: Matri
     assert report["summary"]["exit_code"] == 1
     bnb = engine(report, "bitsandbytes")
     assert bnb["status"] == "blocked" and bnb["works"] == [] and bnb["blocked"]
-    assert "bitsandbytes cannot work" in report["summary"]["text"]
+    assert "bitsandbytes" in report["summary"]["text"].split("cannot work")[0]
 
 
 def test_unknown_facts_that_leave_an_engine_undecided_exit_3(matrix: Matrix) -> None:

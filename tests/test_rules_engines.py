@@ -225,7 +225,10 @@ def test_quanto_qint4_jit_compiles_its_cuda_extension_on_ampere_linux() -> None:
 
 
 def test_torchao_kernels_do_not_match_an_older_torch() -> None:
-    env = with_(H100_LINUX, torch={"version": "2.10.0+cu128", "cuda": "12.8"})
+    # torchao 0.17: only the compiled kernels need torch 2.11 (0.18 needs it for everything)
+    env = with_(
+        H100_LINUX, torch={"version": "2.10.0+cu128", "cuda": "12.8"}, packages={"torchao": "0.17.0"}
+    )
     verdict = check(env, "torchao", "int8wo")
     assert verdict.status == "warn"
     assert "torchao.torch.kernels" in holding(verdict)
@@ -233,7 +236,9 @@ def test_torchao_kernels_do_not_match_an_older_torch() -> None:
 
 
 def test_torchao_warns_when_torch_is_older_than_any_it_supports() -> None:
-    env = with_(H100_LINUX, torch={"version": "2.7.0+cu126", "cuda": "12.6"})
+    env = with_(
+        H100_LINUX, torch={"version": "2.7.0+cu126", "cuda": "12.6"}, packages={"torchao": "0.17.0"}
+    )
     assert "torchao.torch.too-old" in holding(check(env, "torchao", "int8wo"))
 
 

@@ -106,7 +106,8 @@ def _status(findings: list[Finding]) -> str:
     holds = [f for f in findings if f.state == "holds"]
     if any(f.severity == "block" for f in holds):
         return "blocked"
-    if any(f.state == "unknown" for f in findings):
+    # a note that might hold changes nothing a verdict decides: only block/warn can be unknown
+    if any(f.state == "unknown" and f.severity != "info" for f in findings):
         return "unknown"
     if any(f.severity == "warn" for f in holds):
         return "warn"

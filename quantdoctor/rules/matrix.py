@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from quantdoctor._dirs import cache_dir, config_dir, write_cache
 from quantdoctor.errors import MatrixError
 from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule
+from quantdoctor.rules.verified import Verified, verified_rules
 
 BUILTIN = Path(__file__).resolve().parent.parent / "matrix.yaml"
 
@@ -36,6 +37,7 @@ class Matrix:
     engines: dict[str, EngineSpec]
     rules: list[Rule]
     costs: dict[str, Any] = field(default_factory=dict)
+    verified: dict[str, Verified] = field(default_factory=dict)
     files: tuple[str, ...] = ()
     _by_engine: dict[str, list[Rule]] = field(default_factory=dict, repr=False)
 
@@ -242,6 +244,7 @@ def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: boo
     engines = dict(base.engines)
     rules: dict[str, Rule] = {r.id: r for r in base.rules}
     costs = dict(base.costs)
+    verified = dict(base.verified)
     sources: list[Source] = list(default_overlays()) if defaults else []
     if extra is not None:
         if isinstance(extra, (str, os.PathLike, Mapping)):
@@ -266,8 +269,18 @@ def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: boo
             _check_schemes(rule, engines, name)
             rules[rule.id] = rule
         costs.update(overlay.costs)
+        verified.update(overlay.verified)
         files.append(name)
-    return Matrix(engines=engines, rules=list(rules.values()), costs=costs, files=tuple(files))
+    packages = {name: spec.package for name, spec in engines.items()}
+    for data in verified_rules(verified, packages):
+        rules.setdefault(str(data["id"]), Rule.model_validate(data))  # a written rule wins
+    return Matrix(
+        engines=engines,
+        rules=list(rules.values()),
+        costs=costs,
+        verified=verified,
+        files=tuple(files),
+    )
 
 
 def _check_schemes(rule: Rule, engines: dict[str, EngineSpec], name: str) -> None:

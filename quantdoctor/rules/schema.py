@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from quantdoctor.rules.conditions import Node, parse
+from quantdoctor.rules.verified import Verified
 from quantdoctor.rules.vocab import BACKENDS, COMPONENTS, DTYPES, ENGINES, MODES, OFFLOADS
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -236,3 +237,5 @@ class MatrixFile(BaseModel):
     engines: dict[str, EngineSpec] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     costs: dict[str, Any] = Field(default_factory=dict)
+    #: distribution -> the newest version the rules were checked against (rules/verified.py)
+    verified: dict[str, Verified] = Field(default_factory=dict)
