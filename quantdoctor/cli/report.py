@@ -28,7 +28,7 @@ from quantdoctor.cli.common import add_python_arg
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 #: Bump when the report's JSON shape changes in a way the key would not see.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,12 +70,14 @@ def run(args: argparse.Namespace) -> int:
         check_device(env, args.device)
         report = build(env, args, source=args.env)
     else:
-        env = collect(args.deep, args.device, args.python)
+        env = collect(args.deep, args.device, getattr(args, "python", None))
         check_device(env, args.device)
         key = None if args.no_cache else cache_key(env, args)
         report = read_cached(key) if key else None
         if report is None:
             report = build(env, args, source="probed")
+            if getattr(args, "python", None):
+                report["interpreter"] = args.python
             if key:
                 write_cached(key, report)
     if args.json:
@@ -91,11 +93,13 @@ def run(args: argparse.Namespace) -> int:
 def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict[str, Any]:
     """Every verdict of the grid on ``env``, grouped into the report's data."""
     from quantdoctor.advise.section import recommendation_section
+    from quantdoctor.doctor.infer import infer
     from quantdoctor.doctor.report import build_report
     from quantdoctor.rules.evaluate import evaluate_grid
     from quantdoctor.rules.matrix import load_matrix
 
     matrix = load_matrix(extra=args.matrix) if args.matrix else load_matrix()
+    env, assumed = infer(env)
     verdicts = evaluate_grid(env, matrix, device=args.device)
     section = recommendation_section(env, verdicts, matrix, args.device)
     return build_report(
@@ -106,6 +110,7 @@ def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict
         verbose=args.verbose,
         source=source,
         extra=[section] if section else [],
+        assumed=assumed,
     )
 
 
@@ -145,6 +150,7 @@ def cache_key(env: dict[str, Any], args: argparse.Namespace) -> str:
         "python": sys.version,
         "env": env,
         "device": args.device,
+        "python_flag": getattr(args, "python", None),
         "verbose": bool(args.verbose),
         "overlays": [_stat(os.path.abspath(p)) for p in overlays if p.strip()],
         "package": _package_files(),

@@ -8,6 +8,7 @@ finding of the evaluator, named by its rule id.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,9 @@ def _gpu_text(gpu: Mapping[str, Any]) -> str:
     return name + (f" ({', '.join(parts)})" if parts else "")
 
 
-def _torch_build(torch: Mapping[str, Any]) -> str:
+def _torch_build(torch: Mapping[str, Any], backend: str | None = None) -> str:
+    if backend == "mps":
+        return "macOS build (MPS)"
     if torch.get("hip"):
         return f"ROCm {torch['hip']} build"
     if torch.get("cuda"):
@@ -71,18 +74,13 @@ def environment_checks(env: Mapping[str, Any], device: int = 0) -> list[dict[str
     checks: list[dict[str, Any]] = []
 
     os_name = {"linux": "Linux", "windows": "Windows", "darwin": "macOS"}.get(
-        env.get("os") or "", env.get("os") or "unknown OS"
+        env.get("os") or "", env.get("os") or "OS unknown"
     )
-    wsl = " (WSL)" if env.get("wsl") else ""
-    checks.append(
-        _check(
-            "system",
-            "ok",
-            f"{os_name}{wsl} {env.get('arch', '')}, Python {env.get('python', 'unknown')}".replace(
-                "  ", " "
-            ),
-        )
-    )
+    parts = [os_name + (" (WSL)" if env.get("wsl") else "")]
+    if env.get("arch"):
+        parts[0] += " " + env["arch"]
+    parts.append(f"Python {env['python']}" if env.get("python") else "Python version not given")
+    checks.append(_check("system", "ok", ", ".join(parts)))
 
     if "torch" not in env:
         checks.append(_check("torch", "unknown", "torch: unknown", details=_pop(notes, "torch")))
@@ -94,17 +92,23 @@ def environment_checks(env: Mapping[str, Any], device: int = 0) -> list[dict[str
         details = _pop(notes, "torch")
         mark = "unknown" if details else "ok"
         checks.append(
-            _check("torch", mark, f"torch {version}: {_torch_build(torch)}", None, details)
+            _check(
+                "torch",
+                mark,
+                f"torch {version}: {_torch_build(torch, env.get('backend'))}",
+                None,
+                details,
+            )
         )
 
     gpus = env.get("gpus")
     if gpus is None and "gpus" not in env:
         checks.append(_check("gpus", "unknown", "GPUs: unknown", details=_pop(notes, "gpus")))
     elif not gpus:
-        checks.append(_check("gpus", "warn", "no GPU found: models run on the CPU"))
+        checks.append(_check("gpus", "none", "no GPU: models run on the CPU"))
     else:
         for i, gpu in enumerate(gpus):
-            chosen = "  <- runs the model" if i == device and len(gpus) > 1 else ""
+            chosen = " <- runs the model" if i == device and len(gpus) > 1 else ""
             checks.append(_check(f"gpu.{i}", "ok", f"GPU {i}: {_gpu_text(gpu)}{chosen}"))
         if "gpus" in notes:
             checks.append(_check("gpus", "unknown", notes.pop("gpus")))
@@ -199,10 +203,22 @@ def _describe(groups: Sequence[Mapping[str, Any]], all_schemes: Sequence[str]) -
     """``nf4, fp4 with offload sequential; int8 with every offload``."""
     parts = []
     for g in groups:
-        every = len(g["schemes"]) == len(all_schemes) and len(all_schemes) > 1
-        schemes = "every scheme" if every else ", ".join(g["schemes"])
+        schemes = _schemes_text(g["schemes"], all_schemes) if len(all_schemes) > 1 else ""
+        schemes = schemes or ", ".join(g["schemes"])
         parts.append(f"{schemes} with {_offloads_text(g['offloads'])}")
     return "; ".join(parts)
+
+
+#: How a fix names an offload (the vocabulary's words, or diffusers' method for it).
+_OFFLOAD_WORDS = re.compile(
+    r"\b(model|sequential|balanced|group)(?:[- ]level)? offload\b"
+    r"|enable_(model)_cpu_offload|enable_(sequential)_cpu_offload|enable_(group)_offload"
+)
+
+
+def offloads_named(fix: str) -> set[str]:
+    """The offload modes a fix text recommends (``use model offload`` -> ``{"model"}``)."""
+    return {word for m in _OFFLOAD_WORDS.finditer(fix) for word in m.groups() if word}
 
 
 def engine_summary(
@@ -214,7 +230,10 @@ def engine_summary(
     env: Mapping[str, Any],
 ) -> dict[str, Any]:
     """For one engine: the plans that work, and per rule the plans it blocks, leaves
-    undecided, or lets through with a caveat. Each rule appears once, with its plans."""
+    undecided, or lets through with a caveat. Each rule appears once, with its plans.
+
+    A rule entry's ``wide`` lists the schemes it decides at every offload (every passing
+    one, for a caveat): those are the bare report's; the rest is ``-v``'s."""
     packages = env.get("packages") or {}
     installed: bool | None = None
     version = None
@@ -224,15 +243,21 @@ def engine_summary(
     # The probe notes a package that is there but whose version it could not read.
     unreadable = (env.get("notes") or {}).get(f"packages.{package}")
     passing: list[tuple[str, str]] = []
+    evaluated: dict[str, set[str]] = {}
+    passes_at: dict[str, set[str]] = {}
     by_rule: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
         "blocked": {},
         "unknown": {},
         "caveats": {},
     }
+    needs: dict[str, int] = {}
     for v in verdicts:
         pair = (v.plan.scheme, v.plan.offload)
+        evaluated.setdefault(pair[0], set()).add(pair[1])
         if v.passes:
             passing.append(pair)
+            passes_at.setdefault(pair[0], set()).add(pair[1])
+        seen: set[str] = set()  # one cause once per plan, whatever its wording
         for f in v.findings:
             kind: str
             if f.decides(v.status) and v.status in ("blocked", "unknown"):
@@ -241,6 +266,12 @@ def engine_summary(
                 kind = "caveats"
             else:
                 continue
+            if f.rule in seen:
+                continue
+            seen.add(f.rule)
+            if kind == "unknown":
+                for fact in f.missing:
+                    needs[fact] = needs.get(fact, 0) + 1
             entry = by_rule[kind].setdefault(
                 (f.rule, f.message),
                 {
@@ -257,7 +288,15 @@ def engine_summary(
         out = []
         for entry in by_rule[kind].values():
             pairs = entry.pop("pairs")
-            out.append({**entry, "groups": _group(pairs, schemes), "plans": len(pairs)})
+            covered: dict[str, set[str]] = {}
+            for scheme, offload in pairs:
+                covered.setdefault(scheme, set()).add(offload)
+            full = passes_at if kind == "caveats" else evaluated
+            wide = [s for s in schemes if s in covered and covered[s] >= full.get(s, set())]
+            entry["fix"] = _fix_that_fits(entry["fix"], list(covered), passes_at)
+            out.append(
+                {**entry, "groups": _group(pairs, schemes), "plans": len(pairs), "wide": wide}
+            )
         return out
 
     counts = {"works": len(passing), "blocked": 0, "unknown": 0}
@@ -284,23 +323,71 @@ def engine_summary(
         "unknown": finish("unknown"),
         "caveats": finish("caveats"),
         "counts": counts,
+        "needs": sorted(needs, key=lambda k: (-needs[k], k)),
     }
 
 
-def _item(mark: str, text: str, fix: str | None = None) -> dict[str, Any]:
-    return {"mark": mark, "text": text, "fix": fix}
+def _fix_that_fits(fix: str, schemes: Sequence[str], passes_at: Mapping[str, set[str]]) -> str:
+    """A fix that sends the user to an offload failing here for these schemes is replaced
+    by the offloads that do work here (the report lists both; they must agree)."""
+    named = offloads_named(fix)
+    works = set().union(*(passes_at.get(s, set()) for s in schemes)) if schemes else set()
+    if not named or named & works:
+        return fix
+    if not works:
+        return fix
+    chosen = ", ".join(o for o in OFFLOADS if o in works)
+    return f"use offload {chosen} here (elsewhere: {fix})"
 
 
-def exit_code(engines: Sequence[Mapping[str, Any]]) -> int:
-    """0: every installed engine has a working plan; 1: an installed one has none that
-    can work; 3: an installed one (or whether one is installed) is undecided."""
-    if any(e["installed"] and e["status"] == "blocked" for e in engines):
+def engine_mark(e: Mapping[str, Any]) -> str:
+    """The mark of an engine's line: what the exit code follows."""
+    if e["installed"] is False:
+        return "none"
+    if e["installed"] is None:
+        return "unknown"
+    return {"works": "ok", "unknown": "unknown", "blocked": "fail"}[e["status"]]
+
+
+def exit_code(
+    engines: Sequence[Mapping[str, Any]],
+    checks: Sequence[Mapping[str, Any]] = (),
+    extra: Sequence[Mapping[str, Any]] = (),
+) -> int:
+    """The exit code follows the marks of the report's left column: 1 when any is ✗,
+    else 3 when any is ?, else 0 (✓, ! and - only)."""
+    marks = {engine_mark(e) for e in engines} | {c["mark"] for c in checks}
+    marks |= {i["mark"] for x in extra for i in x.get("items", ())}
+    if "fail" in marks:
         return EXIT_BLOCKED
-    if any(
-        e["installed"] is None or (e["installed"] and e["status"] == "unknown") for e in engines
-    ):
+    if "unknown" in marks:
         return EXIT_UNKNOWN
     return EXIT_OK
+
+
+def _add_keys(
+    env: Mapping[str, Any],
+    engines: Sequence[Mapping[str, Any]],
+    checks: Sequence[Mapping[str, Any]],
+) -> list[str]:
+    """The Environment keys whose absence leaves something undecided, most deciding first."""
+    order: dict[str, int] = {}
+    for e in engines:
+        for i, fact in enumerate(e["needs"]):
+            order[fact] = min(order.get(fact, 99), i)
+        if e["installed"] is None and not e.get("unreadable"):
+            order.setdefault(f"packages.{e['package']}", 50)
+    for c in checks:
+        if c["mark"] == "unknown" and c["check"] in ("torch", "gpus", "backend", "triton"):
+            order.setdefault(c["check"], 40)
+    keys: list[str] = []
+    for fact in sorted(order, key=lambda k: (order[k], k)):
+        top = fact.split(".")[0].split("[")[0]
+        top = "gpus" if top == "gpu" else top
+        key = top if top != "packages" else "packages"
+        if key not in keys:
+            keys.append(key)
+    return keys
 
 
 def build_report(
@@ -312,11 +399,13 @@ def build_report(
     verbose: bool = False,
     source: str = "probed",
     extra: Sequence[Mapping[str, Any]] = (),
+    assumed: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole report as plain data: what ``--json`` prints and the text renders.
 
     ``extra`` are sections appended after the engines (``{"title", "items": [{"mark",
-    "text", "fix"}]}``), built by the caller (the recommendation, from ``advise``)."""
+    "text", "fix"}]}``), built by the caller (the recommendation, from ``advise``).
+    ``assumed`` are facts the caller inferred (``doctor.infer``), said as such."""
     by_engine: dict[str, list[Verdict]] = {}
     for v in verdicts:
         by_engine.setdefault(v.plan.engine, []).append(v)
@@ -326,38 +415,39 @@ def build_report(
         )
         for name, spec in matrix.engines.items()
     ]
-    code = exit_code(engines)
+    checks = environment_checks(env, device)
+    code = exit_code(engines, checks, extra)
     installed = [e for e in engines if e["installed"]]
     working = [e for e in installed if e["status"] == "works"]
+    failing = [c["text"] for c in checks if c["mark"] == "fail"]
+    blocked = [e["engine"] for e in installed if e["status"] == "blocked"]
+    undecided = [e["engine"] for e in engines if engine_mark(e) == "unknown"]
     if code == EXIT_OK and installed:
-        text = (
-            f"No issues found: all {len(installed)} installed engines have a plan that works here."
-        )
+        noun = "engine has" if len(installed) == 1 else "engines have"
+        text = f"No issues found: {len(installed)} installed {noun} a plan that works here."
     elif code == EXIT_OK:
         text = "No engine is installed; install one of those above to quantize."
     else:
-        blocked = [e["engine"] for e in installed if e["status"] == "blocked"]
-        undecided = [
-            e["engine"]
-            for e in engines
-            if e not in working and e not in installed and e["installed"] is None
-        ] + [e["engine"] for e in installed if e["status"] == "unknown"]
-        parts = []
+        parts = [*failing]
         if blocked:
             parts.append(f"{', '.join(blocked)} cannot work")
         if undecided:
             verb = "are" if len(undecided) > 1 else "is"
             parts.append(f"{', '.join(undecided)} {verb} undecided")
-        text = (
-            f"{len(working)} of {len(installed)} installed engines work here; "
-            f"{'; '.join(parts)} (see above)."
+        if not parts:
+            parts.append("some facts are unknown")
+        lead = (
+            f"{len(working)} of {len(installed)} installed engines work here; " if installed else ""
         )
+        text = f"{lead}{'; '.join(parts)} (see above)."
     report: dict[str, Any] = {
         "source": source,
         "device": device,
         "environment": dict(env),
-        "checks": environment_checks(env, device),
+        "assumed": dict(assumed or {}),
+        "checks": checks,
         "engines": engines,
+        "add_keys": _add_keys(env, engines, checks) if code == EXIT_UNKNOWN else [],
         "extra": [dict(x) for x in extra],
         "summary": {"text": text, "exit_code": code},
     }
@@ -373,24 +463,51 @@ def _mark(mark: str) -> tuple[str, str]:
     return (f"[{MARKS[mark]}] ", STYLES[mark])
 
 
+#: The order engines are listed in: what works first.
+_ENGINE_ORDER = {"ok": 0, "fail": 1, "unknown": 2, "none": 3}
+
+
 def render_report(report: Mapping[str, Any], *, verbose: bool = False) -> list[Line]:
-    """The report as lines of styled segments (flutter doctor's shape)."""
+    """The report as lines of styled segments (flutter doctor's shape): the machine, the
+    engines that work first, every ✗ and ! with its fix under it, then the summary.
+    The bare report keeps what a user acts on; ``-v`` adds every plan, fact and rule id."""
     lines: list[Line] = []
+    checks = list(report["checks"])
     head = "quantdoctor report"
     if report["source"] != "probed":
         head += " for " + report["source"]
-    hint = ":" if verbose else " (every fact and rule id: quantdoctor -v):"
-    lines.append([(head + hint, "bold")])
-    for check in report["checks"]:
+    elif report.get("interpreter"):
+        head += " for the Python at " + report["interpreter"]
+    system = checks.pop(0) if checks and checks[0]["check"] == "system" else None
+    lines.append([(head + (": " + system["text"] if system else ""), "bold")])
+    for check in checks:
+        if (
+            not verbose
+            and check["check"] in ("backend", "triton")
+            and check["mark"] in ("ok", "none")
+        ):
+            continue  # the torch line says the build; -v names the backend and Triton too
         lines.append([_mark(check["mark"]), (check["text"], "")])
         for d in check["details"]:
             lines.append([("      • " + d, "dim")])
         if check["fix"]:
             lines.append([("      fix: ", "bold"), (check["fix"], "cyan")])
+    for fact, why in report.get("assumed", {}).items():
+        lines.append([("    assumed ", "dim"), (f"{fact}: {why}", "dim")])
     lines.append([])
-    lines.append([("Engines:", "bold")])
-    for e in report["engines"]:
-        lines.extend(_render_engine(e, verbose))
+    lines.append([("Engines, what works first:", "bold")])
+    engines = sorted(report["engines"], key=lambda e: _ENGINE_ORDER[engine_mark(e)])
+    absent = [e for e in engines if e["installed"] is False]
+    hidden = 0
+    for e in engines:
+        if e["installed"] is False and not verbose:
+            continue
+        shown, not_shown = _render_engine(e, verbose)
+        lines.extend(shown)
+        hidden += not_shown
+    if absent and not verbose:
+        names = ", ".join(f"{e['engine']} ({e['install']})" for e in absent)
+        lines.append([_mark("none"), (f"not installed: {names}", "")])
     for section in report["extra"]:
         lines.append([])
         lines.append([(section["title"] + ":", "bold")])
@@ -403,51 +520,101 @@ def render_report(report: Mapping[str, Any], *, verbose: bool = False) -> list[L
         lines.append([("Facts:", "bold")])
         lines.extend(_render_facts(report["environment"]))
     lines.append([])
+    if report.get("add_keys"):
+        where = report["source"] if report["source"] != "probed" else "an --env file"
+        keys = ", ".join(f'"{k}"' for k in report["add_keys"])
+        text = (
+            f"to decide what is marked ?, add {keys} to {where} "
+            "(quantdoctor env --json on that machine prints them)"
+        )
+        if report["source"] == "probed":
+            text = "what is marked ? could not be probed here; the notes above say why"
+        lines.append([("? ", STYLES["unknown"]), (text, "")])
     summary = report["summary"]
     mark = {EXIT_OK: "ok", EXIT_BLOCKED: "fail", EXIT_UNKNOWN: "unknown"}[summary["exit_code"]]
     lines.append([("• ", STYLES[mark]), (summary["text"], "bold")])
+    if not verbose:
+        more = f"why {hidden} more plans fail or warn here, " if hidden else ""
+        lines.append([(f"  quantdoctor -v: {more}every fact and rule id", "dim")])
     return lines
 
 
-def _render_engine(e: Mapping[str, Any], verbose: bool) -> list[Line]:
+def _engine_head(e: Mapping[str, Any]) -> Line:
     name = e["engine"] + (f" {e['version']}" if e["version"] else "")
-    schemes = e["schemes"]
-    out: list[Line]
+    mark = engine_mark(e)
     if e["installed"] is False:
-        out = [[_mark("none"), (f"{e['engine']}: not installed", "")]]
+        return [_mark("none"), (f"{e['engine']}: not installed", "")]
+    if e["installed"] is None and e.get("unreadable"):
+        return [_mark("unknown"), (f"{e['engine']}: {e['package']} is {e['unreadable']}", "")]
+    if e["installed"] is None:
+        needs = e["needs"] or [f"packages.{e['package']}"]
+        if f"packages.{e['package']}" not in needs:
+            needs = [f"packages.{e['package']}", *needs]
+        return [_mark("unknown"), (f"{e['engine']}: undecided; needs {', '.join(needs)}", "")]
+    if mark == "ok":
+        return [_mark("ok"), (f"{name}: ", "bold"), (_describe(e["works"], e["schemes"]), "")]
+    if mark == "unknown":
+        return [_mark("unknown"), (f"{name}: undecided; needs {', '.join(e['needs'])}", "bold")]
+    return [_mark("fail"), (f"{name}: no plan works here", "bold")]
+
+
+def _in_bare(e: Mapping[str, Any], kind: str, r: Mapping[str, Any]) -> bool:
+    """What the bare report shows of an engine: for one that works, the caveats on all of
+    a scheme's plans; for one that cannot work, why (the rules deciding whole schemes,
+    or all of them when none does). The rest (other offloads, other schemes) is -v's."""
+    mark = engine_mark(e)
+    if kind == "caveats":
+        return bool(r["wide"])
+    if kind == "blocked" and mark == "fail":
+        return bool(r["wide"]) or not any(x["wide"] for x in e["blocked"])
+    return False
+
+
+def _schemes_text(chosen: Sequence[str], schemes: Sequence[str]) -> str:
+    """``int4wo``; ``every scheme``; ``every scheme but F32, F16``."""
+    if len(chosen) == len(schemes):
+        return "every scheme"
+    rest = [s for s in schemes if s not in chosen]
+    if len(chosen) > 3 and len(rest) < len(chosen) / 2:
+        return "every scheme but " + ", ".join(rest)
+    return ", ".join(chosen)
+
+
+def _render_engine(e: Mapping[str, Any], verbose: bool) -> tuple[list[Line], int]:
+    """An engine's lines, and how many of its findings only ``-v`` shows."""
+    schemes = e["schemes"]
+    out: list[Line] = [_engine_head(e)]
+    if e["installed"] is False:
         out.append([("      install: ", "bold"), (e["install"], "cyan")])
-        if not verbose:
-            return out
-    elif e["installed"] is None and e.get("unreadable"):
-        text = f"{e['engine']}: {e['package']} is {e['unreadable']}"
-        out = [[_mark("unknown"), (text, "")]]
+        return out, 0
+    if e["installed"] is None and e.get("unreadable"):
         fix = f"pip install --force-reinstall --no-deps {e['package']}"
         out.append([("      fix: ", "bold"), (fix, "cyan")])
-    elif e["installed"] is None:
-        text = f"{e['engine']}: whether {e['package']} is installed is unknown"
-        out = [[_mark("unknown"), (text, "")]]
-    elif e["status"] == "works":
-        out = [[_mark("ok"), (name, "bold")]]
-    elif e["status"] == "unknown":
-        out = [[_mark("unknown"), (f"{name}: undecided here", "bold")]]
-    else:
-        out = [[_mark("fail"), (f"{name}: no plan works here", "bold")]]
-    if e["works"]:
+    if verbose and e["works"] and engine_mark(e) != "ok":
         out.append([("    ✓ ", STYLES["ok"]), ("works: " + _describe(e["works"], schemes), "")])
+    hidden = 0
     for kind, sign, style in (
-        ("caveats", "!", "warn"),
         ("blocked", "✗", "fail"),
+        ("caveats", "!", "warn"),
         ("unknown", "?", "unknown"),
     ):
-        for r in e[kind]:
+        shown = [r for r in e[kind] if verbose or _in_bare(e, kind, r)]
+        hidden += len(e[kind]) - len(shown)
+        for r in shown:
+            if verbose or not r["wide"]:
+                where = _describe(r["groups"], schemes)
+            else:
+                where = _schemes_text(r["wide"], schemes)
             rule = f" [{r['rule']}]" if verbose else ""
-            text = f"{_describe(r['groups'], schemes)}: {r['message']}{rule}"
+            if kind == "unknown":
+                text = f"{where}: unknown whether this holds ({', '.join(r['missing'])}): "
+                text += r["message"] + rule
+            else:
+                text = f"{where}: {r['message']}{rule}"
             out.append([(f"    {sign} ", STYLES[style]), (text, "")])
-            if kind == "unknown" and r["missing"]:
-                out.append([(f"        unknown: {', '.join(r['missing'])}", "dim")])
-            if r["fix"] and kind != "caveats":
+            if r["fix"] and kind != "unknown":
                 out.append([("        fix: ", "bold"), (r["fix"], "cyan")])
-    return out
+    return out, hidden
 
 
 def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
@@ -509,15 +676,55 @@ def render_env(env: Mapping[str, Any], *, device: int = 0) -> list[Line]:
     return [[(k.ljust(width) + "  ", "bold"), (v, "")] for k, v in rows]
 
 
+def wrap(line: Line, width: int) -> list[Line]:
+    """One styled line as several of at most ``width`` columns, continued under the text
+    (past the mark or the ``fix:`` label), words kept whole."""
+    text = "".join(t for t, _ in line)
+    if len(text) <= width or not line:
+        return [line]
+    lead = len(line[0][0]) if len(line) > 1 else len(text) - len(text.lstrip())
+    indent = " " * min(lead, width // 2)
+    out: list[Line] = []
+    current: Line = []
+    used = 0
+    for i, (seg, style) in enumerate(line):
+        words = [seg] if i == 0 and len(line) > 1 else re.split(r"(?<= )", seg)
+        for word in words:
+            if used + len(word.rstrip()) > width and used > len(indent):
+                out.append(current)
+                current, used = [(indent, "")], len(indent)
+                word = word.lstrip()
+            current.append((word, style))
+            used += len(word)
+    out.append(current)
+    return out
+
+
+def terminal_width(stream: Any) -> int:
+    """The terminal's width, or ``COLUMNS``, or 100 when output goes to a file or pipe."""
+    import os
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 20:
+        return int(columns)
+    try:
+        return max(os.get_terminal_size(stream.fileno()).columns, 40)
+    except (OSError, ValueError, AttributeError):
+        return 100
+
+
 def print_lines(lines: Sequence[Line], stream: Any = None) -> None:
-    """Styled on a terminal (rich, imported only then), plain text everywhere else."""
+    """Styled on a terminal (rich, imported only then), plain text everywhere else;
+    wrapped to the terminal's width either way."""
     out = stream or sys.stdout
+    width = terminal_width(out)
+    wrapped = [piece for line in lines for piece in wrap(line, width)]
     if out.isatty():
         from rich.console import Console
         from rich.text import Text
 
         console = Console(file=out, highlight=False, soft_wrap=True)
-        for line in lines:
+        for line in wrapped:
             console.print(Text.assemble(*line) if line else "")
         return
-    out.write("".join("".join(t for t, _ in line) + "\n" for line in lines))
+    out.write("".join("".join(t for t, _ in line).rstrip() + "\n" for line in wrapped))
