@@ -98,6 +98,17 @@ ARGUMENT_CHECKS: tuple[tuple[str, str, str], ...] = (
         _TYPE,
     ),
     ("TorchAoConfig.post_init", r"quant_type must be an AOBaseConfig instance", _TYPE),
+    (
+        "NVIDIAModelOptConfig._normalize_quant_type",
+        r"is not supported\. Picking",
+        "quantdoctor passes the scheme's diffusers spelling (FP8, INT8, INT4, NF4, NVFP4), "
+        "which the check accepts",
+    ),
+    (
+        "AutoRoundConfig._validate_backend",
+        r"Invalid backend",
+        "quantdoctor passes no backend; diffusers' default (auto) is valid",
+    ),
 )
 
 
