@@ -202,3 +202,18 @@ def test_quanto_while_loading_is_a_warning_with_the_replacement() -> None:
 def test_cpu_machine_is_not_told_about_cuda_drift() -> None:
     for rule in ("torch.cuda.arch-dropped", "triton.turing.dropped"):
         assert rule not in holding(check(CPU_ONLY, "torchao", "int8wo"))
+
+
+def test_the_report_says_a_newer_version_once_per_package() -> None:
+    from quantdoctor.doctor.report import build_report
+    from quantdoctor.rules.evaluate import evaluate_grid
+
+    env = with_(H100_LINUX, packages={"optimum-quanto": "0.3.0", "diffusers": "0.43.0"})
+    matrix = load_matrix(defaults=False)
+    report = build_report(env, evaluate_grid(env, matrix), matrix)
+    drift = [c for c in report["checks"] if c["check"].startswith("verified.")]
+    assert [c["check"] for c in drift] == ["verified.diffusers", "verified.optimum-quanto"]
+    assert all(c["mark"] == "warn" and c["fix"] for c in drift)
+    assert "0.43.0" in drift[0]["text"] and "0.42.1" in drift[0]["text"]
+    current = build_report(H100_LINUX, evaluate_grid(H100_LINUX, matrix), matrix)
+    assert not [c for c in current["checks"] if c["check"].startswith("verified.")]

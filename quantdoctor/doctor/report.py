@@ -120,6 +120,16 @@ def environment_checks(env: Mapping[str, Any], device: int = 0) -> list[dict[str
     return checks
 
 
+def drift_checks(verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
+    """Once per package newer than any version the rules were checked on (``verified.*``)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for verdict in verdicts:
+        for f in verdict.findings:
+            if f.rule.startswith("verified.") and f.state == "holds" and f.rule not in seen:
+                seen[f.rule] = _check(f.rule, "warn", f.message, fix=f.fix)
+    return [seen[k] for k in sorted(seen)]
+
+
 def _pop(notes: dict[str, str], prefix: str) -> list[str]:
     keys = [k for k in notes if k == prefix or k.startswith(prefix + ".")]
     return [f"{k}: {notes.pop(k)}" for k in sorted(keys)]
@@ -415,7 +425,7 @@ def build_report(
         )
         for name, spec in matrix.engines.items()
     ]
-    checks = environment_checks(env, device)
+    checks = environment_checks(env, device) + drift_checks(verdicts)
     code = exit_code(engines, checks, extra)
     installed = [e for e in engines if e["installed"]]
     working = [e for e in installed if e["status"] == "works"]
