@@ -16,13 +16,13 @@ from quantdoctor.cli.common import (
     load_matrix_args,
 )
 from quantdoctor.errors import InvalidInputError
-from quantdoctor.rules.vocab import COMPONENTS, DTYPES, ENGINES, MODES, OFFLOADS
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", required=True, help=" | ".join(ENGINES))
+    p.add_argument("--engine", required=True, help="an engine of the matrix (quantdoctor matrix)")
     p.add_argument("--scheme", required=True, help="a scheme of the engine (see quantdoctor rules)")
-    p.add_argument("--mode", help=" | ".join(MODES) + " (default: post; prequantized for gguf)")
+    p.add_argument("--mode", help=" | ".join(MODES) + " (default: the engine's default_mode)")
     p.add_argument("--offload", default="none", help=" | ".join(OFFLOADS))
     p.add_argument("--component", default="transformer", help=" | ".join(COMPONENTS))
     p.add_argument("--dtype", default="bfloat16", help=" | ".join(DTYPES))
@@ -30,18 +30,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_env_args(p)
 
 
-def make_plan(args: argparse.Namespace) -> Any:
+def make_plan(args: argparse.Namespace, matrix: Any) -> Any:
     """A Plan from the arguments, or one line naming the bad argument and the valid values.
 
-    ``Plan`` validates every facet (and that the scheme is the engine's) with messages that
-    name the field; here the field becomes the option that set it.
+    ``Plan`` validates every facet and the matrix in hand that the engine and scheme are
+    its, with messages that name the field; here the field becomes the option that set it.
     """
     from pydantic import ValidationError
 
     from quantdoctor.rules.models import Plan
 
     try:
-        return Plan(
+        plan = Plan(
             engine=args.engine,
             scheme=args.scheme,
             mode=args.mode or "",
@@ -52,13 +52,17 @@ def make_plan(args: argparse.Namespace) -> Any:
     except ValidationError as err:
         message = str(err.errors()[0]["msg"]).removeprefix("Value error, ")
         raise InvalidInputError(f"--{message}") from None
+    try:
+        return matrix.check_plan(plan)
+    except InvalidInputError as err:
+        raise InvalidInputError(f"--{err}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from quantdoctor.advise.ranked import evaluate
 
     matrix = load_matrix_args(args)
-    plan = make_plan(args)
+    plan = make_plan(args, matrix)
     env = load_env(args.env, args.python)
     verdict = evaluate(plan, env, matrix, device=args.device)
     if args.json:

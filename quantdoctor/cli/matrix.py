@@ -16,7 +16,6 @@ from quantdoctor.cli.common import (
     load_env,
     load_matrix_args,
 )
-from quantdoctor.rules.vocab import ENGINES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from quantdoctor.rules.evaluate import evaluate_grid
 
-    for e in args.engine:
-        check_choice("--engine", e, ENGINES)
     matrix = load_matrix_args(args)
+    for e in args.engine:
+        check_choice("--engine", e, matrix.engine_names)
     names = [Path(f).stem for f in args.env] or ["here"]
     envs = [load_env(f) for f in args.env] or [load_env(None, args.python)]
     engines = args.engine or None

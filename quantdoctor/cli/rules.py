@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from quantdoctor.cli.common import check_choice, console, dump_json, load_matrix_args
-from quantdoctor.rules.vocab import ENGINES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,8 +22,8 @@ def rule_json(rule: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_choice("--engine", args.engine, ENGINES)
     matrix = load_matrix_args(args)
+    check_choice("--engine", args.engine, matrix.engine_names)
     rules = matrix.rules_for(args.engine) if args.engine else matrix.rules
     if args.json:
         dump_json([rule_json(r) for r in rules])

@@ -1,4 +1,10 @@
-"""Engine adapters: apply a plan that ``rules/`` allows, through the engine itself.
+"""Engines: apply a plan that ``rules/`` allows, through the engine itself.
+
+The registry is the matrix: each engine in its ``engines:`` section (built-in or from an
+overlay) names its module (``module:``, default ``quantdoctor.engines.<name>``), and the
+module provides what only code can (see ``engines.base``): ``ADAPTER``, the class that
+applies a plan; optionally ``diffusers_config(plan, spec)``, the diffusers quantization
+config; optionally ``fingerprint``, how ``detect`` recognises the engine's files.
 
 Import-light: nothing here imports torch or an engine until ``quantize`` is called.
 """
@@ -7,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor.errors import InvalidInputError
@@ -15,30 +22,64 @@ if TYPE_CHECKING:
     import torch
 
     from quantdoctor.engines.base import Adapter
+    from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Environment, Plan
 
-__all__ = ["get_adapter", "load_gguf", "quantize", "save_gguf"]
-
-#: engine -> "module:class" of its adapter.
-_ADAPTERS: dict[str, str] = {
-    "bitsandbytes": "quantdoctor.engines.bitsandbytes:BitsAndBytesAdapter",
-    "quanto": "quantdoctor.engines.quanto:QuantoAdapter",
-    "torchao": "quantdoctor.engines.torchao:TorchAoAdapter",
-    "gguf": "quantdoctor.engines.gguf:GGUFAdapter",
-    "nncf": "quantdoctor.engines.nncf:NncfAdapter",
-}
+__all__ = ["get_adapter", "load_gguf", "module_for", "quantize", "save_gguf", "to_diffusers"]
 
 
-def get_adapter(engine: str) -> Adapter:
-    """The adapter for ``engine`` (its module is imported now, its engine on ``apply``)."""
-    target = _ADAPTERS.get(engine)
-    if target is None:
+def _matrix(matrix: Matrix | None) -> Matrix:
+    if matrix is not None:
+        return matrix
+    from quantdoctor.rules.evaluate import default_matrix
+
+    return default_matrix()
+
+
+def module_for(engine: str, matrix: Matrix | None = None) -> ModuleType:
+    """The module of ``engine`` that its matrix section names (imported now; the module
+    imports its engine only when asked to apply a plan)."""
+    m = _matrix(matrix)
+    spec = m.engines.get(engine)
+    if spec is None:
+        from quantdoctor.rules.vocab import suggest
+
+        raise InvalidInputError(f"engine: {engine!r} is not valid; {suggest(engine, m.engines)}")
+    name = spec.module_name(engine)
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
         raise InvalidInputError(
-            f"engine: {engine!r} has no adapter; valid values are {', '.join(_ADAPTERS)}"
+            f"engines.{engine}.module: {name!r} cannot be imported ({err})"
+        ) from None
+
+
+def get_adapter(engine: str, matrix: Matrix | None = None) -> Adapter:
+    """The adapter for ``engine`` (its module is imported now, its engine on ``apply``)."""
+    m = _matrix(matrix)
+    module = module_for(engine, m)
+    adapter_class = getattr(module, "ADAPTER", None)
+    if adapter_class is None:
+        raise InvalidInputError(
+            f"engine: {engine!r} has no adapter ({module.__name__} defines no ADAPTER)"
         )
-    module_name, _, class_name = target.partition(":")
-    adapter: Adapter = getattr(importlib.import_module(module_name), class_name)()
+    adapter: Adapter = adapter_class(m.engines[engine])
     return adapter
+
+
+def to_diffusers(plan: Plan, matrix: Matrix | None = None) -> Any:
+    """The ``diffusers`` quantization config object for ``plan`` (mode "pre"), built by the
+    engine's module; ``InvalidInputError`` where diffusers has none for the engine."""
+    m = _matrix(matrix)
+    plan = m.check_plan(plan)
+    build = getattr(module_for(plan.engine, m), "diffusers_config", None)
+    if build is None:
+        raise InvalidInputError(
+            f"engine: diffusers has no quantization config for {plan.engine}; load the model "
+            "unquantized and apply the plan after load with quantdoctor.quantize(model, plan, "
+            "example_input=...) (mode 'post')"
+        )
+    return build(plan, m.engines[plan.engine])
 
 
 def _check_mode(plan: Plan) -> None:
@@ -50,11 +91,9 @@ def _check_mode(plan: Plan) -> None:
             "quantization_config to from_pretrained; quantize() applies mode 'post' to a "
             "loaded module"
         )
-    if plan.engine == "gguf":
-        raise InvalidInputError(
-            "mode: 'prequantized' GGUF comes from a file: load it with "
-            "quantdoctor.engines.load_gguf(path, module); quantize() applies mode 'post'"
-        )
+    hint = getattr(module_for(plan.engine), "PREQUANTIZED_HINT", "")
+    if hint:
+        raise InvalidInputError(f"mode: {hint}; quantize() applies mode 'post'")
     raise InvalidInputError(
         f"mode: a 'prequantized' {plan.engine} checkpoint is loaded by from_pretrained, which "
         "reads its quantization_config; quantize() applies mode 'post' to a loaded module"
@@ -80,8 +119,8 @@ def quantize(
     """
     from quantdoctor.gate import _as_plan, _check, _evaluate
 
-    plan = _as_plan(plan)
-    _check(_evaluate(plan, env, None), strict=False, stacklevel=2)
+    # the verdict's plan is the one evaluated: checked against the matrix, its mode filled in
+    plan = _check(_evaluate(_as_plan(plan), env, None), strict=False, stacklevel=2).plan
     _check_mode(plan)
     import torch
 

@@ -1,8 +1,21 @@
-"""The one small interface every engine adapter implements, and the helpers they share.
+"""The one small interface every engine module implements, and the helpers they share.
 
-An adapter applies a plan that ``rules/`` has already allowed; it never decides
-compatibility. It imports its engine inside ``apply``, so importing an adapter module
-costs nothing but torch.
+An engine is its section of matrix.yaml plus one module (``quantdoctor.engines.<name>``,
+or the section's ``module:``). The module defines:
+
+- ``ADAPTER``: a class whose instances apply a plan that ``rules/`` has already allowed
+  (``Adapter`` below); it never decides compatibility, and imports its engine inside
+  ``apply``, so importing the module costs nothing but torch.
+- ``diffusers_config(plan, spec)`` (optional): the diffusers quantization config that
+  loads the plan in mode "pre"; without it, ``Plan.to_diffusers()`` says to quantize
+  after load.
+- ``PREQUANTIZED_HINT`` (optional): how a "prequantized" plan of the engine is loaded,
+  where ``from_pretrained`` is not the way.
+- ``fingerprint(view)`` (optional): the engine's quantized tensors or config recognised
+  in a model file's header, for ``detect`` (see ``quantdoctor.files``).
+
+The scheme's API name, family, bits, layout and diffusers spelling come from the
+section (``spec``), not from tables here.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.schema import EngineSpec
 
 
 class Progress(Protocol):
@@ -45,6 +59,17 @@ class Adapter(Protocol):
         whole-model call; with a bar it may work layer by layer to advance it.
         """
         ...
+
+
+class EngineAdapter:
+    """What adapters share: the engine's matrix section (``spec``), given when made.
+
+    ``spec.schemes[plan.scheme].api`` is the engine's own name for a scheme."""
+
+    engine = ""
+
+    def __init__(self, spec: EngineSpec) -> None:
+        self.spec = spec
 
 
 def engine_module(name: str) -> Any:
@@ -129,12 +154,12 @@ def set_submodule(root: torch.nn.Module, name: str, new: torch.nn.Module) -> Non
     setattr(parent, child, new)
 
 
-def scheme_api(table: dict[str, str], plan: Plan) -> str:
-    """The engine's own name for the plan's scheme, or a clear error naming the scheme."""
+def scheme_api(spec: EngineSpec, plan: Plan) -> str:
+    """The engine's own name for the plan's scheme (its ``api`` in the matrix)."""
     try:
-        return table[plan.scheme]
+        return spec.schemes[plan.scheme].api
     except KeyError:
         raise InvalidInputError(
-            f"scheme: {plan.scheme!r} has no {plan.engine} adapter; "
-            f"valid values are {', '.join(table)}"
+            f"scheme: {plan.scheme!r} is not a {plan.engine} scheme; "
+            f"valid values are {', '.join(spec.schemes)}"
         ) from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor.engines.base import (
+    EngineAdapter,
     Progress,
     engine_module,
     module_device,
@@ -26,12 +27,10 @@ if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
-
-#: scheme -> bitsandbytes quant_type ("int8" is LLM.int8, ``Linear8bitLt``).
-SCHEMES: dict[str, str] = {"nf4": "nf4", "fp4": "fp4", "int8": "int8"}
+    from quantdoctor.rules.schema import EngineSpec
 
 
-class BitsAndBytesAdapter:
+class BitsAndBytesAdapter(EngineAdapter):
     engine = "bitsandbytes"
 
     def apply(
@@ -46,7 +45,7 @@ class BitsAndBytesAdapter:
 
         bnb_nn = engine_module("bitsandbytes.nn")
 
-        quant_type = scheme_api(SCHEMES, plan)
+        quant_type = scheme_api(self.spec, plan)  # nf4, fp4, or int8 (LLM.int8, Linear8bitLt)
         device = module_device(module)
         compute_dtype = torch_dtype(plan.dtype)
         done = (bnb_nn.Linear4bit, bnb_nn.Linear8bitLt)
@@ -91,3 +90,19 @@ class BitsAndBytesAdapter:
             if progress is not None:
                 progress.advance()
         return module
+
+
+ADAPTER = BitsAndBytesAdapter
+
+
+def diffusers_config(plan: Plan, spec: EngineSpec) -> Any:
+    """``BitsAndBytesConfig``: ``load_in_8bit`` for int8, else 4-bit with the quant type."""
+    config = engine_module("diffusers").BitsAndBytesConfig
+    quant_type = scheme_api(spec, plan)
+    if quant_type == "int8":
+        return config(load_in_8bit=True)
+    return config(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=quant_type,
+        bnb_4bit_compute_dtype=torch_dtype(plan.dtype),
+    )

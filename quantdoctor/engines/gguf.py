@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from quantdoctor.engines.base import Progress, torch_dtype
+from quantdoctor.engines.base import EngineAdapter, Progress, engine_module, torch_dtype
 
 if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.schema import EngineSpec
 
 
-class GGUFAdapter:
+class GGUFAdapter(EngineAdapter):
     engine = "gguf"
 
     def apply(
@@ -30,3 +31,16 @@ class GGUFAdapter:
 
         quantize_linears(module, plan.scheme, torch_dtype(plan.dtype), progress)
         return module
+
+
+ADAPTER = GGUFAdapter
+
+PREQUANTIZED_HINT = (
+    "'prequantized' GGUF comes from a file: load it with "
+    "quantdoctor.engines.load_gguf(path, module)"
+)
+
+
+def diffusers_config(plan: Plan, spec: EngineSpec) -> Any:
+    """``GGUFQuantizationConfig(compute_dtype=...)``, for ``from_single_file``."""
+    return engine_module("diffusers").GGUFQuantizationConfig(compute_dtype=torch_dtype(plan.dtype))

@@ -10,22 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from quantdoctor.engines.base import Progress, engine_module, named_linears, scheme_api
+from quantdoctor.engines.base import (
+    EngineAdapter,
+    Progress,
+    engine_module,
+    named_linears,
+    scheme_api,
+)
 from quantdoctor.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
-
-#: scheme -> ``nncf.CompressWeightsMode`` member.
-SCHEMES: dict[str, str] = {
-    "int8_sym": "INT8_SYM",
-    "int8_asym": "INT8_ASYM",
-    "int4_sym": "INT4_SYM",
-    "int4_asym": "INT4_ASYM",
-    "nf4": "NF4",  # the torch backend refuses it: "Torch backend does not support [...] modes"
-}
 
 
 def _wrap_root(module: torch.nn.Module) -> torch.nn.Module:
@@ -46,7 +43,7 @@ def _wrap_root(module: torch.nn.Module) -> torch.nn.Module:
     return NncfRoot(module)
 
 
-class NncfAdapter:
+class NncfAdapter(EngineAdapter):
     engine = "nncf"
 
     def apply(
@@ -57,7 +54,7 @@ class NncfAdapter:
         example_input: Any,
         progress: Progress | None,
     ) -> torch.nn.Module:
-        mode_name = scheme_api(SCHEMES, plan)
+        mode_name = scheme_api(self.spec, plan)  # an nncf.CompressWeightsMode member
         if example_input is None:
             raise InvalidInputError(
                 "example_input: nncf traces the model before it compresses the weights; pass "
@@ -83,3 +80,6 @@ class NncfAdapter:
         if progress is not None:  # one engine call: the bar fills when it returns
             progress.advance(len(named_linears(module)))
         return compressed
+
+
+ADAPTER = NncfAdapter

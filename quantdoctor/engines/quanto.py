@@ -1,27 +1,25 @@
-"""optimum-quanto: ``quantize(model, weights=...)`` then ``freeze(model)``, as quanto documents."""
+"""optimum-quanto: ``quantize(model, weights=...)`` then ``freeze(model)``, as quanto documents.
+
+Its diffusers config is ``QuantoConfig(weights_dtype=...)`` with the scheme's
+``diffusers`` spelling from the matrix (diffusers' "float8" is quanto's e4m3fn; e5m2
+has none).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from quantdoctor.engines.base import Progress, engine_module, scheme_api
+from quantdoctor.engines.base import EngineAdapter, Progress, engine_module, scheme_api
+from quantdoctor.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
-
-#: scheme -> the quanto qtype's name (``optimum.quanto.qint8`` ...).
-SCHEMES: dict[str, str] = {
-    "qint8": "qint8",
-    "qint4": "qint4",
-    "qint2": "qint2",
-    "qfloat8_e4m3fn": "qfloat8_e4m3fn",
-    "qfloat8_e5m2": "qfloat8_e5m2",
-}
+    from quantdoctor.rules.schema import EngineSpec
 
 
-class QuantoAdapter:
+class QuantoAdapter(EngineAdapter):
     engine = "quanto"
 
     def apply(
@@ -36,7 +34,7 @@ class QuantoAdapter:
 
         oq = engine_module("optimum.quanto")
 
-        qtype = getattr(oq, scheme_api(SCHEMES, plan))
+        qtype = getattr(oq, scheme_api(self.spec, plan))  # the qtype: optimum.quanto.qint8 ...
         if progress is None:
             oq.quantize(module, weights=qtype)
         else:
@@ -54,3 +52,19 @@ class QuantoAdapter:
                 progress.advance()
         oq.freeze(module)
         return module
+
+
+ADAPTER = QuantoAdapter
+
+
+def diffusers_config(plan: Plan, spec: EngineSpec) -> Any:
+    """``QuantoConfig(weights_dtype=<the scheme's diffusers spelling>)``."""
+    weights = spec.schemes[plan.scheme].diffusers
+    if weights is None:
+        spelled = ", ".join(s for s, v in spec.schemes.items() if v.diffusers)
+        raise InvalidInputError(
+            f"scheme: diffusers' QuantoConfig has no {plan.scheme} (its float8 is e4m3fn); "
+            f"valid values are {spelled}, or apply {plan.scheme} after "
+            "load with quantdoctor.quantize (mode 'post')"
+        )
+    return engine_module("diffusers").QuantoConfig(weights_dtype=weights)

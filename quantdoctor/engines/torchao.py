@@ -1,41 +1,36 @@
-"""torchao: ``quantize_(model, <Config>())`` with the config class each scheme names."""
+"""torchao: ``quantize_(model, <Config>())`` with the config class each scheme names.
+
+diffusers >= 0.38 takes torchao configs only as ``AOBaseConfig`` instances (the string
+forms raise ``TypeError``), so its ``TorchAoConfig`` gets the same instance.
+"""
 
 from __future__ import annotations
 
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from quantdoctor.engines.base import Progress, engine_module, scheme_api
+from quantdoctor.engines.base import EngineAdapter, Progress, engine_module, scheme_api
 
 if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
-
-#: scheme -> the torchao config class (``torchao.quantization.<name>``).
-SCHEMES: dict[str, str] = {
-    "int8wo": "Int8WeightOnlyConfig",
-    "int8dq": "Int8DynamicActivationInt8WeightConfig",
-    "int4wo": "Int4WeightOnlyConfig",
-    "int4dq": "Int8DynamicActivationIntxWeightConfig",
-    "float8wo": "Float8WeightOnlyConfig",
-    "float8dq": "Float8DynamicActivationFloat8WeightConfig",
-}
+    from quantdoctor.rules.schema import EngineSpec
 
 
-def make_config(plan: Plan) -> Any:
-    """The torchao ``AOBaseConfig`` instance for the plan's scheme, with its defaults
-    (int4dq: int8 dynamic activations, int4 weights in groups of 32)."""
+def make_config(plan: Plan, spec: EngineSpec) -> Any:
+    """The torchao ``AOBaseConfig`` instance for the plan's scheme: the class its ``api``
+    names with its ``api_args`` (int4dq: ``weight_dtype: int4``, a torch dtype), else
+    torchao's defaults."""
     import torch
 
     quantization = engine_module("torchao.quantization")
-    config_class = getattr(quantization, scheme_api(SCHEMES, plan))
-    if plan.scheme == "int4dq":
-        return config_class(weight_dtype=torch.int4)  # type: ignore[attr-defined]
-    return config_class()
+    config_class = getattr(quantization, scheme_api(spec, plan))
+    args = spec.schemes[plan.scheme].api_args
+    return config_class(**{k: getattr(torch, v) for k, v in args.items()})
 
 
-class TorchAoAdapter:
+class TorchAoAdapter(EngineAdapter):
     engine = "torchao"
 
     def apply(
@@ -47,7 +42,7 @@ class TorchAoAdapter:
         progress: Progress | None,
     ) -> torch.nn.Module:
         quantize_ = engine_module("torchao.quantization").quantize_
-        config = make_config(plan)
+        config = make_config(plan, self.spec)
         if progress is None:
             quantize_(module, config)
             return module
@@ -63,3 +58,11 @@ class TorchAoAdapter:
 
         quantize_(module, config, filter_fn=counted)
         return module
+
+
+ADAPTER = TorchAoAdapter
+
+
+def diffusers_config(plan: Plan, spec: EngineSpec) -> Any:
+    """``TorchAoConfig(<the scheme's AOBaseConfig instance>)``."""
+    return engine_module("diffusers").TorchAoConfig(make_config(plan, spec))

@@ -34,6 +34,7 @@ from quantdoctor.files._layouts import GGUF_IMAGE_ARCHS, GGUF_TEXT_ARCHS, base_n
 from quantdoctor.files._safetensors_header import SafetensorsHeader, TensorEntry
 
 if TYPE_CHECKING:
+    from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Plan
 
 __all__ = ["Detection", "checked", "detect"]
@@ -142,23 +143,26 @@ class Detection:
         }
 
 
-def checked(found: Detection) -> Detection:
+def checked(found: Detection, matrix: Matrix | None = None) -> Detection:
     """``found`` with its plan withdrawn, and a note, where the matrix does not know it.
 
     ``detect`` names what the file holds, whatever it is (a GGUF in ``IQ2_XXS``, a torchao
     ``nvfp4`` checkpoint); the plan it offers must be one ``quantdoctor check`` accepts.
-    This reads the matrix, so it is kept apart from the header reading.
+    This reads the matrix (``matrix``, else the default one), so it is kept apart from
+    the header reading.
     """
-    from quantdoctor.rules.matrix import engine_schemes
-    from quantdoctor.rules.vocab import ENGINES
+    if matrix is None:
+        from quantdoctor.rules.evaluate import default_matrix
 
-    parts = tuple(checked(p) for p in found.parts)
+        matrix = default_matrix()
+    engines = matrix.engines
+    parts = tuple(checked(p, matrix) for p in found.parts)
     if found.plan is None:
         return replace(found, parts=parts)
     engine, scheme = found.plan["engine"], found.plan["scheme"]
-    if engine in ENGINES and scheme in engine_schemes(engine):
+    if engine in engines and scheme in engines[engine].schemes:
         return replace(found, parts=parts)
-    known = ", ".join(engine_schemes(engine)) if engine in ENGINES else ", ".join(ENGINES)
+    known = ", ".join(engines[engine].schemes if engine in engines else engines)
     note = (
         f"{engine} {scheme} is not a plan quantdoctor's matrix knows, so it offers none to "
         f"check (known: {known})"

@@ -17,7 +17,7 @@ from quantdoctor.rules.facts import Facts, facts_from_json
 from quantdoctor.rules.matrix import Matrix, load_matrix
 from quantdoctor.rules.models import Environment, Finding, Plan, Verdict
 from quantdoctor.rules.schema import Rule
-from quantdoctor.rules.vocab import ENGINES, OFFLOADS, default_mode
+from quantdoctor.rules.vocab import OFFLOADS
 
 EnvLike = Environment | Mapping[str, Any]
 
@@ -192,8 +192,12 @@ class _Evaluator:
 
         # Another engine: the nearest bits and offload first; among equals, the plan the
         # cost model (the ``rank`` given) ranks faster, then more accurate.
-        others = [e for e in ENGINES if e != plan.engine and e in engines]
-        modes = {e: plan.mode if plan.mode in engines[e].modes else default_mode(e) for e in others}
+        order = self.matrix.engine_names
+        others = [e for e in order if e != plan.engine]
+        modes = {
+            e: plan.mode if plan.mode in engines[e].modes else engines[e].default_mode
+            for e in others
+        }
         speed = self._speed_rank(
             list(build({"engine": e, "scheme": s, "mode": modes[e]} for e in others
                        for s in engines[e].schemes))
@@ -206,7 +210,7 @@ class _Evaluator:
                         abs(spec.bits - bits),
                         abs(OFFLOAD_MEMORY_RANK[o] - asked),
                         speed.get((engine, s), len(speed)),
-                        ENGINES.index(engine),
+                        order.index(engine),
                     )
                     change = {"engine": engine, "scheme": s, "offload": o, "mode": modes[engine]}
                     ranked.append((cost, change))
@@ -269,20 +273,23 @@ def evaluate(
     """The verdict for one plan on one environment (``env`` may be a JSON mapping).
 
     ``rank`` orders alternatives from other engines by cost (see ``Ranker``)."""
-    evaluator = _Evaluator(to_facts(env, device), matrix or default_matrix(), rank)
-    return evaluator.verdict(plan, alternatives=alternatives)
+    matrix = matrix or default_matrix()
+    evaluator = _Evaluator(to_facts(env, device), matrix, rank)
+    return evaluator.verdict(matrix.check_plan(plan), alternatives=alternatives)
 
 
 def grid_plans(matrix: Matrix, engines: Iterable[str] | None = None) -> list[Plan]:
     """Every engine x scheme x offload, in each engine's default mode."""
     plans: list[Plan] = []
-    for engine in engines or ENGINES:
+    for engine in engines or matrix.engine_names:
         spec = matrix.engines.get(engine)
         if spec is None:
             continue
         for scheme in spec.schemes:
             for offload in OFFLOADS:
-                plans.append(Plan(engine=engine, scheme=scheme, offload=offload))
+                plans.append(
+                    Plan(engine=engine, scheme=scheme, mode=spec.default_mode, offload=offload)
+                )
     return plans
 
 

@@ -21,9 +21,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from quantdoctor._dirs import cache_dir, config_dir, write_cache
-from quantdoctor.errors import MatrixError
-from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule
+from quantdoctor.errors import InvalidInputError, MatrixError
+from quantdoctor.rules.models import Plan
+from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule, Selector, Signature
 from quantdoctor.rules.verified import Verified, verified_rules
+from quantdoctor.rules.vocab import suggest
 
 BUILTIN = Path(__file__).resolve().parent.parent / "matrix.yaml"
 
@@ -32,7 +34,7 @@ Source = str | os.PathLike[str] | Mapping[str, Any]
 
 @dataclass
 class Matrix:
-    """The built-in matrix with its overlays applied."""
+    """The built-in matrix with its overlays applied: the engines and the rules in hand."""
 
     engines: dict[str, EngineSpec]
     rules: list[Rule]
@@ -54,6 +56,49 @@ class Matrix:
             if r.id == rule_id:
                 return r
         raise KeyError(rule_id)
+
+    @property
+    def engine_names(self) -> tuple[str, ...]:
+        """The engines in matrix order (the order the grid, the report and ranking use)."""
+        return tuple(self.engines)
+
+    def default_mode(self, engine: str) -> str:
+        spec = self.engines.get(engine)
+        return spec.default_mode if spec else "post"
+
+    def check_plan(self, plan: Plan) -> Plan:
+        """``plan`` checked against these engines, its mode filled in when it names none.
+
+        Raises ``InvalidInputError`` naming the facet: an engine this matrix does not
+        have, a scheme that is not the engine's, a mode the engine does not offer."""
+        spec = self.engines.get(plan.engine)
+        if spec is None:
+            raise InvalidInputError(
+                f"engine: {plan.engine!r} is not valid; {suggest(plan.engine, self.engines)}"
+            )
+        if plan.scheme not in spec.schemes:
+            owner = [e for e, s in self.engines.items() if plan.scheme in s.schemes]
+            extra = f" ({plan.scheme} is a {owner[0]} scheme)" if owner else ""
+            raise InvalidInputError(
+                f"scheme: {plan.scheme!r} is not a {plan.engine} scheme{extra}; "
+                f"{suggest(plan.scheme, tuple(spec.schemes))}"
+            )
+        if not plan.mode:
+            return plan.model_copy(update={"mode": spec.default_mode})
+        return plan
+
+    def packages(self) -> tuple[str, ...]:
+        """Every distribution the engines and rules name: what a probe should read."""
+        from packaging.utils import canonicalize_name
+
+        names: dict[str, None] = {}
+        for spec in self.engines.values():
+            names[canonicalize_name(spec.package)] = None
+        for rule in self.rules:
+            for fact in rule.condition.facts():
+                if fact.startswith("packages."):
+                    names[fact.removeprefix("packages.")] = None
+        return tuple(names)
 
 
 def _yaml_loader() -> type:
@@ -198,8 +243,9 @@ def _builtin(mtime_ns: int, size: int) -> MatrixFile:
         pass  # no cache yet, or one from another version: rebuild it below
     parsed = _read_file(BUILTIN)
     engines = dict(parsed.engines)
+    parsed.rules[:] = _with_not_installed(parsed.rules, engines)
     for rule in parsed.rules:  # once per edit of the file, not per load_matrix()
-        _check_schemes(rule, engines, str(BUILTIN))
+        _check_selector(rule, engines, str(BUILTIN))
     write_cache(cache, pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL), siblings="matrix-*.pickle")
     return parsed
 
@@ -207,12 +253,6 @@ def _builtin(mtime_ns: int, size: int) -> MatrixFile:
 def builtin() -> MatrixFile:
     stat = BUILTIN.stat()
     return _builtin(stat.st_mtime_ns, stat.st_size)
-
-
-def engine_schemes(engine: str) -> dict[str, Any]:
-    """The schemes of an engine in the built-in matrix (for validating plans)."""
-    spec = builtin().engines.get(engine)
-    return spec.schemes if spec else {}  # read only: Plan validation on every candidate
 
 
 def default_overlays() -> list[str]:
@@ -255,10 +295,12 @@ def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: boo
     for i, source in enumerate(sources):
         overlay, name = _overlay(source, i)
         if overlay.engines:
-            raise MatrixError(
-                f"{name}:1: engines: overlays add or replace rules; engines and schemes "
-                "come from the built-in matrix"
-            )
+            # an overlay adds engines (or replaces one whole): every rule is checked again
+            engines.update(overlay.engines)
+            added = _with_not_installed([], overlay.engines)
+            rules.update((r.id, r) for r in added if r.id not in rules)
+            for rule in rules.values():
+                _check_selector(rule, engines, name)
         for rule in overlay.rules:
             if rule.replaces is not None:
                 if rule.replaces not in rules:
@@ -266,7 +308,7 @@ def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: boo
                         f"{name}: rules ({rule.id}).replaces: {rule.replaces!r} is not a rule id"
                     )
                 del rules[rule.replaces]
-            _check_schemes(rule, engines, name)
+            _check_selector(rule, engines, name)
             rules[rule.id] = rule
         costs.update(overlay.costs)
         verified.update(overlay.verified)
@@ -283,9 +325,14 @@ def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: boo
     )
 
 
-def _check_schemes(rule: Rule, engines: dict[str, EngineSpec], name: str) -> None:
-    from quantdoctor.rules.vocab import suggest
-
+def _check_selector(rule: Rule, engines: Mapping[str, EngineSpec], name: str) -> None:
+    """The engines and schemes a rule selects are ones the matrix in hand has."""
+    for engine in rule.select.engine:
+        if engine not in engines:
+            raise MatrixError(
+                f"{name}: rules ({rule.id}).select.engine: {engine!r} is not an engine; "
+                f"{suggest(engine, engines)}"
+            )
     allowed = rule.select.engine or tuple(engines)
     valid = sorted({s for e in allowed if e in engines for s in engines[e].schemes})
     for scheme in rule.select.scheme:
@@ -294,3 +341,42 @@ def _check_schemes(rule: Rule, engines: dict[str, EngineSpec], name: str) -> Non
                 f"{name}: rules ({rule.id}).select.scheme: {scheme!r} is not a scheme of "
                 f"{', '.join(allowed)}; {suggest(scheme, valid)}"
             )
+
+
+def not_installed_rule(engine: str, spec: EngineSpec) -> Rule:
+    """``<engine>.not-installed``, made from the engine's section: its package absent blocks."""
+    from packaging.utils import canonicalize_name
+
+    package = canonicalize_name(spec.package)
+    top, _, rest = spec.import_name().partition(".")
+    module = re.escape(top) + (f"(\\.{re.escape(rest)})?" if rest else "")
+    about = f" ({spec.about})" if spec.about else ""
+    return Rule(
+        id=f"{engine}.not-installed",
+        select=Selector(engine=(engine,)),
+        when={"fact": f"packages.{package}", "absent": True},
+        severity="block",
+        message=f"{spec.package}{about} is not installed.",
+        fix=spec.install,
+        signatures=(
+            Signature(
+                pattern=f"No module named '{module}'",
+                source="CPython's ModuleNotFoundError when the package is absent",
+            ),
+            *spec.missing,
+        ),
+        source=[f"https://pypi.org/project/{spec.package}/", *spec.sources],
+    )
+
+
+def _with_not_installed(rules: list[Rule], engines: Mapping[str, EngineSpec]) -> list[Rule]:
+    """The rules with each engine's not-installed rule added (after ``torch.not-installed``)
+    where the matrix does not write one itself."""
+    ids = {r.id for r in rules}
+    made = [
+        not_installed_rule(engine, spec)
+        for engine, spec in engines.items()
+        if f"{engine}.not-installed" not in ids
+    ]
+    at = next((i + 1 for i, r in enumerate(rules) if r.id == "torch.not-installed"), 0)
+    return [*rules[:at], *made, *rules[at:]]

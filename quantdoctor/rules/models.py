@@ -12,23 +12,22 @@ import re
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from quantdoctor.rules.vocab import (
     BACKENDS,
     COMPONENTS,
     DTYPES,
-    ENGINES,
     MODES,
     OFFLOADS,
     OS_NAMES,
-    default_mode,
     suggest,
 )
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _CC = re.compile(r"^\d+\.\d+$")
 _GFX = re.compile(r"^gfx[0-9a-f]{3,5}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 def _check_choice(field: str, value: str, valid: tuple[str, ...]) -> str:
@@ -51,7 +50,13 @@ def check_version(field: str, value: str | None) -> str | None:
 
 
 class Plan(BaseModel):
-    """What the user wants to do: an engine, a scheme, and how the model is loaded and run."""
+    """What the user wants to do: an engine, a scheme, and how the model is loaded and run.
+
+    A value: building one checks the vocabulary only, and reads no file. Whether the
+    engine and scheme exist is a question for the matrix in hand
+    (``Matrix.check_plan``, which ``evaluate`` asks); a plan that names no ``mode``
+    gets the engine's default mode there (``mode`` stays ``""`` until then).
+    """
 
     model_config = _FROZEN
 
@@ -62,22 +67,20 @@ class Plan(BaseModel):
     component: str = "transformer"
     dtype: str = "bfloat16"
 
-    @model_validator(mode="before")
+    @field_validator("engine", "scheme")
     @classmethod
-    def _fill_mode(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("mode") and data.get("engine") in ENGINES:
-            data = {**data, "mode": default_mode(data["engine"])}
-        return data
-
-    @field_validator("engine")
-    @classmethod
-    def _engine(cls, v: str) -> str:
-        return _check_choice("engine", v, ENGINES)
+    def _name(cls, v: str, info: ValidationInfo) -> str:
+        if not _NAME.match(v):
+            raise ValueError(
+                f"{info.field_name}: {v!r} is not valid; a name of letters, digits, '_', '.' "
+                "and '-'"
+            )
+        return v
 
     @field_validator("mode")
     @classmethod
     def _mode(cls, v: str) -> str:
-        return _check_choice("mode", v, MODES)
+        return v and _check_choice("mode", v, MODES)
 
     @field_validator("offload")
     @classmethod
@@ -94,20 +97,6 @@ class Plan(BaseModel):
     def _dtype(cls, v: str) -> str:
         return _check_choice("dtype", v, DTYPES)
 
-    @model_validator(mode="after")
-    def _scheme_of_engine(self) -> Plan:
-        from quantdoctor.rules.matrix import engine_schemes
-
-        schemes = engine_schemes(self.engine)
-        if self.scheme not in schemes:
-            owner = [e for e in ENGINES if self.scheme in engine_schemes(e)]
-            extra = f" ({self.scheme} is a {owner[0]} scheme)" if owner else ""
-            raise ValueError(
-                f"scheme: {self.scheme!r} is not a {self.engine} scheme{extra}; "
-                f"{suggest(self.scheme, tuple(schemes))}"
-            )
-        return self
-
     def label(self) -> str:
         """A short one-line name: ``quanto qint8 (post, offload=balanced)``."""
         parts = [f"{self.engine} {self.scheme}", f"mode={self.mode}", f"offload={self.offload}"]
@@ -119,9 +108,11 @@ class Plan(BaseModel):
 
     def to_diffusers(self) -> Any:
         """The diffusers quantization config for this plan (``BitsAndBytesConfig``, ...)."""
-        from quantdoctor.engines.diffusers_config import to_diffusers
+        import importlib
 
-        return to_diffusers(self)
+        # rules/ imports no other layer: the engines' registry is found by name, on call
+        engines = importlib.import_module("quantdoctor.engines")
+        return engines.to_diffusers(self)
 
 
 class TorchInfo(BaseModel):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from quantdoctor.rules.conditions import Node, parse
 from quantdoctor.rules.verified import Verified
-from quantdoctor.rules.vocab import BACKENDS, COMPONENTS, DTYPES, ENGINES, MODES, OFFLOADS
+from quantdoctor.rules.vocab import BACKENDS, COMPONENTS, DTYPES, MODES, OFFLOADS
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 _RULE_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_\-]+)+$")
+#: An engine's name: the first part of its rule ids and the ``--engine`` value.
+ENGINE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class SchemeSpec(BaseModel):
@@ -28,6 +30,10 @@ class SchemeSpec(BaseModel):
     block_bytes: float | None = None
     #: extra bytes per output row (per-channel scales)
     row_bytes: float = 0.0
+    #: keyword arguments of the API call besides the name (torchao int4dq: weight_dtype)
+    api_args: dict[str, str] = Field(default_factory=dict)
+    #: how diffusers' quantization config spells the scheme, where it differs ("" if none)
+    diffusers: str | None = None
     compute: tuple[str, ...] = ()
     storage: tuple[str, ...] = ()
     note: str = ""
@@ -44,24 +50,6 @@ class SchemeSpec(BaseModel):
         """Exact bytes a weight takes, blocks and scales included."""
         per = self.block_bytes / self.block if self.block_bytes else self.bits / 8
         return per + self.row_bytes / max(in_features, 1)
-
-
-class EngineSpec(BaseModel):
-    model_config = _STRICT
-
-    package: str
-    install: str
-    docs: str = ""
-    modes: tuple[str, ...] = MODES
-    schemes: dict[str, SchemeSpec]
-
-    @field_validator("modes")
-    @classmethod
-    def _modes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for m in v:
-            if m not in MODES:
-                raise ValueError(f"{m!r} is not a mode; valid values are {', '.join(MODES)}")
-        return v
 
 
 class Signature(BaseModel):
@@ -81,6 +69,59 @@ class Signature(BaseModel):
         except re.error as err:
             raise ValueError(f"bad regular expression: {err}") from None
         return v
+
+
+class EngineSpec(BaseModel):
+    """Everything quantdoctor knows about an engine besides its rules and its module's code.
+
+    ``module`` is the Python module that holds the engine's adapter, diffusers config
+    builder and file fingerprint (default ``quantdoctor.engines.<name>``); an overlay and
+    a module of its own add an engine without touching quantdoctor.
+    """
+
+    model_config = _STRICT
+
+    package: str
+    install: str
+    docs: str = ""
+    #: the module ``import`` names (``optimum.quanto``): what "No module named" reports
+    imports: str = ""
+    #: what the package is, where its name does not say (in the not-installed message)
+    about: str = ""
+    #: error texts the engine's absence produces besides ``No module named``
+    missing: tuple[Signature, ...] = ()
+    #: further sources of the not-installed rule (the upstream check that refuses without it)
+    sources: tuple[str, ...] = ()
+    module: str = ""
+    modes: tuple[str, ...] = MODES
+    #: the mode a plan gets when it names none (the mode every user of the engine has)
+    default_mode: str = "post"
+    #: released versions, newest first: what test strategies draw from
+    versions: tuple[str, ...] = ()
+    schemes: dict[str, SchemeSpec]
+
+    @field_validator("modes")
+    @classmethod
+    def _modes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for m in v:
+            if m not in MODES:
+                raise ValueError(f"{m!r} is not a mode; valid values are {', '.join(MODES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _default_mode(self) -> EngineSpec:
+        if self.default_mode not in self.modes:
+            raise ValueError(
+                f"default_mode: {self.default_mode!r} is not one of the engine's modes "
+                f"({', '.join(self.modes)})"
+            )
+        return self
+
+    def module_name(self, engine: str) -> str:
+        return self.module or f"quantdoctor.engines.{engine}"
+
+    def import_name(self) -> str:
+        return self.imports or self.package.replace("-", "_")
 
 
 class Selector(BaseModel):
@@ -103,7 +144,11 @@ class Selector(BaseModel):
     @field_validator("engine")
     @classmethod
     def _engine(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _members("engine", v, ENGINES)
+        # which engines exist is the matrix's business: checked when the matrix loads
+        for name in v:
+            if not ENGINE_NAME.match(name):
+                raise ValueError(f"{name!r} is not an engine name (lower-case letters, digits, _)")
+        return v
 
     @field_validator("mode")
     @classmethod

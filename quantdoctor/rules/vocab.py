@@ -1,10 +1,13 @@
-"""The stable vocabulary: spelled the same in the CLI, the JSON, the YAML and the tests."""
+"""The stable vocabulary: spelled the same in the CLI, the JSON, the YAML and the tests.
+
+Engines and schemes are not here: they are the matrix's (``engines:`` in matrix.yaml and
+its overlays), so that adding one touches the matrix and the engine's module only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-ENGINES: tuple[str, ...] = ("bitsandbytes", "quanto", "torchao", "gguf", "nncf")
 MODES: tuple[str, ...] = ("pre", "post", "prequantized")
 OFFLOADS: tuple[str, ...] = ("none", "model", "sequential", "balanced", "group")
 COMPONENTS: tuple[str, ...] = ("transformer", "unet", "text_encoder", "vae", "all_in_one")
@@ -20,11 +23,6 @@ BACKENDS: tuple[str, ...] = (
     "openvino",
 )
 OS_NAMES: tuple[str, ...] = ("linux", "windows", "darwin")
-
-
-def default_mode(engine: str) -> str:
-    """The mode every engine offers: gguf files come pre-quantized, the rest quantize after load."""
-    return "prequantized" if engine == "gguf" else "post"
 
 
 def suggest(value: str, valid: Iterable[str]) -> str:

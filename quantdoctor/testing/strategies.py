@@ -20,15 +20,7 @@ from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.evaluate import EnvLike, default_matrix, to_facts
 from quantdoctor.rules.matrix import Matrix
 from quantdoctor.rules.models import Environment, Plan
-from quantdoctor.rules.vocab import (
-    COMPONENTS,
-    DTYPES,
-    ENGINES,
-    MODES,
-    OFFLOADS,
-    default_mode,
-    suggest,
-)
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, suggest
 
 __all__ = ["environments", "plans", "supported_plans"]
 
@@ -51,14 +43,14 @@ def _choices(facet: str, engine: str, matrix: Matrix) -> tuple[str, ...]:
     if facet == "scheme":
         return tuple(spec.schemes)
     if facet == "mode":
-        return tuple(sorted(spec.modes, key=lambda m: m != default_mode(engine)))
+        return tuple(sorted(spec.modes, key=lambda m: m != spec.default_mode))
     return {"offload": OFFLOADS, "component": COMPONENTS, "dtype": DTYPES}[facet]
 
 
 def _check_fixed(caller: str, fixed: dict[str, Facet], matrix: Matrix) -> list[str]:
     """Validate the facets fixed by value; return the engines that can honour them all."""
     every = {
-        "engine": tuple(e for e in ENGINES if e in matrix.engines),
+        "engine": matrix.engine_names,
         "scheme": tuple(
             dict.fromkeys(s for e in matrix.engines for s in matrix.engines[e].schemes)
         ),
@@ -192,12 +184,8 @@ _HIP = ("7.2", "6.4", "6.2")
 _PYTHON = ("3.12.3", "3.11.7", "3.13.1", "3.10.14")
 
 #: Each distribution's versions, newest first; ``None`` is "not installed" (known absent).
+#: The engines' own come from their matrix sections (``versions``), before these.
 _PACKAGES: dict[str, tuple[str | None, ...]] = {
-    "bitsandbytes": ("0.50.2", "0.49.1", "0.48.2", "0.47.0", "0.46.1", "0.45.5", "0.44.1", None),
-    "optimum-quanto": ("0.2.7", "0.2.6", "0.2.4", None),
-    "torchao": ("0.18.0", "0.17.0", "0.16.0", "0.15.0", "0.14.1", "0.13.0", "0.7.0", None),
-    "gguf": ("0.19.0", "0.17.1", "0.10.0", None),
-    "nncf": ("3.4.0", "3.1.0", "2.19.0", "2.14.1", None),
     "diffusers": ("0.42.1", "0.40.0", "0.38.0", "0.35.2", "0.33.1", "0.32.2", "0.30.3", None),
     "accelerate": ("1.15.0", "1.7.0", "1.2.1", "0.34.2", None),
     "transformers": ("5.24.0", "4.57.1", "4.46.3", None),
@@ -272,16 +260,29 @@ def _triton(draw: st.DrawFn, backend: str, os: str) -> dict[str, Any] | None:
     return None
 
 
+def package_versions(matrix: Matrix) -> dict[str, tuple[str | None, ...]]:
+    """Each distribution an environment may have, with its versions newest first and
+    ``None`` (not installed) last: every engine of ``matrix``, then the others."""
+    engines = {
+        spec.package: (*spec.versions, None)
+        for spec in matrix.engines.values()
+        if spec.package not in _PACKAGES
+    }
+    return {**engines, **_PACKAGES}
+
+
 @st.composite
 def _full_environment(
-    draw: st.DrawFn, machines: tuple[tuple[str, str, bool], ...]
+    draw: st.DrawFn,
+    machines: tuple[tuple[str, str, bool], ...],
+    catalog: dict[str, tuple[str | None, ...]],
 ) -> dict[str, Any]:
     """A fully known machine (every key present; absent things are ``null``)."""
     backend, os, wsl = draw(st.sampled_from(machines))
     gpu = _gpu(draw, backend)
     # One machine in ten has no torch at all: a doctor runs on broken machines.
     no_torch = draw(st.integers(0, 9)) == 9
-    packages = {name: draw(st.sampled_from(vs)) for name, vs in _PACKAGES.items()}
+    packages = {name: draw(st.sampled_from(vs)) for name, vs in catalog.items()}
     for b, extra in _BACKEND_PACKAGES.items():
         for name, vs in extra.items():
             packages[name] = draw(st.sampled_from(vs)) if b == backend else None
@@ -298,8 +299,9 @@ def _full_environment(
     }
 
 
-#: Facts a partial environment may not know: a top-level key, or a dotted key inside one.
-FORGETTABLE: tuple[str, ...] = (
+#: Facts a partial environment may not know: a top-level key, or a dotted key inside one
+#: (and ``packages.<name>`` for each distribution: ``forgettable(matrix)``).
+_FORGETTABLE: tuple[str, ...] = (
     "os",
     "wsl",
     "arch",
@@ -320,11 +322,19 @@ FORGETTABLE: tuple[str, ...] = (
     "triton.version",
     "triton.works",
     "packages",
-    *(
-        f"packages.{name}"
-        for name in (*_PACKAGES, *(n for e in _BACKEND_PACKAGES.values() for n in e))
-    ),
 )
+
+
+def forgettable(matrix: Matrix) -> tuple[str, ...]:
+    """Facts a partial environment may not know, the packages of ``matrix``'s engines included."""
+    names = (*package_versions(matrix), *(n for e in _BACKEND_PACKAGES.values() for n in e))
+    return (*_FORGETTABLE, *(f"packages.{name}" for name in names))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FORGETTABLE":  # the built-in matrix's, read when first asked for
+        return forgettable(default_matrix())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def forget(data: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
@@ -359,7 +369,9 @@ def _check_env_fixed(fixed: dict[str, Any]) -> None:
             parse_env({key: value}, f"environments({key}=...)")
 
 
-def environments(*, partial: bool = True, **fixed: Any) -> st.SearchStrategy[Environment]:
+def environments(
+    *, partial: bool = True, matrix: Matrix | None = None, **fixed: Any
+) -> st.SearchStrategy[Environment]:
     """Realistic environments across every backend: fully known ones, partial ones (facts
     missing: unknown) and known-absent ones (``null``: no torch, no triton, an engine not
     installed, no GPU). ``partial=False`` gives fully known ones only.
@@ -383,9 +395,10 @@ def environments(*, partial: bool = True, **fixed: Any) -> st.SearchStrategy[Env
         or tuple(m for m in _MACHINES if matches(m, ("backend",)))
         or _MACHINES
     )
-    drawn: st.SearchStrategy[dict[str, Any]] = _full_environment(machines)
+    m = matrix or default_matrix()
+    drawn: st.SearchStrategy[dict[str, Any]] = _full_environment(machines, package_versions(m))
     if partial:
-        forgotten = st.lists(st.sampled_from(FORGETTABLE), unique=True, max_size=6)
+        forgotten = st.lists(st.sampled_from(forgettable(m)), unique=True, max_size=6)
         drawn = st.tuples(drawn, forgotten).map(lambda t: forget(t[0], t[1]))
     fixed_values = st.fixed_dictionaries(
         {k: v if _is_strategy(v) else st.just(v) for k, v in fixed.items()}
@@ -421,7 +434,7 @@ def _passing(env: EnvLike, matrix: Matrix) -> list[tuple[str, ...]]:
         return cached[1]
     facts = to_facts(data)
     out: list[tuple[str, ...]] = []
-    for engine in (e for e in ENGINES if e in matrix.engines):
+    for engine in matrix.engine_names:
         boxes = [
             tuple(
                 frozenset(getattr(r.select, f)) if getattr(r.select, f) else None
