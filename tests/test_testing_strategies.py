@@ -15,7 +15,7 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 from quantdoctor import Environment, Plan, evaluate
 from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.evaluate import default_matrix
-from quantdoctor.rules.vocab import BACKENDS, ENGINES, OFFLOADS
+from quantdoctor.rules.vocab import BACKENDS, OFFLOADS
 from quantdoctor.testing import environments, plans, supported_plans
 from quantdoctor.testing.strategies import FACETS, _passing
 
@@ -109,15 +109,16 @@ def test_strategies_compose_with_builds_filter_and_map(
     plan, env = pair
     assert plan.engine == "gguf" and plan.offload != "none"
     assert env.backend == "cuda"
-    assert label.split()[0] in ENGINES
+    assert label.split()[0] in default_matrix().engines
 
 
 def test_plans_shrink_to_the_first_engine_its_first_scheme_and_the_defaults() -> None:
-    first_engine = ENGINES[0]
+    first_engine = default_matrix().engine_names[0]
     scheme = next(iter(default_matrix().engines[first_engine].schemes))
-    assert minimal(plans()) == Plan(engine=first_engine, scheme=scheme)
+    # drawn plans name their mode: the engine's default mode
+    assert minimal(plans()) == Plan(engine=first_engine, scheme=scheme, mode="post")
     quanto = minimal(plans(), lambda p: p.engine == "quanto" and p.offload == "balanced")
-    assert quanto == Plan(engine="quanto", scheme="qint8", offload="balanced")
+    assert quanto == Plan(engine="quanto", scheme="qint8", mode="post", offload="balanced")
 
 
 @pytest.mark.parametrize(

@@ -654,7 +654,7 @@ def _candidates(
                 continue
             if not fixed and sspec.bits >= 16:
                 continue  # plain float storage is the baseline, not a quantization
-            mode = fixed["mode"] if fixed else ""
+            mode = (fixed or {}).get("mode") or spec.default_mode
             out.append(
                 [
                     Plan(
@@ -687,7 +687,13 @@ def _baseline(
     scheme = "F32" if dtype == "float32" else "BF16"
     if "gguf" not in matrix.engines or scheme not in matrix.engines["gguf"].schemes:
         return None
-    plan = Plan(engine="gguf", scheme=scheme, component=component, dtype=dtype)
+    plan = Plan(
+        engine="gguf",
+        scheme=scheme,
+        mode=matrix.default_mode("gguf"),
+        component=component,
+        dtype=dtype,
+    )
     e = estimate(
         plan,
         facts,

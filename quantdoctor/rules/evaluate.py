@@ -141,6 +141,8 @@ class _Evaluator:
         self._status: dict[Plan, str] = {}
 
     def findings(self, plan: Plan) -> list[Finding]:
+        if not plan.mode:  # a plan that names no mode is evaluated in its engine's default
+            plan = self.matrix.check_plan(plan)
         return _findings(plan, self.facts, self.matrix.rules_for(plan.engine))
 
     def status(self, plan: Plan) -> str:

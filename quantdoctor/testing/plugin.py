@@ -106,12 +106,18 @@ def _plan_from_marker(item: pytest.Item, marker: pytest.Mark) -> Any:
     missing = [f for f in ("engine", "scheme") if not kwargs.get(f)]
     if missing:
         pytest.fail(f"{where}: {' and '.join(missing)} required", pytrace=False)
+    from quantdoctor.errors import InvalidInputError
+    from quantdoctor.rules.evaluate import default_matrix
+
     try:
-        return Plan(**{k: v for k, v in kwargs.items() if v is not None})
+        plan = Plan(**{k: v for k, v in kwargs.items() if v is not None})
+        return default_matrix().check_plan(plan)  # the engines and schemes in hand
     except ValidationError as err:
         first = err.errors()[0]
         msg = str(first["msg"]).removeprefix("Value error, ")
         pytest.fail(f"{where}: {msg}", pytrace=False)
+    except InvalidInputError as err:
+        pytest.fail(f"{where}: {err}", pytrace=False)
 
 
 def _verdict(item: pytest.Item) -> Any:
