@@ -34,11 +34,12 @@ def words() -> dict[str, list[str]]:
 
 
 def values() -> dict[str, list[str]]:
-    """Option -> the values it takes, from the vocabulary."""
+    """Option -> the values it takes, from the vocabulary (engines: the matrix's)."""
     from quantdoctor.rules import vocab
+    from quantdoctor.rules.evaluate import default_matrix
 
     return {
-        "--engine": list(vocab.ENGINES),
+        "--engine": list(default_matrix().engine_names),
         "--mode": list(vocab.MODES),
         "--offload": list(vocab.OFFLOADS),
         "--component": list(vocab.COMPONENTS),
