@@ -98,3 +98,19 @@ def test_the_mslk_fix_is_only_for_cuda_and_xpu_is_told_its_int4_format() -> None
     assert "torchao.int4wo.mslk" not in holding(verdict)
     assert "torchao.int4wo.xpu-packing" in holding(verdict)
     assert any("plain_int32" in f.fix for f in verdict.findings)
+
+
+def test_rocm_is_told_its_own_mslk_and_triton_fixes() -> None:
+    rocm = {
+        "os": "linux",
+        "backend": "rocm",
+        "torch": {"version": "2.11.0", "cuda": None, "hip": "7.1", "xpu": False},
+        "gpus": [{"vendor": "amd", "name": "AMD Instinct MI300X", "gfx": "gfx942"}],
+        "triton": None,
+        "packages": {"torchao": "0.18.0", "mslk": None, "diffusers": "0.42.1"},
+    }
+    verdict = check(rocm, "torchao", "int4wo")
+    assert_blocked_by(verdict, "torchao.int4wo.mslk-rocm")
+    assert "triton.missing.rocm-xpu" in holding(verdict)
+    assert "triton.missing" not in holding(verdict)
+    assert all("whl/cu" not in f.fix for f in verdict.findings)
