@@ -64,10 +64,15 @@ def _evaluate(
     from quantdoctor.advise.ranked import evaluate
 
     if env is None:
-        from quantdoctor.doctor.probe import probe
-
-        env = probe()
+        env = _probe(matrix)
     return evaluate(plan, env, matrix)
+
+
+def _probe(matrix: Matrix | None) -> Environment:
+    """This machine, with every package the matrix in hand names (an overlay's too)."""
+    from quantdoctor.doctor.probe import probe
+
+    return probe(packages=matrix.packages() if matrix is not None else ())
 
 
 def _check(verdict: Verdict, strict: bool, stacklevel: int) -> Verdict:
@@ -204,9 +209,7 @@ class guard:  # used as ``with guard(plan):`` and ``@guard(plan)``, like a funct
 
     def _environment(self) -> Environment | Mapping[str, Any]:
         if self._env is None:
-            from quantdoctor.doctor.probe import probe
-
-            self._env = probe()  # probing costs a subprocess or two: once per guard
+            self._env = _probe(self.matrix)  # probing costs a subprocess or two: once per guard
         return self._env
 
     def __enter__(self) -> Verdict:

@@ -743,11 +743,11 @@ def recommend(
         raise InvalidInputError(f"dtype: {dtype!r} is not valid; {suggest(dtype, DTYPES)}")
     if vram_gb is not None and vram_gb <= 0:
         raise InvalidInputError(f"vram: {vram_gb:g} is not a memory size; give GiB > 0")
+    matrix = matrix or default_matrix()
     if env is None:
         from quantdoctor.doctor.probe import probe
 
-        env = probe()
-    matrix = matrix or default_matrix()
+        env = probe(packages=matrix.packages())
     costs = load_costs()
     facts = _facts(env, device)
     fixed = None

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     matrix = load_matrix_args(args)
     plan = make_plan(args, matrix)
-    env = load_env(args.env, args.python)
+    env = load_env(args.env, args.python, matrix.packages())
     verdict = evaluate(plan, env, matrix, device=args.device)
     if args.json:
         dump_json(verdict.model_dump(mode="json"))

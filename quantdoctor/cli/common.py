@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,9 @@ def probe_context(python: str | None) -> Any:
     return python_context(python)
 
 
-def load_env(path: str | None, python: str | None = None) -> Any:
-    """An Environment from a file, or the probed one (of ``--python``'s interpreter)."""
+def load_env(path: str | None, python: str | None = None, packages: Sequence[str] = ()) -> Any:
+    """An Environment from a file, or the probed one (of ``--python``'s interpreter), with
+    ``packages`` (those the matrix in hand names: ``matrix.packages()``) read too."""
     if path:
         from quantdoctor.rules.envfile import load_env_file
 
@@ -71,7 +73,7 @@ def load_env(path: str | None, python: str | None = None) -> Any:
     from quantdoctor.doctor.probe import probe_dict
     from quantdoctor.rules.models import Environment
 
-    return Environment.model_validate(probe_dict(probe_context(python)))
+    return Environment.model_validate(probe_dict(probe_context(python), packages=packages))
 
 
 def load_matrix_args(args: argparse.Namespace) -> Any:

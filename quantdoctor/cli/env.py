@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from quantdoctor.cli.common import add_python_arg, probe_context
@@ -39,9 +40,11 @@ def check_device(env: dict[str, Any], device: int) -> None:
         raise InvalidInputError(f"--device {device}: this machine has {have}")
 
 
-def collect(deep: bool, device: int, python: str | None = None) -> dict[str, Any]:
-    """Probe (``python``: another interpreter's packages), with a spinner on a terminal
-    while the deep (slow) part runs."""
+def collect(
+    deep: bool, device: int, python: str | None = None, packages: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Probe (``python``: another interpreter's packages; ``packages``: more to read), with
+    a spinner on a terminal while the deep (slow) part runs."""
     from quantdoctor.doctor.probe import probe_dict
 
     ctx = probe_context(python)
@@ -49,8 +52,8 @@ def collect(deep: bool, device: int, python: str | None = None) -> dict[str, Any
         from rich.console import Console
 
         with Console(stderr=True).status("compiling and running a Triton test kernel ..."):
-            return probe_dict(ctx, deep=True, device=device)
-    return probe_dict(ctx, deep=deep, device=device)
+            return probe_dict(ctx, deep=True, device=device, packages=packages)
+    return probe_dict(ctx, deep=deep, device=device, packages=packages)
 
 
 def run(args: argparse.Namespace) -> int:

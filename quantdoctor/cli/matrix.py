@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     for e in args.engine:
         check_choice("--engine", e, matrix.engine_names)
     names = [Path(f).stem for f in args.env] or ["here"]
-    envs = [load_env(f) for f in args.env] or [load_env(None, args.python)]
+    envs = [load_env(f) for f in args.env] or [load_env(None, args.python, matrix.packages())]
     engines = args.engine or None
     columns = [evaluate_grid(env, matrix, engines=engines, device=args.device) for env in envs]
     rows: list[dict[str, Any]] = []

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise InvalidInputError(f"--top: {args.top} is not valid; give a number >= 0")
     matrix = load_matrix_args(args)
-    env = load_env(args.env, args.python)
+    env = load_env(args.env, args.python, matrix.packages())
     rec = recommend(
         env,
         model=args.model,

@@ -70,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
         check_device(env, args.device)
         report = build(env, args, source=args.env)
     else:
-        env = collect(args.deep, args.device, getattr(args, "python", None))
+        from quantdoctor.rules.named import named_packages
+
+        # the packages --matrix overlays name, read from their text: no matrix loaded yet
+        named = named_packages(getattr(args, "matrix", None) or ())
+        env = collect(args.deep, args.device, getattr(args, "python", None), named)
         check_device(env, args.device)
         key = None if args.no_cache else cache_key(env, args)
         report = read_cached(key) if key else None

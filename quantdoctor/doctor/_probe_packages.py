@@ -14,13 +14,10 @@ from collections.abc import Iterable, Sequence
 
 from quantdoctor.doctor._probe_util import Json, Notes, ProbeContext, is_version, listdir, read_text
 
-#: Every engine, what the engines need, and what decides backends and kernels.
+#: What the probe reads besides the distributions the matrix names (its engines and the
+#: packages its rules test: ``rules.named``): what decides backends and kernels, and what
+#: a report on a model stack shows.
 PACKAGES: tuple[str, ...] = (
-    "bitsandbytes",
-    "optimum-quanto",
-    "torchao",
-    "gguf",
-    "nncf",
     "openvino",
     "intel-extension-for-pytorch",
     "torch-directml",

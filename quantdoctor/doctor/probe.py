@@ -43,7 +43,9 @@ def probe(
     """Probe this machine (or the tree under ``root``, for tests) into an ``Environment``.
 
     ``deep`` also compiles and runs a Triton kernel on GPU ``device`` in a subprocess.
-    ``timeout`` bounds each vendor tool; ``packages`` adds distributions to report.
+    ``timeout`` bounds each vendor tool; ``packages`` adds distributions to report (those
+    of a matrix with overlays of its own: ``matrix.packages()``); the built-in matrix's and
+    the default overlays' are always read.
     """
     from quantdoctor.rules.models import Environment
 
@@ -79,7 +81,12 @@ def probe_dict(
     env: dict[str, Json] = probe_system(ctx, notes)
 
     dists = pk.index_distributions(ctx.site_dirs)
-    names = list(dict.fromkeys([*pk.PACKAGES, *(pk.canonical(p) for p in packages)]))
+    from quantdoctor.rules.named import named_packages
+
+    # every distribution the matrix (and its default overlays) names, so a rule on any
+    # package is decided: known absent where it is not installed, not unknown
+    named = named_packages()
+    names = list(dict.fromkeys([*named, *pk.PACKAGES, *(pk.canonical(p) for p in packages)]))
     pkgs = pk.probe_packages(dists, names, notes)
     torch = pk.probe_torch(ctx, dists, notes)
     gpus_by_vendor, gpu_notes = _probe_gpus(ctx)

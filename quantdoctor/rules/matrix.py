@@ -20,14 +20,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from quantdoctor._dirs import cache_dir, config_dir, write_cache
+from quantdoctor._dirs import cache_dir, write_cache
 from quantdoctor.errors import InvalidInputError, MatrixError
 from quantdoctor.rules.models import Plan
+from quantdoctor.rules.named import BUILTIN, default_overlays
 from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule, Selector, Signature
 from quantdoctor.rules.verified import Verified, verified_rules
 from quantdoctor.rules.vocab import suggest
-
-BUILTIN = Path(__file__).resolve().parent.parent / "matrix.yaml"
 
 Source = str | os.PathLike[str] | Mapping[str, Any]
 
@@ -253,17 +252,6 @@ def _builtin(mtime_ns: int, size: int) -> MatrixFile:
 def builtin() -> MatrixFile:
     stat = BUILTIN.stat()
     return _builtin(stat.st_mtime_ns, stat.st_size)
-
-
-def default_overlays() -> list[str]:
-    """The overlay files that apply without being asked for: user config, then env."""
-    found: list[str] = []
-    user = config_dir() / "matrix.yaml"
-    if user.is_file():
-        found.append(str(user))
-    env = os.environ.get("QUANTDOCTOR_MATRIX", "")
-    found.extend(p for p in env.split(os.pathsep) if p.strip())
-    return found
 
 
 def _overlay(source: Source, index: int) -> tuple[MatrixFile, str]:

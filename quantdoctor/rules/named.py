@@ -1,0 +1,96 @@
+"""The distributions a matrix names, read from its YAML text: what the probe should read.
+
+``Matrix.packages()`` gives them exactly, from the parsed rules and engines; this module
+gives the same names (or more) from the text alone, with ``re`` and nothing else, for
+the path that has a speed budget (``env --json`` loads neither pydantic nor PyYAML). A
+name is taken from:
+
+- a fact ``packages.<name>`` (in a condition, or a message that shows it);
+- an engine's ``package: <name>``;
+- a key of a ``holds_for`` mapping or of the ``verified`` section, flow or block style.
+
+Reading more names than the rules use costs one metadata lookup each and reports the
+package; reading fewer would leave an overlay's rule unknown where it could be decided.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+BUILTIN = Path(__file__).resolve().parent.parent / "matrix.yaml"
+
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_FACT = re.compile(rf"packages\.({_NAME})")
+_PACKAGE = re.compile(rf"(?:^|[{{,])[ \t]*-?[ \t]*package:[ \t]*[\"']?({_NAME})", re.M)
+_MAPPING_KEY = re.compile(r"^([ \t]*)(?:holds_for|verified):[ \t]*([^\n#]*)", re.M)
+_FLOW_KEY = re.compile(rf"(?:^|[{{,])\s*[\"']?({_NAME})[\"']?\s*:")
+_BLOCK_KEY = re.compile(rf"^(\s*)[\"']?({_NAME})[\"']?\s*:")
+#: Keys of those mappings that are not distributions the probe reads by name.
+_NOT_PACKAGES = frozenset({"torch"})
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _lines_after(text: str, pos: int) -> Iterator[str]:
+    while pos < len(text):
+        start = pos + 1
+        pos = text.find("\n", start)
+        if pos < 0:
+            pos = len(text)
+        yield text[start:pos]
+
+
+def packages_in_text(text: str) -> list[str]:
+    """Every distribution ``text`` (one matrix or overlay file) names, engines' first."""
+    found: dict[str, None] = {}
+    for m in _PACKAGE.finditer(text):
+        found[_canonical(m.group(1))] = None
+    for head in _MAPPING_KEY.finditer(text):
+        indent, rest = len(head.group(1)), head.group(2)
+        if rest.strip():  # flow style: holds_for: {bitsandbytes: "<0.46"}
+            for m in _FLOW_KEY.finditer(rest):
+                found[_canonical(m.group(1))] = None
+            continue
+        for below in _lines_after(text, head.end()):  # block style: the keys under it
+            if not below.strip() or below.lstrip().startswith("#"):
+                continue
+            if len(below) - len(below.lstrip()) <= indent:
+                break
+            key = _BLOCK_KEY.match(below)
+            if key is not None and len(key.group(1)) > indent:
+                found[_canonical(key.group(2))] = None
+    for m in _FACT.finditer(text):
+        found[_canonical(m.group(1))] = None
+    return [n for n in found if n not in _NOT_PACKAGES]
+
+
+def default_overlays() -> list[str]:
+    """The overlay files that apply without being asked for: user config, then env."""
+    from quantdoctor._dirs import config_dir
+
+    found: list[str] = []
+    user = config_dir() / "matrix.yaml"
+    if user.is_file():
+        found.append(str(user))
+    env = os.environ.get("QUANTDOCTOR_MATRIX", "")
+    found.extend(p for p in env.split(os.pathsep) if p.strip())
+    return found
+
+
+def named_packages(extra: Iterable[str | os.PathLike[str]] = ()) -> list[str]:
+    """The distributions the built-in matrix, the default overlays and ``extra`` files name.
+
+    A file that cannot be read is skipped: loading the matrix names it properly."""
+    names: dict[str, None] = {}
+    for path in (BUILTIN, *default_overlays(), *extra):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        names.update(dict.fromkeys(packages_in_text(text)))
+    return list(names)
