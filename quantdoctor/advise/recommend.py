@@ -415,6 +415,12 @@ def _peak_bytes(
     elif largest is None:
         notes.append("layer shapes unknown: peak counts weights and activations only")
     resident = weights
+    if plan.mode == "post" and plan.offload == "none":
+        # the rule mode.post: a full-precision load first, then quantization in place
+        unquantized = layout.params * _DTYPE_BYTES.get(plan.dtype, 2)
+        if unquantized > weights + ws:
+            notes.append("mode post loads the unquantized weights first: that is the peak")
+            return max(resident + activations + ws, unquantized), notes
     if plan.offload in ("group", "balanced", "sequential"):
         unit = layout.largest_block_params if plan.offload != "sequential" else largest
         if unit is None:
@@ -435,15 +441,17 @@ def estimate(
     activation_gb: float | None = None,
     memory_gb: float | None = None,
     status: str = "ok",
+    speed_class: str | None = None,
 ) -> Estimate:
-    """The cost of ``plan`` on the machine described by ``facts`` (see ``to_facts``)."""
+    """The cost of ``plan`` on the machine described by ``facts`` (see ``to_facts``);
+    ``speed_class`` reads the speed tables of another GPU class than this machine's."""
     from quantdoctor.rules.evaluate import default_matrix
 
     matrix = matrix or default_matrix()
     costs = costs or load_costs()
     spec = matrix.engines[plan.engine].schemes[plan.scheme]
     per_param = spec.bytes_per_weight()  # a 4096-wide layer, which every block divides
-    gpu = gpu_class(facts, costs) or "unknown"
+    gpu = speed_class or gpu_class(facts, costs) or "unknown"
     keys = _keys(plan)
     notes: list[str] = []
     speed = costs.speed_of(keys, gpu, layout.params if layout else None)
@@ -644,7 +652,8 @@ def _model_layout(
 def _candidates(
     matrix: Matrix, component: str, dtype: str, fixed: Mapping[str, str] | None
 ) -> list[list[Plan]]:
-    """Per engine x scheme, its plans in OFFLOAD_ORDER (the default mode of the engine)."""
+    """Per engine x scheme, its plans in OFFLOAD_ORDER, each offload in every mode the
+    engine quantizes in (its default first)."""
     from quantdoctor.rules.models import Plan
 
     out: list[list[Plan]] = []
@@ -654,7 +663,11 @@ def _candidates(
                 continue
             if not fixed and sspec.bits >= 16:
                 continue  # plain float storage is the baseline, not a quantization
-            mode = (fixed or {}).get("mode") or spec.default_mode
+            if fixed:
+                modes: list[str] = [fixed.get("mode") or spec.default_mode]
+            else:  # the default first; pre where post would load at the unquantized size
+                modes = [spec.default_mode]
+                modes += [m for m in spec.modes if m not in (spec.default_mode, "prequantized")]
             out.append(
                 [
                     Plan(
@@ -666,9 +679,15 @@ def _candidates(
                         dtype=dtype,
                     )
                     for o in OFFLOAD_ORDER
+                    for mode in modes
                 ]
             )
     return out
+
+
+def _no_gpu(facts: Mapping[str, Any]) -> bool:
+    """Whether this machine is known to run models on its CPU (no GPU backend)."""
+    return facts.get("backend") in ("cpu", "openvino") or facts.get("gpu.count") == 0
 
 
 def _baseline(
@@ -764,6 +783,16 @@ def recommend(
             + ", ".join(matrix.engines[fixed["engine"]].schemes)
         )
     memory, memory_source = available_gb(facts, vram_gb, costs)
+    notes = []
+    gpu = gpu_class(facts, costs)
+    speed_class = None
+    if vram_gb is not None and _no_gpu(facts):
+        # --vram sizes a GPU this machine does not have: its CPU's speeds say nothing of it
+        speed_class = "unknown"
+        notes.append(
+            "no GPU here: --vram sizes a GPU quantdoctor cannot see, so speeds are those "
+            "measured on an H100; which plans pass is still decided for this machine"
+        )
     evaluator = _Evaluator(facts, matrix)
     known = {v.plan: v.status for v in verdicts or ()}
 
@@ -780,6 +809,7 @@ def recommend(
             activation_gb=activation_gb,
             memory_gb=memory,
             status=st,
+            speed_class=speed_class,
         )
 
     chosen: list[Estimate] = []
@@ -797,9 +827,7 @@ def recommend(
             chosen.append(best)
     chosen.sort(key=lambda e: _sort_key(e, prefer))
     too_big.sort(key=lambda e: e.peak_gb or 0.0)
-    notes = []
-    gpu = gpu_class(facts, costs)
-    if gpu and costs.speed.get(gpu) is None:
+    if gpu and costs.speed.get(gpu) is None and speed_class is None:
         notes.append(
             f"speed not measured on {gpu} GPUs: the ratios shown were measured on hopper (H100)"
         )

@@ -19,8 +19,12 @@ from quantdoctor.rules.vocab import COMPONENTS, DTYPES
 PREFERS = ("speed", "memory", "quality")
 
 
+#: Parameter counts a model quantdoctor sizes can have: a small VAE to the largest DiT.
+PLAUSIBLE = (1e6, 1e13)
+
+
 def _count(text: str) -> int:
-    """``12e9``, ``12B``, ``450M`` or ``453076992``: a parameter count."""
+    """``12B``, ``12e9``, ``1.2e10``, ``450M`` or ``453076992``: a parameter count."""
     scale = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
     t = text.strip().lower()
     factor = scale.get(t[-1:], 1.0)
@@ -30,7 +34,18 @@ def _count(text: str) -> int:
         value = -1.0
     if value <= 0 or value != value:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a parameter count; write it like 12e9, 12B or 450M"
+            f"{text!r} is not a parameter count; write it like 12B, 12e9 or 450M"
+        )
+    if not PLAUSIBLE[0] <= value <= PLAUSIBLE[1]:
+        hint = ""
+        if factor == 1.0 and value < PLAUSIBLE[0]:
+            for suffix, mult in (("B", 1e9), ("M", 1e6)):
+                if PLAUSIBLE[0] <= value * mult <= PLAUSIBLE[1]:
+                    hint = f" (did you mean {text.strip()}{suffix}?)"
+                    break
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is {value:g} parameters, not a model's size; give 1M to 10000B, "
+            f"like 12B or 12e9{hint}"
         )
     return int(value)
 
@@ -50,7 +65,7 @@ def _gib(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="PATH", help="a model file or folder (read by detect)")
-    src.add_argument("--params", type=_count, metavar="N", help="parameter count: 12e9, 12B, 450M")
+    src.add_argument("--params", type=_count, metavar="N", help="parameter count: 12B, 12e9, 450M")
     p.add_argument("--component", default="transformer", help=" | ".join(COMPONENTS))
     p.add_argument("--dtype", default="bfloat16", help=" | ".join(DTYPES))
     p.add_argument("--vram", type=_gib, metavar="GB", help="GPU memory in GiB (default: probed)")
@@ -100,6 +115,15 @@ def _num(x: Any, fmt: str = "{:.2f}") -> str:
     return "?" if x is None else fmt.format(x)
 
 
+LEGEND = (
+    "ranked {prefer} first; speed: relative to unquantized bf16 here (measured; plans "
+    "within 5% count as equally fast, and then the lower error goes first); error: "
+    "relative L2 error of the output against bf16 (lower is better, ? not measured); "
+    "!: works with a caveat (quantdoctor check says which); ≥: a lower bound; "
+    "✗: does not fit; mode: post quantizes after a full load, pre while loading"
+)
+
+
 def render(rec: dict[str, Any], *, verbose: bool = False) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -129,6 +153,7 @@ def render(rec: dict[str, Any], *, verbose: bool = False) -> None:
             _num(e["relative_error"], "{:.4f}"),
         )
     out.print(table)
+    out.print(LEGEND.format(prefer=rec["prefer"]), style="dim")
     base = rec["baseline"]
     if base and base["peak_gb"] is None:
         out.print(f"unquantized bf16: {base['bytes_per_param']:g} bytes per parameter")
