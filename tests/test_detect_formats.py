@@ -168,7 +168,7 @@ LAYOUTS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     "sd3": (_sd3, "transformer", "sd3"),
     "sd1-unet": (_unet(sdxl=False), "unet", "sd1"),
     "sdxl-unet": (_unet(sdxl=True), "unet", "sdxl"),
-    "vae": (_vae, "vae", "vae"),
+    "vae": (_vae, "vae", "kl"),
     "clip": (_clip, "text_encoder", "clip"),
 }
 

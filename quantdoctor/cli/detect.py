@@ -35,14 +35,20 @@ def _count(n: int) -> str:
     return str(n)
 
 
+def _architecture(d: Detection) -> str:
+    if not d.architecture:
+        return ""
+    named = " ".join(x for x in (d.architecture, d.variant) if x)
+    return f" ({named}, {d.layout} layout)" if d.layout else f" ({named})"
+
+
 def render(d: Detection, indent: str = "") -> list[str]:
     what = (d.engine and f"{d.engine} {d.scheme or '(scheme unknown)'}") or "not quantized"
     lines = [
         f"{indent}{d.path}",
         f"{indent}  format: {d.format}",
         f"{indent}  quantization: {what}",
-        f"{indent}  component: {d.component or 'unknown'}"
-        + (f" ({d.architecture})" if d.architecture else ""),
+        f"{indent}  component: {d.component or 'unknown'}" + _architecture(d),
         f"{indent}  parameters: {_count(d.parameters)} in {d.tensors} tensors, "
         f"{_size(d.bytes)} of data",
     ]

@@ -75,6 +75,49 @@ GGML_TYPES: dict[int, tuple[str, int, int]] = {
     41: ("Q1_0", 128, 18),
 }
 
+#: ``general.file_type`` (gguf-py's ``LlamaFileType``) -> (name, the ggml type that holds
+#: most of such a file, as llama.cpp's ``llama_model_quantize_impl`` picks its default
+#: type; None where no one type does). ``_S``/``_M``/``_L`` mixes keep more sensitive
+#: tensors in larger types around that default.
+LLAMA_FILE_TYPES: dict[int, tuple[str, str | None]] = {
+    0: ("ALL_F32", "F32"),
+    1: ("MOSTLY_F16", "F16"),
+    2: ("MOSTLY_Q4_0", "Q4_0"),
+    3: ("MOSTLY_Q4_1", "Q4_1"),
+    7: ("MOSTLY_Q8_0", "Q8_0"),
+    8: ("MOSTLY_Q5_0", "Q5_0"),
+    9: ("MOSTLY_Q5_1", "Q5_1"),
+    10: ("MOSTLY_Q2_K", "Q2_K"),
+    11: ("MOSTLY_Q3_K_S", "Q3_K"),
+    12: ("MOSTLY_Q3_K_M", "Q3_K"),
+    13: ("MOSTLY_Q3_K_L", "Q3_K"),
+    14: ("MOSTLY_Q4_K_S", "Q4_K"),
+    15: ("MOSTLY_Q4_K_M", "Q4_K"),
+    16: ("MOSTLY_Q5_K_S", "Q5_K"),
+    17: ("MOSTLY_Q5_K_M", "Q5_K"),
+    18: ("MOSTLY_Q6_K", "Q6_K"),
+    19: ("MOSTLY_IQ2_XXS", "IQ2_XXS"),
+    20: ("MOSTLY_IQ2_XS", "IQ2_XS"),
+    21: ("MOSTLY_Q2_K_S", "Q2_K"),
+    22: ("MOSTLY_IQ3_XS", "IQ3_S"),
+    23: ("MOSTLY_IQ3_XXS", "IQ3_XXS"),
+    24: ("MOSTLY_IQ1_S", "IQ1_S"),
+    25: ("MOSTLY_IQ4_NL", "IQ4_NL"),
+    26: ("MOSTLY_IQ3_S", "IQ3_S"),
+    27: ("MOSTLY_IQ3_M", "IQ3_S"),
+    28: ("MOSTLY_IQ2_S", "IQ2_S"),
+    29: ("MOSTLY_IQ2_M", "IQ2_S"),
+    30: ("MOSTLY_IQ4_XS", "IQ4_XS"),
+    31: ("MOSTLY_IQ1_M", "IQ1_M"),
+    32: ("MOSTLY_BF16", "BF16"),
+    36: ("MOSTLY_TQ1_0", "TQ1_0"),
+    37: ("MOSTLY_TQ2_0", "TQ2_0"),
+    38: ("MOSTLY_MXFP4_MOE", "MXFP4"),
+    39: ("MOSTLY_NVFP4", "NVFP4"),
+    40: ("MOSTLY_Q1_0", "Q1_0"),
+    1024: ("GUESSED", None),
+}
+
 # GGUF value type id -> struct code of fixed-size scalars.
 _SCALARS: dict[int, str] = {
     0: "B",

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from quantdoctor._fileio import open_regular, read_exact, unreadable
 from quantdoctor.files import _gguf_header, _safetensors_header
-from quantdoctor.files._layouts import GGUF_IMAGE_ARCHS, GGUF_TEXT_ARCHS, base_name, classify
+from quantdoctor.files._layouts import (
+    GGUF_IMAGE_ARCHS,
+    GGUF_TEXT_ARCHS,
+    Recognised,
+    base_name,
+    classify,
+)
 from quantdoctor.files._safetensors_header import SafetensorsHeader, TensorEntry
 
 if TYPE_CHECKING:
@@ -88,6 +94,12 @@ class Detection:
     scheme: str | None = None
     component: str | None = None
     architecture: str | None = None
+    #: the released size or version within the architecture's family (``14B``, ``klein-4B``)
+    variant: str | None = None
+    #: the key layout it was recognised in (``original``, ``diffusers``, ``transformers``...)
+    layout: str | None = None
+    #: where the markers that recognised it come from
+    recognised_by: str | None = None
     parameters: int = 0
     bytes: int = 0
     tensors: int = 0
@@ -133,6 +145,9 @@ class Detection:
             "scheme": self.scheme,
             "component": self.component,
             "architecture": self.architecture,
+            "variant": self.variant,
+            "layout": self.layout,
+            "recognised_by": self.recognised_by,
             "parameters": self.parameters,
             "bytes": self.bytes,
             "tensors": self.tensors,
@@ -200,26 +215,18 @@ def _detect_gguf(path: Path) -> Detection:
     for t in header.tensors:
         by_type[t.type_name] += t.nbytes
     quantized = Counter({k: v for k, v in by_type.items() if k not in _FLOAT_STORAGE})
-    scheme = max(quantized or by_type, key=lambda k: (quantized or by_type)[k], default=None)
-    arch_value = header.metadata.get("general.architecture")
-    arch = arch_value if isinstance(arch_value, str) else None
     notes: list[str] = []
-    component: str | None
-    if arch in GGUF_IMAGE_ARCHS:
-        component = GGUF_IMAGE_ARCHS[arch]
-    elif arch in GGUF_TEXT_ARCHS:
-        component = "text_encoder"
-    else:
-        # ComfyUI-GGUF "compatibility mode" files (no, pig or cow architecture): names decide.
-        shapes = {t.name: tuple(reversed(t.shape)) for t in header.tensors}
-        component, found = classify(shapes)
-        if arch in (None, "pig", "cow"):
-            arch = found
-    if quantized and len(quantized) > 1:
-        mix = ", ".join(
-            f"{k} {v / sum(quantized.values()):.0%}" for k, v in quantized.most_common()
-        )
-        notes.append(f"mixed quantization by bytes: {mix}")
+    scheme = _gguf_file_type(header.metadata.get("general.file_type"), by_type, notes)
+    if scheme is None:
+        scheme = max(quantized or by_type, key=lambda k: (quantized or by_type)[k], default=None)
+    if len(by_type) > 1:
+        total = sum(by_type.values()) or 1
+        mix = ", ".join(f"{k} {v / total:.0%}" for k, v in by_type.most_common())
+        notes.append(f"tensor types by bytes: {mix}")
+    label_value = header.metadata.get("general.architecture")
+    label = label_value if isinstance(label_value, str) else None
+    shapes = {t.name: tuple(reversed(t.shape)) for t in header.tensors}
+    found, component, arch = _gguf_architecture(label, classify(shapes), notes)
     return Detection(
         path=str(path),
         format="gguf",
@@ -227,12 +234,76 @@ def _detect_gguf(path: Path) -> Detection:
         scheme=scheme,
         component=component,
         architecture=arch,
+        variant=found.variant,
+        layout=found.layout,
+        recognised_by=found.origin,
         parameters=sum(t.numel for t in header.tensors),
         bytes=sum(t.nbytes for t in header.tensors),
         tensors=len(header.tensors),
         dtypes=dict(by_type.most_common()),
         notes=tuple(notes),
     )
+
+
+def _gguf_file_type(value: object, by_type: Counter[str], notes: list[str]) -> str | None:
+    """The scheme ``general.file_type`` names (llama.cpp's ``LlamaFileType``), or None.
+
+    A mix such as ``MOSTLY_Q4_K_M`` is named for the ggml type that holds most of it
+    (``Q4_K``): that is the scheme the matrix knows; the mix's name goes in a note.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    known = _gguf_header.LLAMA_FILE_TYPES.get(value)
+    if known is None:
+        notes.append(f"general.file_type {value} is not a llama.cpp file type gguf-py knows")
+        return None
+    name, ggml_type = known
+    if ggml_type is None:
+        return None
+    notes.append(f"general.file_type {name}")
+    if ggml_type not in by_type:
+        notes.append(f"general.file_type says {name} but no tensor is stored as {ggml_type}")
+    return ggml_type
+
+
+def _gguf_architecture(
+    label: str | None, found: Recognised, notes: list[str]
+) -> tuple[Recognised, str | None, str | None]:
+    """(recognised layout, component, architecture): the label checked against the names.
+
+    ``general.architecture`` is what the converter wrote; ComfyUI-GGUF's converter writes
+    ``flux`` for every model with BFL's ``double_blocks`` (Chroma and Flux.2 too). The
+    tensor names decide the family; a label that covers it is kept quiet when it is the
+    family's own, named when it is a broader one, and reported when it contradicts them.
+    """
+    if label in (None, "pig", "cow"):
+        # ComfyUI-GGUF "compatibility mode" (stable-diffusion.cpp files): names decide.
+        return found, found.component, found.family
+    covers: frozenset[str] | None = None
+    component: str | None = None
+    if label in GGUF_IMAGE_ARCHS:
+        component, covers = GGUF_IMAGE_ARCHS[label]
+    elif label in GGUF_TEXT_ARCHS:
+        component, covers = "text_encoder", GGUF_TEXT_ARCHS[label]
+    if found.family is None:
+        if covers is not None:
+            notes.append(
+                f"general.architecture is {label!r}; the tensor names match no layout detect knows"
+            )
+        return found, component, label
+    if covers is None:
+        notes.append(f"general.architecture {label!r} is not a label ComfyUI-GGUF or detect knows")
+    elif found.family not in covers:
+        notes.append(
+            f"general.architecture says {label!r} but the tensor names are {found.family}'s "
+            f"({found.origin}): the label is wrong"
+        )
+    elif found.family != label:
+        notes.append(
+            f"general.architecture {label!r} is the converter's broader label; "
+            f"the tensor names are {found.family}'s"
+        )
+    return found, found.component or component, found.family
 
 
 # ---------------------------------------------------------------------- safetensors
@@ -279,7 +350,7 @@ def _analyse(
             names[base] = t.shape
         if t.name not in counted:
             weight_dtypes[t.dtype] += t.nbytes
-    component, arch = classify(names)
+    recognised = classify(names)
     engine, scheme, notes = _decide(found)
     if engine is None and weight_dtypes:
         top = weight_dtypes.most_common(1)[0][0]
@@ -294,8 +365,11 @@ def _analyse(
         format=fmt,
         engine=engine,
         scheme=scheme,
-        component=component,
-        architecture=arch,
+        component=recognised.component,
+        architecture=recognised.family,
+        variant=recognised.variant,
+        layout=recognised.layout,
+        recognised_by=recognised.origin,
         parameters=parameters,
         bytes=sum(t.nbytes for t in tensors),
         tensors=len(tensors),
