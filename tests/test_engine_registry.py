@@ -91,3 +91,31 @@ def test_a_plan_is_built_without_a_matrix_and_checked_against_the_one_in_hand() 
 def test_a_plan_refuses_what_is_not_in_the_vocabulary() -> None:
     with pytest.raises(ValueError, match=r"offload: 'balance' is not valid.*balanced"):
         Plan(engine="quanto", scheme="qint8", offload="balance")
+
+
+# ---------------------------------------------------------------- detect asks the engines
+
+
+def test_detect_reads_the_torchao_config_class_quantdoctors_int4dq_uses(tmp_path: Path) -> None:
+    import json
+
+    from quantdoctor.files.detect import checked, detect
+
+    config = {
+        "_class_name": "FluxTransformer2DModel",
+        "quantization_config": {
+            "quant_method": "torchao",
+            "quant_type": {
+                "default": {"_type": "Int8DynamicActivationIntxWeightConfig", "_data": {}}
+            },
+        },
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    found = checked(detect(tmp_path))
+    assert (found.engine, found.scheme) == ("torchao", "int4dq")
+    assert found.plan == {
+        "engine": "torchao",
+        "scheme": "int4dq",
+        "mode": "prequantized",
+        "component": "transformer",
+    }

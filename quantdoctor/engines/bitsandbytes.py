@@ -10,6 +10,7 @@ a CPU copy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor.engines.base import (
@@ -22,6 +23,7 @@ from quantdoctor.engines.base import (
     set_submodule,
     torch_dtype,
 )
+from quantdoctor.files.fingerprint import Quantized, TensorView
 
 if TYPE_CHECKING:
     import torch
@@ -106,3 +108,42 @@ def diffusers_config(plan: Plan, spec: EngineSpec) -> Any:
         bnb_4bit_quant_type=quant_type,
         bnb_4bit_compute_dtype=torch_dtype(plan.dtype),
     )
+
+
+# ---------------------------------------------------------------- detect
+
+
+ENGINE = "bitsandbytes"
+
+
+def fingerprint(view: TensorView, spec: EngineSpec) -> list[Quantized]:
+    """4-bit: ``<m>.weight`` uint8 plus ``<m>.weight.quant_state.bitsandbytes__nf4`` (or
+    ``__fp4``, with ``absmax``/``quant_map``); 8-bit: int8 ``<m>.weight`` plus ``<m>.SCB``."""
+    by_name = view.by_name
+    found: dict[str, Quantized] = {}
+    for name in by_name:
+        weight, sep, kind = name.partition(".quant_state.bitsandbytes__")
+        if sep and weight in by_name:
+            q = found.setdefault(kind, Quantized(ENGINE, kind))
+            q.weights[weight] = by_name[weight].numel * 2  # two 4-bit values per byte
+        elif name.endswith(".SCB"):
+            weight = name[: -len("SCB")] + "weight"
+            if weight in by_name and by_name[weight].dtype == "I8":
+                q = found.setdefault("int8", Quantized(ENGINE, "int8"))
+                q.weights[weight] = by_name[weight].numel
+    if not found and any(n.endswith(".weight.absmax") for n in by_name):
+        # absmax/quant_map without the serialized quant_state: 4-bit, type unknown.
+        q = Quantized(ENGINE, None)
+        for n in by_name:
+            if n.endswith(".weight.absmax") and n[: -len(".absmax")] in by_name:
+                q.weights[n[: -len(".absmax")]] = by_name[n[: -len(".absmax")]].numel * 2
+        return [q]
+    return list(found.values())
+
+
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+    """``BitsAndBytesConfig`` as saved: ``load_in_8bit``, else ``bnb_4bit_quant_type``."""
+    if qc.get("load_in_8bit"):
+        return "int8"
+    kind = qc.get("bnb_4bit_quant_type")
+    return kind if isinstance(kind, str) and kind in spec.schemes else None

@@ -7,21 +7,17 @@ standard library, so it works where torch or the engines are missing or broken. 
 that is truncated, random or lies about its sizes raises ``UnreadableFileError`` naming
 the file and what is wrong with it.
 
-How each engine shows in a file (reference/engines.md section 9):
-- bitsandbytes 4-bit: ``<m>.weight`` uint8 plus ``absmax``/``quant_map`` and
-  ``<m>.weight.quant_state.bitsandbytes__nf4`` (or ``__fp4``); 8-bit: int8 ``<m>.weight``
-  plus ``<m>.SCB``.
-- optimum-quanto: ``<m>.weight._data`` with ``._scale`` (and ``._shift`` for qint4/qint2,
-  whose data is packed in ``._data._data``); a ``quanto_qmap.json`` beside it if saved.
-- torchao (>= 0.16 safetensors support): metadata ``tensor_names`` and per-tensor JSON
-  whose ``_type`` names the tensor subclass; data in ``<m>._weight_qdata``.
-- plain float8 dtypes with none of the above: fp8 weights, not an engine.
-- GGUF: every tensor's ggml type; the scheme is the quantized type holding most bytes.
+How each engine shows in a file (reference/engines.md section 9) is its module's
+``fingerprint`` (``quantdoctor.engines.<name>``, found through the matrix's engines
+section; see ``files.fingerprint``), and a ``quantization_config`` its
+``scheme_from_config``. Besides those:
+- plain float8 dtypes with no engine's weights: fp8 weights, not an engine.
+- GGUF: every tensor's ggml type; the scheme is the quantized type holding most bytes;
+  the engine is the one whose section lists the format (``formats: [gguf]``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -37,7 +33,8 @@ from quantdoctor.files._layouts import (
     base_name,
     classify,
 )
-from quantdoctor.files._safetensors_header import SafetensorsHeader, TensorEntry
+from quantdoctor.files._safetensors_header import SafetensorsHeader
+from quantdoctor.files.fingerprint import Quantized, TensorView, read_json
 
 if TYPE_CHECKING:
     from quantdoctor.rules.matrix import Matrix
@@ -45,43 +42,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Detection", "checked", "detect"]
 
-#: config.json, model_index.json, index and qmap files are small; anything bigger is not one.
-MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_SHARDS = 10_000
 
 FLOAT8 = {"F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 _FLOAT_STORAGE = {"F32", "F16", "BF16", "F64"}
-
-#: torchao tensor subclass -> (scheme, weight-only?) as diffusers' short names spell it.
-_TORCHAO_TYPES: dict[str, str] = {
-    "Int8Tensor": "int8",
-    "Float8Tensor": "float8",
-    "Int4Tensor": "int4",
-    "Int4TilePackedTo4dTensor": "int4",
-    "Int4PlainInt32Tensor": "int4",
-    "Int4PreshuffledTensor": "int4",
-    "Int4MarlinSparseTensor": "int4",
-    "IntxUnpackedToInt8Tensor": "intx",
-    "MXTensor": "mx",
-    "NVFP4Tensor": "nvfp4",
-}
-#: diffusers TorchAoConfig class names -> short scheme names.
-_TORCHAO_CONFIGS: dict[str, str] = {
-    "Int8WeightOnlyConfig": "int8wo",
-    "Int8DynamicActivationInt8WeightConfig": "int8dq",
-    "Int4WeightOnlyConfig": "int4wo",
-    "Int4DynamicActivationInt4WeightConfig": "int4dq",
-    "Float8WeightOnlyConfig": "float8wo",
-    "Float8DynamicActivationFloat8WeightConfig": "float8dq",
-    "IntxWeightOnlyConfig": "intxwo",
-}
-_QUANTO_DTYPES = {"I8": "qint8", "F8_E4M3": "qfloat8_e4m3fn", "F8_E5M2": "qfloat8_e5m2"}
-_QUANTO_CONFIG = {
-    "int8": "qint8",
-    "int4": "qint4",
-    "int2": "qint2",
-    "float8": "qfloat8_e4m3fn",
-}
 
 
 @dataclass(frozen=True)
@@ -209,6 +173,11 @@ def detect(path: str | os.PathLike[str]) -> Detection:
 # ----------------------------------------------------------------------------- GGUF
 
 
+def _format_engine(fmt: str) -> str | None:
+    """The engine whose files are this format (its matrix section's ``formats``)."""
+    return next((name for name, spec, _ in _engines() if fmt in spec.formats), None)
+
+
 def _detect_gguf(path: Path) -> Detection:
     header = _gguf_header.read_header(path)
     by_type: Counter[str] = Counter()
@@ -230,7 +199,7 @@ def _detect_gguf(path: Path) -> Detection:
     return Detection(
         path=str(path),
         format="gguf",
-        engine="gguf",
+        engine=_format_engine("gguf"),
         scheme=scheme,
         component=component,
         architecture=arch,
@@ -309,30 +278,38 @@ def _gguf_architecture(
 # ---------------------------------------------------------------------- safetensors
 
 
-@dataclass
-class _Quantized:
-    """Per-weight facts gathered while reading names: engine, scheme, params multiplier."""
-
-    engine: str
-    scheme: str | None
-    weights: dict[str, int] = field(default_factory=dict)  # stored tensor name -> param count
-
-
 def _detect_safetensors(path: Path) -> Detection:
     header = _safetensors_header.read_header(path)
-    return _analyse(str(path), "safetensors", [header], _read_qmap(path.parent))
+    return _analyse(str(path), "safetensors", [header], path.parent)
 
 
-def _analyse(
-    where: str, fmt: str, headers: list[SafetensorsHeader], qmap: dict[str, str]
-) -> Detection:
+def _engines() -> list[tuple[str, Any, Any]]:
+    """(name, matrix section, module) of every engine: the registry is the matrix."""
+    import importlib
+
+    from quantdoctor.rules.evaluate import default_matrix
+
+    # engines' modules are found by the name their section gives, not imported here
+    return [
+        (name, spec, importlib.import_module(spec.module_name(name)))
+        for name, spec in default_matrix().engines.items()
+    ]
+
+
+def _fingerprints(view: TensorView) -> list[Quantized]:
+    """Each engine's quantized weights in the file, as its module recognises them."""
+    found: list[Quantized] = []
+    for _, spec, module in _engines():
+        fingerprint = getattr(module, "fingerprint", None)
+        if fingerprint is not None:
+            found.extend(fingerprint(view, spec))
+    return found
+
+
+def _analyse(where: str, fmt: str, headers: list[SafetensorsHeader], folder: Path) -> Detection:
     tensors = [t for h in headers for t in h.tensors]
     by_name = {t.name: t for t in tensors}
-    found = [
-        *_bitsandbytes(by_name),
-        *_quanto(by_name, qmap),
-        *_torchao(where, headers, by_name),
-    ]
+    found = _fingerprints(TensorView(where, headers, by_name, folder))
     counted: dict[str, int] = {}
     for q in found:
         counted.update(q.weights)
@@ -378,7 +355,7 @@ def _analyse(
     )
 
 
-def _decide(found: list[_Quantized]) -> tuple[str | None, str | None, list[str]]:
+def _decide(found: list[Quantized]) -> tuple[str | None, str | None, list[str]]:
     """The engine and scheme holding the most quantized weights, with notes on any mix."""
     if not found:
         return None, None, []
@@ -394,164 +371,11 @@ def _decide(found: list[_Quantized]) -> tuple[str | None, str | None, list[str]]
     return engine, scheme, notes
 
 
-def _bitsandbytes(by_name: dict[str, TensorEntry]) -> list[_Quantized]:
-    found: dict[str, _Quantized] = {}
-    for name in by_name:
-        weight, sep, kind = name.partition(".quant_state.bitsandbytes__")
-        if sep and weight in by_name:
-            q = found.setdefault(kind, _Quantized("bitsandbytes", kind))
-            q.weights[weight] = by_name[weight].numel * 2  # two 4-bit values per byte
-        elif name.endswith(".SCB"):
-            weight = name[: -len("SCB")] + "weight"
-            if weight in by_name and by_name[weight].dtype == "I8":
-                q = found.setdefault("int8", _Quantized("bitsandbytes", "int8"))
-                q.weights[weight] = by_name[weight].numel
-    if not found and any(n.endswith(".weight.absmax") for n in by_name):
-        # absmax/quant_map without the serialized quant_state: 4-bit, type unknown.
-        q = _Quantized("bitsandbytes", None)
-        for n in by_name:
-            if n.endswith(".weight.absmax") and n[: -len(".absmax")] in by_name:
-                q.weights[n[: -len(".absmax")]] = by_name[n[: -len(".absmax")]].numel * 2
-        return [q]
-    return list(found.values())
-
-
-def _quanto(by_name: dict[str, TensorEntry], qmap: dict[str, str]) -> list[_Quantized]:
-    found: dict[str | None, _Quantized] = {}
-    for name, t in by_name.items():
-        for suffix in ("._data._data", "._data"):
-            if name.endswith(suffix):
-                owner = name[: -len(suffix)]
-                break
-        else:
-            continue
-        if owner + "._scale" not in by_name and owner + "._scale_shift" not in by_name:
-            continue
-        module = owner.rsplit(".", 1)[0]
-        scheme, params = _quanto_scheme(by_name, owner, t, qmap.get(module))
-        q = found.setdefault(scheme, _Quantized("quanto", scheme))
-        q.weights[name] = params
-    return list(found.values())
-
-
-def _quanto_scheme(
-    by_name: dict[str, TensorEntry], owner: str, data: TensorEntry, declared: str | None
-) -> tuple[str | None, int]:
-    """(scheme, unpacked parameter count) of one quanto weight."""
-    if data.dtype in _QUANTO_DTYPES:
-        return declared or _QUANTO_DTYPES[data.dtype], data.numel
-    if owner + "._scale_shift" in by_name:  # TinyGemm layout: int4 only
-        return "qint4", data.numel * 2
-    if declared in ("qint4", "qint2"):
-        return declared, data.numel * (2 if declared == "qint4" else 4)
-    scale = by_name.get(owner + "._scale")
-    bits = _quanto_packed_bits(data, scale)
-    if bits is None or scale is None:
-        return None, data.numel
-    return ("qint4" if bits == 4 else "qint2"), scale.numel * data.shape[1]
-
-
-def _quanto_packed_bits(data: TensorEntry, scale: TensorEntry | None) -> int | None:
-    """4 or 2: the bits of a packed quanto weight, from its data and scale shapes.
-
-    quanto's group size for qint4/qint2 (optimum/quanto/nn/qmodule.py,
-    ``QModuleMixin.__init__``) is 128, lowered by 32 until it divides the input features;
-    a layer of 128 input features or fewer, or one no size divides, gets one scale per
-    output row instead. Either way the weight is cut into rows of ``group`` values, one
-    scale each (``_scale`` is ``[rows, 1]``), and 8 // bits rows are packed into each
-    uint8 row (``_data._data`` is ``[ceil(rows * bits / 8), group]``). The ratio of the
-    two row counts is the bit width whatever the group size, so a layer narrower than
-    the group size reads as the same scheme as its neighbours.
-    """
-    if scale is None or len(data.shape) != 2 or not scale.shape or data.dtype != "U8":
-        return None
-    rows, group = scale.shape[0], data.shape[1]
-    if scale.numel != rows or group == 0:
-        return None
-    for bits in (4, 2):
-        if data.shape[0] == -(-rows * bits // 8):
-            return bits
-    return None
-
-
-def _read_qmap(folder: Path) -> dict[str, str]:
-    """quanto's ``quanto_qmap.json`` (module -> weights qtype), when saved beside the file."""
-    path = folder / "quanto_qmap.json"
-    if not path.is_file():
-        return {}
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise unreadable(path, "expected a JSON object of module -> {weights, activations}")
-    return {
-        str(module): spec["weights"]
-        for module, spec in data.items()
-        if isinstance(spec, dict) and isinstance(spec.get("weights"), str)
-    }
-
-
-def _torchao(
-    where: str, headers: list[SafetensorsHeader], by_name: dict[str, TensorEntry]
-) -> list[_Quantized]:
-    found: dict[str, _Quantized] = {}
-    for h in headers:
-        if "tensor_names" not in h.metadata:
-            continue
-        names = _json_field(where, "tensor_names", h.metadata["tensor_names"])
-        if not isinstance(names, list):
-            raise unreadable(where, "torchao metadata tensor_names is not a list")
-        for logical in names:
-            if not isinstance(logical, str) or logical not in h.metadata:
-                continue
-            info = _json_field(where, logical, h.metadata[logical])
-            kind = info.get("_type") if isinstance(info, dict) else None
-            if not isinstance(kind, str) or kind == "Tensor":
-                continue
-            scheme = _torchao_scheme(kind, info)
-            module, _, attr = logical.rpartition(".")
-            qdata = f"{module}._{attr}_qdata" if module else f"_{attr}_qdata"
-            t = by_name.get(qdata)
-            if t is None:
-                continue
-            q = found.setdefault(scheme, _Quantized("torchao", scheme))
-            q.weights[qdata] = t.nbytes * 2 if scheme.startswith("int4") else t.numel
-    return list(found.values())
-
-
-def _torchao_scheme(kind: str, info: dict[str, Any]) -> str:
-    family = _TORCHAO_TYPES.get(kind, kind)
-    data = info.get("_data")
-    dynamic = isinstance(data, dict) and bool(
-        data.get("act_quant_kwargs") or data.get("activation_quantization")
-    )
-    if family in ("int8", "float8", "int4", "intx"):
-        return f"{family}{'dq' if dynamic else 'wo'}"
-    return family
-
-
-def _json_field(where: str, key: str, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        raise unreadable(where, f"metadata {key[:80]!r} is not valid JSON") from None
-
-
 # ---------------------------------------------------------------- folders and shards
 
 
-def _read_json(path: Path) -> Any:
-    f, size = open_regular(path)
-    with f:
-        if size > MAX_JSON_BYTES:
-            raise unreadable(path, f"{size} bytes is too large for a JSON side file")
-        raw = read_exact(f, size, path, "the JSON")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise unreadable(path, f"not valid JSON: {str(err)[:120]}") from None
-
-
 def _shard_paths(index: Path) -> list[Path]:
-    data = _read_json(index)
+    data = read_json(index)
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise unreadable(index, "no weight_map in the index")
@@ -570,7 +394,7 @@ def _shard_paths(index: Path) -> list[Path]:
 def _detect_index(index: Path) -> Detection:
     shards = _shard_paths(index)
     headers = [_safetensors_header.read_header(s) for s in shards]
-    found = _analyse(str(index), "safetensors-sharded", headers, _read_qmap(index.parent))
+    found = _analyse(str(index), "safetensors-sharded", headers, index.parent)
     return replace(found, notes=(f"{len(shards)} shards", *found.notes))
 
 
@@ -596,34 +420,19 @@ def _weights_in(folder: Path) -> Detection | None:
 
 
 def _config_plan(config: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(engine, scheme) from a diffusers/transformers ``quantization_config``."""
+    """(engine, scheme) from a diffusers/transformers ``quantization_config``: the engine
+    whose ``quant_method`` it names, the scheme as that engine's module reads the config."""
     qc = config.get("quantization_config")
     if not isinstance(qc, dict):
         return None, None
     method = qc.get("quant_method")
-    if method == "bitsandbytes":
-        if qc.get("load_in_8bit"):
-            return "bitsandbytes", "int8"
-        kind = qc.get("bnb_4bit_quant_type")
-        return "bitsandbytes", kind if kind in ("nf4", "fp4") else None
-    if method == "quanto":
-        return "quanto", _QUANTO_CONFIG.get(str(qc.get("weights_dtype")))
-    if method == "torchao":
-        return "torchao", _torchao_config_scheme(qc.get("quant_type"))
-    if isinstance(method, str):  # gguf and others name the engine and no scheme
-        return method, None
-    return None, None
-
-
-def _torchao_config_scheme(quant_type: Any) -> str | None:
-    if isinstance(quant_type, str):
-        return quant_type
-    if isinstance(quant_type, dict):
-        inner = quant_type.get("default", quant_type)
-        kind = inner.get("_type") if isinstance(inner, dict) else None
-        if isinstance(kind, str):
-            return _TORCHAO_CONFIGS.get(kind, kind)
-    return None
+    if not isinstance(method, str):
+        return None, None
+    for name, spec, module in _engines():
+        if (spec.quant_method or name) == method:
+            read = getattr(module, "scheme_from_config", None)
+            return name, read(qc, spec) if read is not None else None
+    return method, None  # an engine the matrix does not know: named, with no scheme
 
 
 def _component_of(folder: Path, config: dict[str, Any]) -> str | None:
@@ -648,7 +457,7 @@ def _component_of(folder: Path, config: dict[str, Any]) -> str | None:
 
 def _detect_component(folder: Path) -> Detection:
     config_path = folder / "config.json"
-    config = _read_json(config_path)
+    config = read_json(config_path)
     if not isinstance(config, dict):
         raise unreadable(config_path, "expected a JSON object")
     weights = _weights_in(folder)
@@ -671,7 +480,7 @@ def _detect_component(folder: Path) -> Detection:
 
 
 def _detect_pipeline(folder: Path) -> Detection:
-    index = _read_json(folder / "model_index.json")
+    index = read_json(folder / "model_index.json")
     if not isinstance(index, dict):
         raise unreadable(folder / "model_index.json", "expected a JSON object")
     parts: list[Detection] = []

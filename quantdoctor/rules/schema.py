@@ -93,6 +93,11 @@ class EngineSpec(BaseModel):
     #: further sources of the not-installed rule (the upstream check that refuses without it)
     sources: tuple[str, ...] = ()
     module: str = ""
+    #: the ``quant_method`` of a diffusers/transformers ``quantization_config`` that is this
+    #: engine's (default: the engine's name)
+    quant_method: str = ""
+    #: model file formats whose every file is this engine's (gguf: ``.gguf``)
+    formats: tuple[str, ...] = ()
     modes: tuple[str, ...] = MODES
     #: the mode a plan gets when it names none (the mode every user of the engine has)
     default_mode: str = "post"

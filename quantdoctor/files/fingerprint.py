@@ -1,0 +1,64 @@
+"""What an engine module's ``fingerprint`` sees of a safetensors model, and gives back.
+
+``detect`` asks each engine of the matrix (its module, ``fingerprint(view)``) which of the
+file's tensors are its quantized weights; the engine that holds the most parameters names
+the file's engine and scheme. An engine whose files are a format of their own (GGUF)
+names it in its matrix section (``formats``) instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantdoctor._fileio import open_regular, read_exact, unreadable
+from quantdoctor.files._safetensors_header import SafetensorsHeader, TensorEntry
+
+__all__ = ["MAX_JSON_BYTES", "Quantized", "TensorView", "json_field", "read_json"]
+
+#: config.json, model_index.json, index and qmap files are small; anything bigger is not one.
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class Quantized:
+    """An engine's quantized weights of one scheme: stored tensor name -> parameters."""
+
+    engine: str
+    scheme: str | None
+    weights: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TensorView:
+    """One model's safetensors headers (several for a sharded one), read, never loaded."""
+
+    #: the file (or index) that errors name
+    where: str
+    headers: list[SafetensorsHeader]
+    by_name: dict[str, TensorEntry]
+    #: the folder beside the weights (side files: quanto's ``quanto_qmap.json``)
+    folder: Path | None = None
+
+
+def read_json(path: Path) -> Any:
+    """A small JSON side file, bounded, or ``UnreadableFileError`` naming it."""
+    f, size = open_regular(path)
+    with f:
+        if size > MAX_JSON_BYTES:
+            raise unreadable(path, f"{size} bytes is too large for a JSON side file")
+        raw = read_exact(f, size, path, "the JSON")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise unreadable(path, f"not valid JSON: {str(err)[:120]}") from None
+
+
+def json_field(where: str, key: str, text: str) -> Any:
+    """A header metadata value that holds JSON."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise unreadable(where, f"metadata {key[:80]!r} is not valid JSON") from None
