@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor._fileio import open_regular, read_exact, unreadable
-from quantdoctor.files import _gguf_header, _safetensors_header
+from quantdoctor.files import _comfy, _gguf_header, _safetensors_header
 from quantdoctor.files._layouts import (
     GGUF_IMAGE_ARCHS,
     GGUF_TEXT_ARCHS,
@@ -309,7 +309,9 @@ def _fingerprints(view: TensorView) -> list[Quantized]:
 def _analyse(where: str, fmt: str, headers: list[SafetensorsHeader], folder: Path) -> Detection:
     tensors = [t for h in headers for t in h.tensors]
     by_name = {t.name: t for t in tensors}
-    found = _fingerprints(TensorView(where, headers, by_name, folder))
+    metadata = {k: v for h in headers for k, v in h.metadata.items()}
+    comfy = _comfy.find(by_name, metadata)
+    found = [*_fingerprints(TensorView(where, headers, by_name, folder)), *_comfyui(comfy)]
     counted: dict[str, int] = {}
     for q in found:
         counted.update(q.weights)
@@ -329,9 +331,19 @@ def _analyse(where: str, fmt: str, headers: list[SafetensorsHeader], folder: Pat
             weight_dtypes[t.dtype] += t.nbytes
     recognised = classify(names)
     engine, scheme, notes = _decide(found)
-    if engine is None and weight_dtypes:
+    plannable = True
+    if engine == "comfyui" and comfy is not None:
+        plannable = False
+        notes.extend(_comfy.notes(scheme, comfy.how))
+    elif engine is None and weight_dtypes:
         top = weight_dtypes.most_common(1)[0][0]
-        if top in FLOAT8:
+        scaled = any(n.endswith((".weight_scale", ".scale_weight")) for n in by_name)
+        if top in FLOAT8 and scaled:
+            notes.append(
+                f"fp8 weights ({FLOAT8[top]}) with per-layer scales (weight_scale or "
+                f"scale_weight): a scaled fp8 format; {_comfy.NEEDS_SCALES}"
+            )
+        elif top in FLOAT8:
             notes.append(
                 f"fp8 weights ({FLOAT8[top]}), not an engine: a plain checkpoint stored in "
                 "float8; it loads without a quantization engine (upcast on load or layerwise "
@@ -352,7 +364,16 @@ def _analyse(where: str, fmt: str, headers: list[SafetensorsHeader], folder: Pat
         tensors=len(tensors),
         dtypes=dict(dtypes.most_common()),
         notes=tuple(notes),
+        plannable=plannable,
     )
+
+
+def _comfyui(comfy: _comfy.ComfyFinding | None) -> list[Quantized]:
+    found: dict[str, Quantized] = {}
+    for name, (fmt, params) in (comfy.weights if comfy else {}).items():
+        q = found.setdefault(fmt, Quantized("comfyui", fmt))
+        q.weights[name] = params
+    return list(found.values())
 
 
 def _decide(found: list[Quantized]) -> tuple[str | None, str | None, list[str]]:
