@@ -525,3 +525,104 @@ def test_llama_file_types_match_gguf_py() -> None:
     }
     ggml = {t.name for t in gguf.GGMLQuantizationType}
     assert all(t is None or t in ggml for _, t in LLAMA_FILE_TYPES.values())
+
+
+#: family -> the general.architecture ComfyUI-GGUF's convert.py writes for it (its
+#: ``keys_detect`` order: every double_blocks model is "flux", Z-Image is "lumina2").
+GGUF_LABEL = {
+    "flux": "flux",
+    "flux2": "flux",
+    "chroma": "flux",
+    "sd3": "sd3",
+    "hunyuanvideo": "hyvid",
+    "hunyuanvideo15": "hyvid",
+    "wan": "wan",
+    "ltxv": "ltxv",
+    "ltx2": "ltxv",
+    "lumina2": "lumina2",
+    "z-image": "lumina2",
+    "hidream": "hidream",
+    "cosmos-predict2": "cosmos",
+    "auraflow": "aura",
+    "qwen-image": "qwen_image",
+    "sdxl": "sdxl",
+    "sd2": "sd1",
+}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in ORIGINAL if ORIGINAL[n][1][1] in GGUF_LABEL))
+def test_a_model_converted_to_gguf_is_named_like_its_original(tmp_path: Path, name: str) -> None:
+    """GGUF image models keep the original tensor names (ComfyUI-GGUF refuses diffusers
+    layouts); the label the converter writes is checked against them."""
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    tensors, (component, family, variant), _ = ORIGINAL[name]
+    path = tmp_path / "m.gguf"
+    writer = gguf.GGUFWriter(str(path), arch=GGUF_LABEL[family])
+    if component == "all_in_one":  # the converter takes the diffusion model alone
+        tensors = {k: v for k, v in tensors.items() if k.startswith("model.diffusion_model.")}
+        component = "unet"
+    for key, (_, shape) in tensors.items():
+        writer.add_tensor(key, np.zeros(shape, dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    found = detect(path)
+    assert (found.component, found.architecture, found.variant) == (component, family, variant)
+    assert not any("label is wrong" in n for n in found.notes), found.notes
+
+
+# ------------------------------------------------------------- folders and shards
+
+
+def _folder(tmp_path: Path, name: str, class_name: str, shards: int = 1) -> Path:
+    """A diffusers component folder: config.json and (sharded) sparse weights."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"_class_name": class_name}))
+    items = list(released(name)["tensors"].items())
+    if shards == 1:
+        sparse_safetensors(
+            folder / "diffusion_pytorch_model.safetensors", {k: ("BF16", v) for k, v in items}
+        )
+        return folder
+    weight_map = {}
+    step = -(-len(items) // shards)
+    for i in range(shards):
+        file = f"diffusion_pytorch_model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = dict(items[i * step : (i + 1) * step])
+        sparse_safetensors(folder / file, {k: ("BF16", v) for k, v in part.items()})
+        weight_map.update(dict.fromkeys(part, file))
+    index = {"metadata": {}, "weight_map": weight_map}
+    (folder / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index))
+    return folder
+
+
+def test_a_sharded_released_model_is_named_from_all_its_shards(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, "wan21-i2v-14b", "WanTransformer3DModel", shards=6)
+    found = detect(folder)
+    assert (found.format, found.component, found.architecture, found.variant) == (
+        "diffusers",
+        "transformer",
+        "wan",
+        "14B",
+    )
+    assert found.parameters == sum(_numel(s) for s in released("wan21-i2v-14b")["tensors"].values())
+    assert "6 shards" in found.notes
+
+
+def test_a_folder_whose_config_class_contradicts_its_weights_says_so(tmp_path: Path) -> None:
+    found = detect(_folder(tmp_path, "hunyuanvideo", "FluxTransformer2DModel"))
+    assert found.architecture == "hunyuanvideo"
+    assert any(
+        "config.json names FluxTransformer2DModel (flux) but the weights' layout is "
+        "hunyuanvideo's" in n
+        for n in found.notes
+    )
+
+
+def test_a_folder_whose_config_class_agrees_is_quiet(tmp_path: Path) -> None:
+    found = detect(_folder(tmp_path, "qwen-image", "QwenImageTransformer2DModel"))
+    assert found.architecture == "qwen-image"
+    assert not any("config.json names" in n for n in found.notes)

@@ -798,3 +798,50 @@ GGUF_TEXT_ARCHS: dict[str, frozenset[str]] = {
     "gemma3": frozenset({"gemma3"}),
     "clip": frozenset({"clip"}),
 }
+
+
+#: diffusers' model classes (a folder's ``config.json`` ``_class_name``) and transformers'
+#: ``model_type`` -> the families whose layouts they save (tests/data/layouts).
+CONFIG_CLASSES: dict[str, frozenset[str]] = {
+    k: frozenset(v.split())
+    for k, v in {
+        "FluxTransformer2DModel": "flux",
+        "Flux2Transformer2DModel": "flux2",
+        "ChromaTransformer2DModel": "chroma",
+        "SD3Transformer2DModel": "sd3",
+        "WanTransformer3DModel": "wan",
+        "HunyuanVideoTransformer3DModel": "hunyuanvideo",
+        "HunyuanVideo15Transformer3DModel": "hunyuanvideo15",
+        "LTXVideoTransformer3DModel": "ltxv",
+        "LTX2VideoTransformer3DModel": "ltx2",
+        "Lumina2Transformer2DModel": "lumina2",
+        "ZImageTransformer2DModel": "z-image",
+        "HiDreamImageTransformer2DModel": "hidream",
+        "QwenImageTransformer2DModel": "qwen-image",
+        "CosmosTransformer3DModel": "cosmos cosmos-predict2",
+        "AuraFlowTransformer2DModel": "auraflow",
+        "SanaTransformer2DModel": "sana",
+        "MochiTransformer3DModel": "mochi",
+        "UNet2DConditionModel": "sd sd1 sd2 sdxl",
+        "AutoencoderKL": "kl",
+        "AutoencoderKLFlux2": "flux2",
+        "AutoencoderKLWan": "wan wan22",
+        "AutoencoderKLQwenImage": "wan",
+        "AutoencoderKLHunyuanVideo": "hunyuanvideo",
+        "AutoencoderKLLTXVideo": "ltxv",
+        "AutoencoderKLMochi": "mochi",
+        "AutoencoderDC": "dc-ae",
+        "t5": "t5",
+        "umt5": "umt5",
+        "clip_text_model": "clip",
+        "clip": "clip",
+        "gemma2": "gemma2",
+        "gemma3": "gemma3",
+        "qwen3": "qwen3",
+        "llama": "llama",
+        "mistral": "llama",
+        "mistral3": "mistral3",
+        "qwen2_5_vl": "qwen2.5-vl",
+        "qwen2_vl": "qwen2-vl",
+    }.items()
+}

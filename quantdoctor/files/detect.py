@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from quantdoctor._fileio import open_regular, read_exact, unreadable
 from quantdoctor.files import _comfy, _gguf_header, _safetensors_header
 from quantdoctor.files._layouts import (
+    CONFIG_CLASSES,
     GGUF_IMAGE_ARCHS,
     GGUF_TEXT_ARCHS,
     Recognised,
@@ -489,6 +490,7 @@ def _detect_component(folder: Path) -> Detection:
         weights = Detection(path=str(folder), format="diffusers")
     elif engine and weights.engine and weights.engine != engine:
         notes.append(f"config says {engine} but the weights look like {weights.engine}")
+    architecture = _config_family(config, weights, notes)
     return replace(
         weights,
         path=str(folder),
@@ -496,8 +498,25 @@ def _detect_component(folder: Path) -> Detection:
         engine=engine or weights.engine,
         scheme=scheme or weights.scheme,
         component=_component_of(folder, config) or weights.component,
+        architecture=architecture,
         notes=(*notes, *weights.notes),
     )
+
+
+def _config_family(config: dict[str, Any], weights: Detection, notes: list[str]) -> str | None:
+    """The family: the weights' layout, checked against the class config.json names."""
+    named = config.get("_class_name") or config.get("model_type")
+    families = CONFIG_CLASSES.get(named) if isinstance(named, str) else None
+    if families is None:
+        return weights.architecture
+    if weights.architecture is None:
+        return min(families) if len(families) == 1 else weights.architecture
+    if weights.architecture not in families:
+        notes.append(
+            f"config.json names {named} ({', '.join(sorted(families))}) but the weights' "
+            f"layout is {weights.architecture}'s"
+        )
+    return weights.architecture
 
 
 def _detect_pipeline(folder: Path) -> Detection:
