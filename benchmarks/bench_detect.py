@@ -15,6 +15,10 @@ falls on every reader alike; the median of each is reported:
 - ``gguf.GGUFReader(path)`` (the baseline for GGUF files);
 - and, once per file, ``quantdoctor detect PATH --json`` as a whole process.
 
+Then the released layouts of ``tests/data/layouts`` (the largest real headers: LTX-2,
+Qwen-Image, HiDream, Wan 14B, Mistral 3 24B) as sparse safetensors of their real size:
+``detect`` beside ``safe_open`` on each, interleaved the same way.
+
 Prints a table and writes ``benchmarks/results/detect.json``.
 
     python benchmarks/bench_detect.py [--rounds N] [--dir D] [--sizes 10MB,1GB,10GB]
@@ -39,6 +43,8 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TENSORS = 780  # about as many as a Flux transformer
+LAYOUTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "layouts"
+RELEASED = ("ltx2", "qwen-image", "hidream-i1", "wan21-i2v-14b", "mistral3-24b")
 WIDTH = 3072
 UNITS = {"MB": 10**6, "GB": 10**9}
 
@@ -105,6 +111,62 @@ def write_gguf(path: Path, size: int) -> None:
         f.seek(0, os.SEEK_END)
         head = f.tell()
         f.truncate(head + (-head % 32) + total)
+
+
+def write_released(path: Path, name: str) -> tuple[int, str]:
+    """The released model ``name``'s header (tests/data/layouts) over sparse bf16 data."""
+    import gzip
+
+    with gzip.open(LAYOUTS / f"{name}.json.gz", "rt", encoding="utf-8") as f:
+        record = json.load(f)
+    header: dict[str, Any] = {}
+    offset = 0
+    for key, shape in sorted(record["tensors"].items()):
+        n = 2
+        for d in shape:
+            n *= d
+        header[key] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with path.open("wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        f.truncate(8 + len(raw) + offset)
+    return len(header), record["class"]
+
+
+def released_rows(d: str, rounds: int) -> list[dict[str, Any]]:
+    from quantdoctor.files.detect import detect
+
+    files = []
+    for name in RELEASED:
+        path = Path(d) / f"{name}.safetensors"
+        tensors, cls = write_released(path, name)
+        safetensors_open(path)
+        found = detect(path)
+        files.append((name, path, tensors, cls, f"{found.architecture} {found.variant or ''}"))
+    samples: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for name, path, *_ in files:
+            samples.setdefault((name, "detect"), []).append(timed(detect_fn, path))
+            samples.setdefault((name, "safe_open"), []).append(timed(safetensors_open, path))
+    rows = []
+    for name, path, tensors, cls, named in files:
+        ours = statistics.median(samples[(name, "detect")])
+        theirs = statistics.median(samples[(name, "safe_open")])
+        rows.append(
+            {
+                "model": name,
+                "class": cls,
+                "named": named.strip(),
+                "tensors": tensors,
+                "file_bytes": path.stat().st_size,
+                "detect_ms": round(ours, 3),
+                "safe_open_ms": round(theirs, 3),
+                "safe_open_over_detect": round(theirs / ours, 2),
+            }
+        )
+    return rows
 
 
 def safetensors_open(path: Path) -> None:
@@ -196,6 +258,7 @@ def main() -> int:
                     "cli_detect_ms": round(cli_ms(path), 1),
                 }
             )
+        released = released_rows(d, args.rounds)
 
     for fmt in ("safetensors", "gguf"):
         mine = [r for r in rows if r["format"] == fmt]
@@ -215,6 +278,15 @@ def main() -> int:
             f"{r['baseline_ms']:>9.2f} {r['baseline_over_detect']:>10.1f}x "
             f"{r['cli_detect_ms']:>8.1f}"
         )
+    print(
+        f"{'released model':16} {'tensors':>7} {'GB':>6} {'detect ms':>10} "
+        f"{'safe_open ms':>13}  named"
+    )
+    for r in released:
+        print(
+            f"{r['model']:16} {r['tensors']:>7} {r['file_bytes'] / 1e9:>6.1f} "
+            f"{r['detect_ms']:>10.2f} {r['safe_open_ms']:>13.2f}  {r['named']}"
+        )
     out = {
         "what": "detect vs safetensors.safe_open / gguf.GGUFReader, sparse files, real headers",
         "machine": {
@@ -224,6 +296,7 @@ def main() -> int:
         },
         "rounds": args.rounds,
         "rows": rows,
+        "released": released,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "detect.json").write_text(json.dumps(out, indent=2) + "\n")
