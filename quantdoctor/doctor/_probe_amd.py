@@ -13,7 +13,16 @@ import os
 import re
 
 from quantdoctor.doctor._probe_nvidia import VendorResult, apply_visible_devices
-from quantdoctor.doctor._probe_util import Json, ProbeContext, gib, listdir, read_text, run_tool
+from quantdoctor.doctor._probe_util import (
+    MAX_GPUS,
+    Json,
+    ProbeContext,
+    clean_text,
+    gib,
+    listdir,
+    read_text,
+    run_tool,
+)
 
 KFD_NODES = "sys/class/kfd/kfd/topology/nodes"
 
@@ -34,7 +43,9 @@ def parse_properties(text: str) -> dict[str, int]:
     for line in text.splitlines():
         key, _, value = line.strip().partition(" ")
         value = value.strip()
-        if key and value.lstrip("-").isdigit():
+        # A longer number than any real property is a corrupt file (and past 4300
+        # digits int() itself refuses it).
+        if key and value.lstrip("-").isdigit() and len(value) <= 40:
             out[key] = int(value)
     return out
 
@@ -46,7 +57,9 @@ def probe_kfd(ctx: ProbeContext) -> VendorResult | None:
         return None
     gpus: list[dict[str, Json]] = []
     unreadable: list[str] = []
-    nodes = sorted((n for n in listdir(base) if n.isdigit()), key=int)
+    nodes = sorted((n for n in listdir(base) if n.isdigit() and len(n) < 10), key=int)
+    if len(nodes) > 4 * MAX_GPUS:
+        return VendorResult(gpus=None, why=f"{base} lists {len(nodes)} nodes, more than a host has")
     if not nodes:
         return VendorResult(gpus=None, why=f"{base} lists no nodes (permission?)")
     for node in nodes:
@@ -69,7 +82,7 @@ def probe_kfd(ctx: ProbeContext) -> VendorResult | None:
             gpu["memory_gb"] = gib(mem)
         driver = read_text(ctx.path("sys/module/amdgpu/version"), 256)
         if driver and driver.strip():
-            gpu["driver"] = driver.strip()
+            gpu["driver"] = clean_text(driver)
         gpus.append(gpu)
     if unreadable and not gpus:
         return VendorResult(gpus=None, why=f"KFD nodes {', '.join(unreadable)} are unreadable")
@@ -85,7 +98,7 @@ def _drm_device_dir(ctx: ProbeContext, minor: int | None) -> str | None:
 
 def _product_name(device_dir: str) -> str | None:
     text = read_text(os.path.join(device_dir, "product_name"), 512)
-    return text.strip() if text and text.strip() else None
+    return clean_text(text) if text and text.strip() else None
 
 
 def _vram_bytes(device_dir: str) -> int | None:
@@ -124,13 +137,15 @@ def parse_rocminfo(text: str) -> VendorResult:
                 fields[key] = value.strip()
         if fields.get("Device Type") != "GPU":
             continue
+        if len(gpus) == MAX_GPUS:
+            return VendorResult(gpus=None, why=f"rocminfo listed more than {MAX_GPUS} GPUs")
         gfx = fields.get("Name", "")
         if not re.fullmatch(r"gfx[0-9a-f]{3,5}", gfx):
             continue
         gpus.append(
             {
                 "vendor": "amd",
-                "name": fields.get("Marketing Name") or f"AMD GPU {gfx}",
+                "name": clean_text(fields.get("Marketing Name") or f"AMD GPU {gfx}"),
                 "cuda_cc": None,
                 "gfx": gfx,
             }
@@ -166,10 +181,15 @@ def parse_amd_smi(text: str) -> VendorResult:
     try:
         data = json.loads(text)
     except ValueError as err:
-        return VendorResult(gpus=None, why=f"amd-smi printed something other than JSON: {err}")
+        why = clean_text(f"amd-smi printed something other than JSON: {err}")
+        return VendorResult(gpus=None, why=why)
     rows = data.get("gpu_data") if isinstance(data, dict) else data
     if not isinstance(rows, list):
         return VendorResult(gpus=None, why="amd-smi printed no list of GPUs")
+    if len(rows) > MAX_GPUS:
+        return VendorResult(
+            gpus=None, why=f"amd-smi listed {len(rows)} GPUs, more than a host holds"
+        )
     gpus: list[dict[str, Json]] = []
     for row in rows:
         asic = row.get("asic") if isinstance(row, dict) else None
@@ -178,7 +198,9 @@ def parse_amd_smi(text: str) -> VendorResult:
             continue
         name = asic.get("market_name") if isinstance(asic, dict) else None
         gpu: dict[str, Json] = {"vendor": "amd", "cuda_cc": None, "gfx": gfx}
-        gpu["name"] = name if isinstance(name, str) and name != "N/A" else f"AMD GPU {gfx}"
+        gpu["name"] = (
+            clean_text(name) if isinstance(name, str) and name != "N/A" else f"AMD GPU {gfx}"
+        )
         mib = _vram_mib(row.get("vram"))
         if mib:
             gpu["memory_gb"] = round(mib / 1024.0, 2)
@@ -197,7 +219,7 @@ def _vram_mib(vram: object) -> float | None:
         value, unit = size, "MB"
     try:
         return float(value) * _MIB[unit] if value is not None else None
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
 
 

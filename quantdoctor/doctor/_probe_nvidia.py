@@ -5,6 +5,11 @@ context (torch itself reads NVML through ``ctypes.CDLL("libnvidia-ml.so.1")``; s
 peers.md section 7, and the H100 evidence: 0 MiB used, nothing in
 ``--query-compute-apps`` while NVML was open). ``nvidia-smi`` is the fallback because it
 is a process (~30 ms) and can hang on broken hosts; it gets a hard timeout.
+
+NVML is a driver library: on a broken host it can sleep forever, ``abort()`` the
+process, or report 2^32-1 GPUs (#18). So it never runs in the caller's process: a forked
+child (~2 ms; a fresh interpreter where fork is unsafe or absent) loads it and sends the
+facts back as JSON, under the same timeout as the vendor tools.
 """
 
 from __future__ import annotations
@@ -12,7 +17,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from quantdoctor.doctor._probe_util import Json, ProbeContext, gib, run_tool
+from quantdoctor.doctor._probe_util import (
+    MAX_GPUS,
+    MAX_TEXT,
+    Json,
+    ProbeContext,
+    clean_text,
+    gib,
+    run_tool,
+)
 
 NVML_SUCCESS = 0
 
@@ -63,10 +76,33 @@ def _nvml_candidates(ctx: ProbeContext) -> tuple[str, ...]:
 
 
 def probe_nvml(ctx: ProbeContext) -> VendorResult:
-    """Every NVIDIA GPU NVML sees (PCI order), or why NVML could not answer."""
+    """Every NVIDIA GPU NVML sees (PCI order), or why NVML could not answer; NVML runs
+    in a child process bounded by ``ctx.timeout``."""
     candidates = _nvml_candidates(ctx)
     if not candidates:
         return VendorResult(gpus=[])
+    from quantdoctor.doctor._probe_child import run_in_child
+
+    answer = run_in_child(
+        "quantdoctor.doctor._probe_nvidia:nvml_answer", list(candidates), ctx.timeout, "NVML"
+    )
+    if isinstance(answer, str):
+        return VendorResult(gpus=None, why=answer)
+    try:
+        gpus, why, uuids = answer
+        return VendorResult(gpus=gpus, why=why, uuids=tuple(uuids))
+    except (TypeError, ValueError):
+        return VendorResult(gpus=None, why="NVML's child process answered nonsense")
+
+
+def nvml_answer(candidates: list[str]) -> Json:
+    """What the child sends back: ``[gpus, why, uuids]`` (runs in the child)."""
+    result = probe_nvml_here(candidates)
+    return [result.gpus, result.why, list(result.uuids)]
+
+
+def probe_nvml_here(candidates: list[str] | tuple[str, ...]) -> VendorResult:
+    """NVML in this process: only ever called in a child (``probe_nvml``)."""
     import ctypes
 
     lib = None
@@ -76,7 +112,7 @@ def probe_nvml(ctx: ProbeContext) -> VendorResult:
             lib = ctypes.CDLL(name)
             break
         except OSError as err:
-            load_errors.append(f"{name}: {err}")
+            load_errors.append(f"{name}: {clean_text(str(err))}")
     if lib is None:
         return VendorResult(gpus=None, why="NVML did not load (" + "; ".join(load_errors) + ")")
     try:
@@ -112,7 +148,9 @@ def _query_nvml(nvml: Any) -> VendorResult:
         v2.version = c.sizeof(MemoryV2) | (2 << 24)  # NVML_STRUCT_VERSION(Memory, 2)
         fn = getattr(nvml, "nvmlDeviceGetMemoryInfo_v2", None)  # drivers since R510
         if fn is not None and fn(handle, c.byref(v2)) == NVML_SUCCESS:
-            return int(v2.total - v2.reserved)
+            if v2.reserved <= v2.total:
+                return int(v2.total - v2.reserved)
+            return None  # more reserved than there is: a lying driver, memory unknown
         v1 = Memory()
         if nvml.nvmlDeviceGetMemoryInfo(handle, c.byref(v1)) == NVML_SUCCESS:
             return int(v1.total)
@@ -123,7 +161,8 @@ def _query_nvml(nvml: Any) -> VendorResult:
             fn = nvml.nvmlErrorString
             fn.restype = c.c_char_p
             raw = fn(code)
-            return f"{raw.decode()} (NVML error {code})" if raw else f"NVML error {code}"
+            text = clean_text(raw.decode("utf-8", "replace")) if raw else ""
+            return f"{text} (NVML error {code})" if text else f"NVML error {code}"
         except AttributeError:
             return f"NVML error {code}"
 
@@ -134,11 +173,15 @@ def _query_nvml(nvml: Any) -> VendorResult:
         buf = c.create_string_buffer(96)
         driver: str | None = None
         if nvml.nvmlSystemGetDriverVersion(buf, 96) == NVML_SUCCESS:
-            driver = buf.value.decode("utf-8", "replace")
+            driver = clean_text(buf.value.decode("utf-8", "replace"))
         count = c.c_uint(0)
         code = nvml.nvmlDeviceGetCount_v2(c.byref(count))
         if code != NVML_SUCCESS:
             return VendorResult(gpus=None, why=f"nvmlDeviceGetCount failed: {err_text(code)}")
+        if count.value > MAX_GPUS:
+            return VendorResult(
+                gpus=None, why=f"NVML reported {count.value} GPUs, more than a host holds"
+            )
         gpus: list[dict[str, Json]] = []
         uuids: list[str] = []
         for i in range(count.value):
@@ -148,11 +191,13 @@ def _query_nvml(nvml: Any) -> VendorResult:
                 return VendorResult(gpus=None, why=f"GPU {i}: {err_text(code)}")
             gpu: dict[str, Json] = {"vendor": "nvidia"}
             if nvml.nvmlDeviceGetName(handle, buf, 96) == NVML_SUCCESS:
-                gpu["name"] = buf.value.decode("utf-8", "replace")
+                gpu["name"] = clean_text(buf.value.decode("utf-8", "replace"))
             major, minor = c.c_int(0), c.c_int(0)
             if (
                 nvml.nvmlDeviceGetCudaComputeCapability(handle, c.byref(major), c.byref(minor))
                 == NVML_SUCCESS
+                and major.value >= 0
+                and minor.value >= 0
             ):
                 gpu["cuda_cc"] = f"{major.value}.{minor.value}"
             gpu["gfx"] = None
@@ -163,7 +208,7 @@ def _query_nvml(nvml: Any) -> VendorResult:
                 gpu["driver"] = driver
             uuid = ""
             if nvml.nvmlDeviceGetUUID(handle, buf, 96) == NVML_SUCCESS:
-                uuid = buf.value.decode("utf-8", "replace")
+                uuid = clean_text(buf.value.decode("utf-8", "replace"))
             gpus.append(gpu)
             uuids.append(uuid)
         return VendorResult(gpus=gpus, uuids=tuple(uuids))
@@ -200,15 +245,18 @@ def parse_nvidia_smi(text: str, fields: tuple[str, ...] = SMI_FIELDS) -> VendorR
     for line in text.splitlines():
         if not line.strip():
             continue
+        if len(gpus) == MAX_GPUS:
+            return VendorResult(gpus=None, why=f"nvidia-smi listed more than {MAX_GPUS} GPUs")
         # A GPU name has no comma; split from the left so a stray one stays in the uuid.
         values = [v.strip() for v in line.split(",", len(fields) - 1)]
         if len(values) < len(fields) - ("uuid" in fields):
-            return VendorResult(gpus=None, why=f"nvidia-smi printed an unexpected line: {line!r}")
+            shown = clean_text(repr(line[:MAX_TEXT]))
+            return VendorResult(gpus=None, why=f"nvidia-smi printed an unexpected line: {shown}")
         row = dict(zip(fields, values, strict=False))
         gpu: dict[str, Json] = {"vendor": "nvidia"}
         name, cc = row.get("name", ""), row.get("compute_cap", "")
         if _known(name):
-            gpu["name"] = name
+            gpu["name"] = clean_text(name)
         if _known(cc) and _is_cc(cc):
             gpu["cuda_cc"] = cc
         gpu["gfx"] = None
@@ -217,7 +265,7 @@ def parse_nvidia_smi(text: str, fields: tuple[str, ...] = SMI_FIELDS) -> VendorR
             gpu["memory_gb"] = round(mib / 1024.0, 2)
         driver = row.get("driver_version", "")
         if _known(driver):
-            gpu["driver"] = driver
+            gpu["driver"] = clean_text(driver)
         gpus.append(gpu)
         uuids.append(row.get("uuid", ""))
     return VendorResult(gpus=gpus, uuids=tuple(uuids))

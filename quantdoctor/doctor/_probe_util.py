@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from quantdoctor._printable import printable
 
 #: JSON-ready values, as the Environment contract spells them.
 Json = Any
@@ -23,10 +26,33 @@ Notes = dict[str, str]
 #: is run on exactly those hosts.
 DEFAULT_TIMEOUT = 2.0
 
+#: Bytes a vendor tool may print (stdout and stderr together). ``rocminfo`` on an 8-GPU
+#: host prints ~40 KB; a tool that prints 100 MB is broken, and buffering and parsing it
+#: took 24 s (#18).
+TOOL_OUTPUT_CAP = 4 << 20
+
+#: More GPUs than any one host holds (NVML's own limit is 64 per system on the largest
+#: HGX/DGX boards): a driver or tool that reports more is lying, and looping over 2^32-1
+#: handles never ends.
+MAX_GPUS = 64
+
+#: Characters of a tool's error, or a name, kept for a note or a fact.
+MAX_TEXT = 200
+
+
+def _getcwd() -> str:
+    # The working directory may have been deleted under the process: nothing is there.
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""
+
 
 def _default_site_dirs() -> tuple[str, ...]:
-    # The directories importlib.metadata would search for this interpreter.
-    return tuple(p or os.getcwd() for p in sys.path if os.path.isdir(p or "."))
+    # The directories importlib.metadata would search for this interpreter ("" is the
+    # working directory, which may be gone).
+    found = (p or _getcwd() for p in sys.path)
+    return tuple(p for p in found if p and os.path.isdir(p))
 
 
 def _default_system() -> str:
@@ -91,7 +117,7 @@ class ProbeContext:
         self.timeout = timeout
         #: The interpreter that runs code-running probes (the Triton kernel).
         self.python_exe = python_exe or sys.executable
-        self.cwd = cwd or os.getcwd()
+        self.cwd = cwd or _getcwd()
 
     def path(self, *parts: str) -> str:
         """``parts`` under ``root``: ``ctx.path("sys/class/drm")``."""
@@ -99,13 +125,29 @@ class ProbeContext:
 
 
 def read_text(path: str, limit: int = 65536) -> str | None:
-    """The file's text, or ``None`` when it cannot be read (missing, permission, binary)."""
+    """The first ``limit`` bytes of a regular file as text, or ``None`` when it cannot be
+    read (missing, permission) or is not a regular file: a FIFO planted where a METADATA
+    or a sysfs attribute should be would block ``open`` forever, a device never ends."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(limit)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError:
         return None
-    return data.decode("utf-8", "replace")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks: list[bytes] = []
+        left = limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def listdir(path: str) -> list[str]:
@@ -178,14 +220,61 @@ def run_tool(argv: Sequence[str], ctx: ProbeContext, timeout: float | None = Non
     except OSError as err:
         return ToolResult(error=f"{argv[0]} could not start: {err.strerror or err}")
     try:
-        out, err_bytes = proc.communicate(timeout=limit)
+        out, err_bytes = _communicate(proc, limit)
     except subprocess.TimeoutExpired:
         kill_tree(proc)
         return ToolResult(error=f"{argv[0]} timed out after {limit:g} s")
+    except _TooMuchOutput:
+        kill_tree(proc)
+        return ToolResult(
+            error=f"{argv[0]} printed more than {TOOL_OUTPUT_CAP >> 20} MiB; stopped it"
+        )
     if proc.returncode != 0:
         last = _last_line(err_bytes) or _last_line(out) or "no output"
         return ToolResult(error=f"{argv[0]} exited with {proc.returncode}: {last}")
     return ToolResult(stdout=out.decode("utf-8", "replace"))
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
+def _communicate(proc: Any, limit: float) -> tuple[bytes, bytes]:
+    """``proc.communicate(timeout=limit)``, but reading at most ``TOOL_OUTPUT_CAP`` bytes."""
+    import subprocess
+
+    if sys.platform == "win32":  # no select() on pipes: bounded in time, not in size
+        out, err = proc.communicate(timeout=limit)
+        if len(out) + len(err) > TOOL_OUTPUT_CAP:
+            raise _TooMuchOutput
+        return out, err
+    import selectors
+    import time
+
+    deadline = time.monotonic() + limit
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    buffers: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
+    total = 0
+    with selectors.DefaultSelector() as sel:
+        for stream in (proc.stdout, proc.stderr):
+            sel.register(stream, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, limit)
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                buffers[key.fd].append(chunk)
+                total += len(chunk)
+                if total > TOOL_OUTPUT_CAP:
+                    raise _TooMuchOutput
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+    return b"".join(buffers[out_fd]), b"".join(buffers[err_fd])
 
 
 def kill_tree(proc: Any) -> None:
@@ -204,8 +293,15 @@ def kill_tree(proc: Any) -> None:
 
 
 def _last_line(data: bytes) -> str:
-    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return lines[-1][:200] if lines else ""
+    lines = [ln.strip() for ln in data[-65536:].decode("utf-8", "replace").splitlines()]
+    lines = [ln for ln in lines if ln]
+    return printable(lines[-1], limit=MAX_TEXT) if lines else ""
+
+
+def clean_text(text: str) -> str:
+    """A name or message read from a driver, a tool or a file, safe to print: control
+    characters shown as escapes, at most ``MAX_TEXT`` characters."""
+    return printable(text.strip(), limit=MAX_TEXT)
 
 
 # PEP 440, written out (the appendix's pattern) so the fast path need not import
@@ -226,5 +322,39 @@ def is_version(text: str) -> bool:
 
 
 def gib(n_bytes: float) -> float:
-    """Bytes as GiB, to two decimals: how the Environment JSON states ``memory_gb``."""
-    return round(n_bytes / (1 << 30), 2)
+    """Bytes as GiB, to two decimals: how the Environment JSON states ``memory_gb``
+    (``inf`` for a number too large for a float, which ``clean_gpu`` then drops)."""
+    try:
+        return round(n_bytes / (1 << 30), 2)
+    except OverflowError:
+        return float("inf")
+
+
+_CC = re.compile(r"^\d{1,3}\.\d{1,3}$")
+_GFX = re.compile(r"^gfx[0-9a-f]{3,5}$")
+#: More memory than any one GPU has (GiB): a larger number is a lying driver or tool.
+MAX_MEMORY_GB = 1 << 20
+
+
+def clean_gpu(gpu: dict[str, Json]) -> tuple[dict[str, Json], list[str]]:
+    """The GPU with every fact that breaks the Environment contract dropped (so unknown),
+    and what was dropped: a lying driver must not make ``check`` fail validation."""
+    out: dict[str, Json] = {}
+    dropped: list[str] = []
+    for key, value in gpu.items():
+        ok = True
+        if key in ("name", "driver"):
+            ok = value is None or isinstance(value, str)
+            if ok and isinstance(value, str):
+                value = clean_text(value)
+        elif key == "cuda_cc":
+            ok = value is None or (isinstance(value, str) and bool(_CC.match(value)))
+        elif key == "gfx":
+            ok = value is None or (isinstance(value, str) and bool(_GFX.match(value)))
+        elif key == "memory_gb":
+            ok = isinstance(value, (int, float)) and 0 <= value <= MAX_MEMORY_GB
+        if ok:
+            out[key] = value
+        else:
+            dropped.append(f"{key} {printable(repr(value), limit=40)}")
+    return out, dropped

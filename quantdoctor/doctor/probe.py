@@ -103,6 +103,7 @@ def probe_dict(
 
     gpus = _ordered_gpus(gpus_by_vendor, backend)
     if gpus is not None:
+        gpus = _clean_gpus(gpus, notes)
         env["gpus"] = gpus
         if gpu_notes:
             notes["gpus"] = "the list may be incomplete: " + "; ".join(gpu_notes)
@@ -121,7 +122,10 @@ def probe_dict(
         env["triton"] = triton
     env["packages"] = pkgs
     if notes:
-        env["notes"] = dict(sorted(notes.items()))
+        from quantdoctor._printable import printable
+
+        # Notes quote tools and files: safe to print, and short.
+        env["notes"] = {k: printable(v, limit=2000) for k, v in sorted(notes.items())}
     return env
 
 
@@ -155,6 +159,19 @@ def _probe_gpus(ctx: ProbeContext) -> tuple[dict[str, VendorResult], list[str]]:
             results["nvidia"] = VendorResult(gpus=nv, why=results["nvidia"].why if nv else None)
     why = [f"{v}: {r.why}" for v, r in results.items() if r.why]
     return results, why
+
+
+def _clean_gpus(gpus: list[dict[str, Json]], notes: Notes) -> list[dict[str, Json]]:
+    """Facts a lying driver or tool reported that break the contract, dropped and noted."""
+    from quantdoctor.doctor._probe_util import clean_gpu
+
+    out = []
+    for i, gpu in enumerate(gpus):
+        cleaned, dropped = clean_gpu(gpu)
+        if dropped:
+            notes[f"gpus[{i}]"] = "invalid values read and left unknown: " + "; ".join(dropped)
+        out.append(cleaned)
+    return out
 
 
 def _ordered_gpus(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,12 @@ from quantdoctor.rules.models import Environment
 def parse_env(data: Any, name: str) -> Environment:
     from pydantic import ValidationError
 
-    if not isinstance(data, dict):
+    if not isinstance(data, Mapping):
         raise EnvironmentFileError(f"{name}: expected a JSON object (an Environment)")
     try:
-        return Environment.model_validate(data)
+        return Environment.model_validate(dict(data))
+    except RecursionError:
+        raise EnvironmentFileError(f"{name}: nested too deeply") from None
     except ValidationError as err:
         e = err.errors()[0]
         loc = ".".join(str(p) for p in e["loc"])
@@ -44,15 +46,10 @@ def _valid_keys(loc: tuple[Any, ...]) -> tuple[str, ...]:
 
 
 def load_env_file(path: str | Path) -> Environment:
+    """An Environment from a JSON file: a regular file of at most ``ENV_LIMIT`` bytes, no
+    duplicate keys, no absurd numbers or nesting; every problem one error naming it."""
+    from quantdoctor.rules.untrusted import ENV_LIMIT, load_json, read_user_file
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EnvironmentFileError(f"--env {p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise EnvironmentFileError(f"--env {p}: cannot read: {err}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise EnvironmentFileError(f"{p}:{err.lineno}: not valid JSON: {err.msg}") from None
-    return parse_env(data, str(p))
+    text = read_user_file(p, "--env ", EnvironmentFileError, ENV_LIMIT)
+    return parse_env(load_json(text, str(p), EnvironmentFileError), str(p))

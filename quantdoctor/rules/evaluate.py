@@ -9,10 +9,11 @@ mode of the same scheme, then a scheme of the same bits, then another engine.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.facts import Facts, facts_from_json
 from quantdoctor.rules.matrix import Matrix, load_matrix
 from quantdoctor.rules.models import Environment, Finding, Plan, Verdict
@@ -46,8 +47,26 @@ def default_matrix() -> Matrix:
 
 
 def to_facts(env: EnvLike, device: int = 0) -> Facts:
-    data = env.to_json_dict() if isinstance(env, Environment) else env
-    return facts_from_json(data, device=device)
+    if not isinstance(env, Environment):
+        # A mapping from the caller is checked as an env file is: a malformed one is an
+        # EnvironmentFileError naming the key, never an error from deep in the evaluator.
+        from quantdoctor.rules.envfile import parse_env
+
+        env = parse_env(env, "env")
+    check_device(device, env.gpus)
+    return facts_from_json(env.to_json_dict(), device=device)
+
+
+def check_device(device: int, gpus: Sequence[object] | None) -> None:
+    """``device`` must name a GPU of the environment (0 also stands for "no GPU")."""
+    if device == 0:
+        return
+    if device < 0:
+        raise InvalidInputError(f"--device {device}: a GPU index is 0 or more")
+    if gpus is not None and device >= len(gpus):
+        have = f"GPUs 0-{len(gpus) - 1}" if len(gpus) > 1 else ("GPU 0" if gpus else "no GPU")
+        shown = str(device) if device < 10**6 else f"{str(device)[:6]}..."
+        raise InvalidInputError(f"--device {shown}: this environment has {have}")
 
 
 def render(text: str, facts: Facts) -> str:

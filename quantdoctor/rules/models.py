@@ -152,7 +152,7 @@ class GPU(BaseModel):
     name: str | None = None
     cuda_cc: str | None = None
     gfx: str | None = None
-    memory_gb: float | None = Field(default=None, ge=0)
+    memory_gb: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     driver: str | None = None
 
     @field_validator("cuda_cc")
