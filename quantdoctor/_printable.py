@@ -5,14 +5,21 @@ architecture, an overlay's message, a key in an env file, a pasted traceback) ma
 terminal control sequences: ``ESC ] 0 ;`` retitles the window, ``ESC [ 2 J`` clears the
 screen, C1 ``CSI`` does the same on 8-bit terminals, and the bidirectional overrides make
 a line read differently from what it says. ``printable`` shows each such character as a
-visible escape (``\\x1b``, ``\\u202e``) instead, so what the user sees is what the text is.
+visible escape (``\\u001b``, ``\\u202e``: the same spelling as JSON's, so JSON output stays
+valid JSON) instead, so what the user sees is what the text is.
+
+The command line applies it at the one boundary where text leaves for the terminal:
+``SafeStream`` wraps stdout and stderr while a command runs, and ``safe_console`` gives a
+rich console (which writes its own colour codes to the real stream) whose every string
+passes through ``printable`` before markup is parsed.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["printable"]
+__all__ = ["SafeStream", "printable", "raw_stream", "safe_console"]
 
 #: C0 controls but tab and newline, DEL, the C1 controls, the bidi embeddings/overrides/
 #: isolates, and the line/paragraph separators some terminals honour.
@@ -21,8 +28,7 @@ _UNSAFE_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e
 
 
 def _escape(m: re.Match[str]) -> str:
-    c = m.group()
-    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+    return f"\\u{ord(m.group()):04x}"
 
 
 def printable(text: object, *, newlines: bool = False, limit: int = 0) -> str:
@@ -35,3 +41,39 @@ def printable(text: object, *, newlines: bool = False, limit: int = 0) -> str:
     if pattern.search(s) is None:
         return s
     return pattern.sub(_escape, s)
+
+
+class SafeStream:
+    """A text stream whose writes are made ``printable`` (newlines kept)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.raw_stream = stream
+
+    def write(self, text: str) -> int:
+        self.raw_stream.write(printable(text, newlines=True))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...
+        return getattr(self.raw_stream, name)
+
+
+def raw_stream(stream: Any) -> Any:
+    """The stream under a ``SafeStream`` (for writers that emit their own escape codes)."""
+    return getattr(stream, "raw_stream", stream)
+
+
+_CONSOLE: Any = None
+
+
+def safe_console(**kwargs: Any) -> Any:
+    """A ``rich.console.Console`` that makes every string it renders ``printable`` first."""
+    global _CONSOLE
+    if _CONSOLE is None:
+        from rich.console import Console
+
+        class _SafeConsole(Console):
+            def render_str(self, text: str, **kw: Any) -> Any:
+                return super().render_str(printable(text, newlines=True), **kw)
+
+        _CONSOLE = _SafeConsole
+    return _CONSOLE(**kwargs)

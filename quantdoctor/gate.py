@@ -125,9 +125,19 @@ def explain_exception(
     return explain_rules(text, rules, plan, facts)
 
 
-def _engine_error(err: BaseException, matches: list[Match]) -> EngineError:
+def _str(err: BaseException) -> str:
+    """``str(err)``, for an exception whose ``__str__`` may itself raise."""
+    try:
+        return str(err)
+    except Exception:
+        return f"<{type(err).__name__}: str() failed>"
+
+
+def _engine_error(err: BaseException, matches: list[Match]) -> EngineError | str:
+    """The explained error (an ``EngineError`` that is also a ``type(err)``), or only its
+    message where no such class can be made: the original then goes on with it as a note."""
     best = matches[0]
-    cause = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+    cause = (f"{type(err).__name__}: {_str(err)}".strip().splitlines() or [""])[0][:500]
     lines = [f"[{best.rule}] {best.message}", f"  cause: {cause}"]
     if best.fix:
         lines.append(f"  fix: {best.fix}")
@@ -140,9 +150,11 @@ def _engine_error(err: BaseException, matches: list[Match]) -> EngineError:
     if both is not None:
         try:
             return both(message, rules=rules)
-        except TypeError:
-            pass  # a type whose __new__ wants its own arguments: the plain error below
-    return EngineError(message, rules=rules)
+        except Exception:
+            pass  # a type whose __new__ wants its own arguments
+    # Replacing the error by one the caller's ``except`` would not catch breaks the
+    # caller: the original goes on, carrying the explanation.
+    return message
 
 
 def _init(self: EngineError, message: str, *, rules: tuple[str, ...] = ()) -> None:
@@ -182,7 +194,7 @@ def _combine(original: type[BaseException]) -> type[EngineError] | None:
     }
     try:
         return type("EngineError", (EngineError, original), namespace)
-    except TypeError:  # instance layout conflicts, classes closed to subclassing
+    except Exception:  # instance layout conflicts, classes closed to subclassing
         return None
 
 
@@ -228,10 +240,18 @@ class guard:  # used as ``with guard(plan):`` and ``@guard(plan)``, like a funct
         # carry their explanation.
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, QuantDoctorError):
             return False
-        matches = explain_exception(exc, self.plan, self.matrix, self._env)
-        if not matches:
+        try:
+            matches = explain_exception(exc, self.plan, self.matrix, self._env)
+            explained = _engine_error(exc, matches) if matches else None
+        except Exception:
+            return False  # explaining failed: the caller's error goes on as it was
+        if explained is None:
             return False  # unrecognised: the original propagates untouched
-        raise _engine_error(exc, matches) from exc
+        if isinstance(explained, str):
+            if hasattr(exc, "add_note"):  # Python 3.11+
+                exc.add_note("quantdoctor: " + explained)
+            return False
+        raise explained from exc
 
     def __call__(self, func: F) -> F:
         if inspect.iscoroutinefunction(func):

@@ -179,7 +179,7 @@ def test_an_unreadable_or_broken_environment_file_exits_2(tmp_path: Path) -> Non
     for path, expected in [
         (str(broken), "not valid JSON"),
         (str(tmp_path / "missing.json"), "no such file"),
-        (str(tmp_path), "cannot read"),
+        (str(tmp_path), "is a directory"),
     ]:
         out = run("check", "--engine", "quanto", "--scheme", "qint8", "--env", path)
         assert out.returncode == 2 and expected in out.stderr, out.stderr

@@ -96,13 +96,63 @@ def _command_first(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every string it prints passes through ``printable`` on its way
+    to the terminal (``SafeStream``), and a failure to print is one line and exit 1."""
+    from quantdoctor._printable import SafeStream
+
+    if sys.stdout is None or sys.stderr is None:
+        return _closed_stream()
+    real = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(real[0]), SafeStream(real[1])
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _silence(real[0])
+        return EXIT_OK
+    except OSError as err:
+        if err.filename is not None or err.errno not in _WRITE_ERRORS:
+            raise
+        _silence(real[0])
+        sys.stderr.write(f"quantdoctor: error: cannot write the output: {err.strerror or err}\n")
+        return EXIT_BLOCKED
+    finally:
+        sys.stdout, sys.stderr = real
+
+
+#: errno values of a write to stdout that cannot succeed: a full disk or /dev/full, a
+#: closed descriptor, an I/O error.
+_WRITE_ERRORS = (28, 9, 5, 122)
+
+
+def _closed_stream() -> int:
+    # Run with stdout (or stderr) closed: Python sets it to None. Say so where we can.
+    if sys.stderr is not None:
+        sys.stderr.write("quantdoctor: error: stdout is closed; nothing can be printed\n")
+    return EXIT_BLOCKED
+
+
+def _silence(stream: object) -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # type: ignore[attr-defined]
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = _command_first(list(sys.argv[1:] if argv is None else argv))
     if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
         from quantdoctor.rules.vocab import suggest
 
         word = args_list[0]
         sys.stderr.write(
-            f"quantdoctor: error: {word!r} is not a command; {suggest(word, COMMANDS)}\n"
+            f"quantdoctor: error: {word[:100]!r} is not a command; {suggest(word, COMMANDS)}\n"
         )
         return EXIT_BAD_INPUT
     parser = build_parser(args_list)
@@ -113,8 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidInputError as err:
         sys.stderr.write(f"quantdoctor: error: {err}\n")
         return EXIT_BAD_INPUT
-    except BrokenPipeError:
-        return EXIT_OK
     return code
 
 

@@ -79,9 +79,7 @@ def load_env(path: str | None, python: str | None = None, packages: Sequence[str
 def load_matrix_args(args: argparse.Namespace) -> Any:
     from quantdoctor.rules.matrix import load_matrix
 
-    for f in args.matrix:
-        if not Path(f).is_file():
-            raise InvalidInputError(f"--matrix {f}: no such file")
+    # The loader says what is wrong with each file (missing, a directory, a FIFO, ...).
     return load_matrix(extra=list(args.matrix) or None)
 
 
@@ -98,6 +96,7 @@ def dump_json(data: Any) -> None:
 
 
 def console() -> Any:
-    from rich.console import Console
+    """A rich console on the real stdout whose every string is made printable first."""
+    from quantdoctor._printable import raw_stream, safe_console
 
-    return Console(highlight=False, soft_wrap=True)
+    return safe_console(file=raw_stream(sys.stdout), highlight=False, soft_wrap=True)

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     matrix = load_matrix_args(args)
     for e in args.engine:
         check_choice("--engine", e, matrix.engine_names)
-    names = [Path(f).stem for f in args.env] or ["here"]
+    names = column_names(args.env) or ["here"]
     envs = [load_env(f) for f in args.env] or [load_env(None, args.python, matrix.packages())]
     engines = args.engine or None
     columns = [evaluate_grid(env, matrix, engines=engines, device=args.device) for env in envs]
@@ -53,12 +53,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def column_names(paths: list[str]) -> list[str]:
+    """One distinct column per env file: its stem, or its path where stems repeat
+    (``a/env.json`` and ``b/env.json`` are two machines), numbered if even paths do."""
+    stems = [Path(f).stem for f in paths]
+    names = [s if stems.count(s) == 1 else f for s, f in zip(stems, paths, strict=True)]
+    return [n if names.count(n) == 1 else f"{n} #{i + 1}" for i, n in enumerate(names)]
+
+
 def render(names: list[str], rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, show_edge=False)
+    from rich.markup import escape
+
     for head in ("engine", "scheme", "offload", *names):
-        table.add_column(head, no_wrap=True)
+        table.add_column(escape(head), no_wrap=True)
     table.add_column("why (rule ids)", overflow="fold")
     for row in rows:
         plan = row["plan"]

@@ -17,6 +17,8 @@ from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES
 
 PREFERS = ("speed", "memory", "quality")
+#: Beyond this a number is a typo or an attack (1e400 is inf), not a GPU.
+MAX_VRAM_GIB = float(1 << 20)
 
 
 #: Parameter counts a model quantdoctor sizes can have: a small VAE to the largest DiT.
@@ -32,7 +34,7 @@ def _count(text: str) -> int:
         value = float(t[:-1] if t[-1:] in scale else t) * factor
     except ValueError:
         value = -1.0
-    if value <= 0 or value != value:
+    if not value > 0:  # also NaN
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a parameter count; write it like 12B, 12e9 or 450M"
         )
@@ -55,9 +57,9 @@ def _gib(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not 0 < value <= MAX_VRAM_GIB:  # also NaN and inf
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a memory size in GiB; write it like 8 or 23.5"
+            f"{text[:40]!r} is not a memory size in GiB; write it like 8 or 23.5"
         )
     return value
 

@@ -39,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
             out.print(f"  fix: {escape(r.fix)}")
         for s in r.sources:
             out.print(f"  [dim]source: {escape(s)}[/]")
-    out.print(f"{len(rules)} rules from {', '.join(matrix.files)}")
+    out.print(f"{len(rules)} rules from {escape(', '.join(matrix.files))}")
     return 0

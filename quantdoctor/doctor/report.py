@@ -725,10 +725,14 @@ def terminal_width(stream: Any) -> int:
 
 def print_lines(lines: Sequence[Line], stream: Any = None) -> None:
     """Styled on a terminal (rich, imported only then), plain text everywhere else;
-    wrapped to the terminal's width either way."""
-    out = stream or sys.stdout
+    wrapped to the terminal's width either way. Text from outside (GPU names, notes,
+    overlay messages) is made printable first."""
+    from quantdoctor._printable import printable, raw_stream
+
+    out = raw_stream(stream or sys.stdout)  # rich writes its own colour codes: the real one
     width = terminal_width(out)
-    wrapped = [piece for line in lines for piece in wrap(line, width)]
+    safe = [[(printable(t, newlines=True), style) for t, style in line] for line in lines]
+    wrapped = [piece for line in safe for piece in wrap(line, width)]
     if out.isatty():
         from rich.console import Console
         from rich.text import Text

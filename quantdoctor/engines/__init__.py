@@ -115,7 +115,9 @@ def quantize(
     warns (``QuantDoctorWarning``). Most engines quantize in place and return ``module``;
     nncf may return a wrapper around an ``nn.Sequential`` root. nncf needs
     ``example_input`` (one input the model accepts). ``progress=True`` shows a progress
-    bar over the layers.
+    bar over the layers. If the engine fails midway, the module is restored to exactly
+    what was passed and an ``EngineError`` says so (or names the tensors the engine changed
+    in place, which cannot be restored).
     """
     from quantdoctor.gate import _as_plan, _check, _evaluate
 
@@ -126,11 +128,16 @@ def quantize(
 
     if not isinstance(module, torch.nn.Module):
         raise InvalidInputError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+    from quantdoctor.engines._atomic import restored_on_failure
     from quantdoctor.engines.base import layer_progress, named_linears
 
     adapter = get_adapter(plan.engine)
     total = len(named_linears(module)) if progress else 0
-    with layer_progress(progress, f"{plan.engine} {plan.scheme}", total) as bar:
+    # A failure midway restores the module (or says exactly what it could not restore).
+    with (
+        restored_on_failure(module, plan.engine),
+        layer_progress(progress, f"{plan.engine} {plan.scheme}", total) as bar,
+    ):
         return adapter.apply(module, plan, example_input=example_input, progress=bar)
 
 

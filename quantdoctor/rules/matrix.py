@@ -25,6 +25,7 @@ from quantdoctor.errors import InvalidInputError, MatrixError
 from quantdoctor.rules.models import Plan
 from quantdoctor.rules.named import BUILTIN, default_overlays
 from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule, Selector, Signature
+from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
 from quantdoctor.rules.verified import Verified, verified_rules
 from quantdoctor.rules.vocab import suggest
 
@@ -116,6 +117,7 @@ def _read_yaml(text: str, name: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
         node = loader.get_single_node()
         if node is None:
             return {}, lines
+        check_yaml_node(node, name, MatrixError)  # alias bombs, depth, duplicate keys
 
         def walk(n: Any, path: tuple[Any, ...]) -> None:
             lines[path] = n.start_mark.line + 1
@@ -218,14 +220,9 @@ def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
 
 
 def _read_file(path: str | os.PathLike[str]) -> MatrixFile:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MatrixError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise MatrixError(f"{p}: cannot read: {err}") from None
-    return parse_matrix_text(text, str(p))
+    # A regular file of bounded size, opened without blocking (a FIFO, /dev/zero, ...).
+    text = read_user_file(path, "", MatrixError, OVERLAY_LIMIT)
+    return parse_matrix_text(text, os.fspath(path))
 
 
 @lru_cache(maxsize=4)

@@ -87,10 +87,13 @@ def named_packages(extra: Iterable[str | os.PathLike[str]] = ()) -> list[str]:
 
     A file that cannot be read is skipped: loading the matrix names it properly."""
     names: dict[str, None] = {}
+    from quantdoctor.errors import InvalidInputError
+    from quantdoctor.rules.untrusted import OVERLAY_LIMIT, read_user_file
+
     for path in (BUILTIN, *default_overlays(), *extra):
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+        try:  # regular files of bounded size only: a FIFO here would hang env --json
+            text = read_user_file(path, "", InvalidInputError, OVERLAY_LIMIT)
+        except InvalidInputError:
             continue
         names.update(dict.fromkeys(packages_in_text(text)))
     return list(names)

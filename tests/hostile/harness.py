@@ -54,6 +54,7 @@ class Sandbox:
             "PYTHONPATH": str(TARGET),
             "LANG": "C.UTF-8",
             "COLUMNS": "120",
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
         self.cwd: Path = self.work
         #: Globs (relative to the sandbox) of files quantdoctor may rewrite or remove:
@@ -69,6 +70,21 @@ class Sandbox:
         if mode is not None:
             path.chmod(mode)
         return path
+
+    def no_passwd(self) -> None:
+        """Make the child see a uid with no passwd entry (as in a bare container): HOME
+        unset, and ``pwd.getpwuid`` failing as it does for such a uid."""
+        self.env.pop("HOME", None)
+        self.write(
+            "shim/sitecustomize.py",
+            (
+                "import pwd\n"
+                "def _missing(uid):\n"
+                "    raise KeyError(f'getpwuid(): uid not found: {uid}')\n"
+                "pwd.getpwuid = _missing\n"
+            ),
+        )
+        self.env["PYTHONPATH"] = f"{self.base / 'shim'}{os.pathsep}{self.env['PYTHONPATH']}"
 
     def fifo(self, rel: str) -> Path:
         path = self.base / rel
@@ -215,7 +231,9 @@ def _classify(
 ) -> tuple[str, str]:
     if sandbox.pwned.exists():
         return "code run", "planted code wrote PWNED"
-    changed = [p for p in before if after.get(p) != before[p] and not _allowed(p, sandbox, new=False)]
+    changed = [
+        p for p in before if after.get(p) != before[p] and not _allowed(p, sandbox, new=False)
+    ]
     added = [p for p in after if p not in before and not _allowed(p, sandbox, new=True)]
     if changed or added:
         return "modified", f"changed {changed[:3]} added {added[:3]}"

@@ -1,7 +1,7 @@
 """Run the whole hostile corpus and print family x outcome (the closing table of #18).
 
-    python tests/hostile/table.py [--only ID-PREFIX] [-v]
-    QUANTDOCTOR_HOSTILE_TARGET=/path/to/other/checkout python tests/hostile/table.py
+python tests/hostile/table.py [--only ID-PREFIX] [-v]
+QUANTDOCTOR_HOSTILE_TARGET=/path/to/other/checkout python tests/hostile/table.py
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ def main() -> int:
             result = run_case(case, Path(tmp))
         counts.setdefault(case.family, Counter())[result.outcome] += 1
         mark = "ok " if result.outcome == "clean" else "BAD"
-        print(f"{mark} {case.id:38} {result.outcome:9} {result.seconds:6.2f}s {result.why[:150]}", flush=True)
+        print(
+            f"{mark} {case.id:38} {result.outcome:9} {result.seconds:6.2f}s {result.why[:150]}",
+            flush=True,
+        )
         if args.verbose and result.outcome != "clean":
             print("    out:", repr(result.out[:300]), "\n    err:", repr(result.err[-600:]))
     header = f"| {'family':14}| tried | " + " | ".join(OUTCOMES) + " |"
@@ -42,7 +45,11 @@ def main() -> int:
         total.update(c)
         cells = " | ".join(str(c[o]) for o in OUTCOMES)
         print(f"| {family:14}| {sum(c.values())} | {cells} |")
-    print(f"| {'all':14}| {sum(total.values())} | " + " | ".join(str(total[o]) for o in OUTCOMES) + " |")
+    print(
+        f"| {'all':14}| {sum(total.values())} | "
+        + " | ".join(str(total[o]) for o in OUTCOMES)
+        + " |"
+    )
     return 0
 
 
