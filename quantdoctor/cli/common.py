@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from quantdoctor.errors import InvalidInputError
@@ -78,8 +77,12 @@ def load_env(path: str | None, python: str | None = None, packages: Sequence[str
 
 def load_matrix_args(args: argparse.Namespace) -> Any:
     from quantdoctor.rules.matrix import load_matrix
+    from quantdoctor.rules.untrusted import OVERLAY_LIMIT, problem
 
-    # The loader says what is wrong with each file (missing, a directory, a FIFO, ...).
+    for f in args.matrix:  # missing, a directory, a FIFO, a device, too large
+        why = problem(f, OVERLAY_LIMIT)
+        if why:
+            raise InvalidInputError(f"--matrix {f}: {why}")
     return load_matrix(extra=list(args.matrix) or None)
 
 
@@ -91,8 +94,21 @@ def check_choice(arg: str, value: str | None, valid: tuple[str, ...] | list[str]
 
 
 def dump_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # inf or NaN from an overlay's numbers: not JSON, so null
+        text = json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if data == data and abs(data) != float("inf") else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
 
 
 def console() -> Any:

@@ -81,6 +81,11 @@ def probe_nvml(ctx: ProbeContext) -> VendorResult:
     candidates = _nvml_candidates(ctx)
     if not candidates:
         return VendorResult(gpus=[])
+    if all(os.path.isabs(c) and not os.path.exists(c) for c in candidates):
+        # Nothing to load: say so without a child process.
+        return VendorResult(
+            gpus=None, why="NVML did not load (" + ", ".join(candidates) + ": no such file)"
+        )
     from quantdoctor.doctor._probe_child import run_in_child
 
     answer = run_in_child(

@@ -21,7 +21,7 @@ def parse_env(data: Any, name: str) -> Environment:
         raise EnvironmentFileError(f"{name}: nested too deeply") from None
     except ValidationError as err:
         e = err.errors()[0]
-        loc = ".".join(str(p) for p in e["loc"])
+        loc = ".".join(_key(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             from quantdoctor.rules.vocab import suggest
 
@@ -33,6 +33,15 @@ def parse_env(data: Any, name: str) -> Environment:
         if msg.split(":", 1)[0].split(".", 1)[0] == loc.split(".", 1)[0]:
             raise EnvironmentFileError(f"{name}: {msg}") from None  # the message names the key
         raise EnvironmentFileError(f"{name}: {loc}: {msg}") from None
+
+
+def _key(part: Any) -> str:
+    """A key as the error shows it: as written, or quoted where it would not read as one
+    word on one line (a newline or an escape sequence in a key from a hostile file)."""
+    text = str(part)
+    if text and text.isprintable() and text.strip() == text and len(text) <= 80:
+        return text
+    return repr(text[:80])
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> tuple[str, ...]:

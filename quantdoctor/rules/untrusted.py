@@ -64,6 +64,22 @@ def read_user_file(
         raise error(f"{name}: not UTF-8 text (byte {err.start})") from None
 
 
+def problem(path: str | os.PathLike[str], limit: int) -> str | None:
+    """What is wrong with ``path`` as an input file, found without opening it (so a FIFO
+    cannot block), or ``None`` where it looks readable."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as err:
+        return f"cannot open: {err.strerror or err}"
+    if not stat.S_ISREG(info.st_mode):
+        return _kind(info.st_mode)
+    if info.st_size > limit:
+        return f"is {_size(info.st_size)}; the limit is {_size(limit)}"
+    return None
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "is a directory, not a file"
