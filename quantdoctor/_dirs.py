@@ -11,15 +11,28 @@ from pathlib import Path
 
 from quantdoctor import __version__
 
+#: Where the user has no home (HOME unset and a uid with no passwd entry, as in bare
+#: containers): a path nothing can be read from or created in, so there is no user
+#: config and no cache, and nothing lands in a folder named "~" in the working directory.
+NOWHERE = Path(os.devnull, "quantdoctor")
+
+
+def _user_dir(kind: str) -> Path:
+    import platformdirs
+
+    try:
+        path = Path(getattr(platformdirs, kind)("quantdoctor"))
+    except (RuntimeError, KeyError):  # platformdirs could not expand "~"
+        return NOWHERE
+    return path if path.is_absolute() else NOWHERE
+
 
 def config_dir() -> Path:
     """The user config dir (``QUANTDOCTOR_CONFIG_DIR`` overrides); its matrix.yaml is an overlay."""
     override = os.environ.get("QUANTDOCTOR_CONFIG_DIR")
     if override:
         return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("quantdoctor"))
+    return _user_dir("user_config_dir")
 
 
 def cache_dir() -> Path:
@@ -27,9 +40,8 @@ def cache_dir() -> Path:
     override = os.environ.get("QUANTDOCTOR_CACHE_DIR")
     if override:
         return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("quantdoctor")) / __version__
+    home = _user_dir("user_cache_dir")
+    return home if home == NOWHERE else home / __version__
 
 
 def write_cache(path: Path, data: bytes, *, siblings: str, keep: int = 1) -> None:
