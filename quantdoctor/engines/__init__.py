@@ -4,7 +4,8 @@ The registry is the matrix: each engine in its ``engines:`` section (built-in or
 overlay) names its module (``module:``, default ``quantdoctor.engines.<name>``), and the
 module provides what only code can (see ``engines.base``): ``ADAPTER``, the class that
 applies a plan; optionally ``diffusers_config(plan, spec)``, the diffusers quantization
-config; optionally ``fingerprint``, how ``detect`` recognises the engine's files.
+config; optionally ``fingerprint`` and ``scheme_from_config``, how ``detect`` recognises
+the engine's files (see ``engines.base``).
 
 Import-light: nothing here imports torch or an engine until ``quantize`` is called.
 """

@@ -11,8 +11,13 @@ or the section's ``module:``). The module defines:
   after load.
 - ``PREQUANTIZED_HINT`` (optional): how a "prequantized" plan of the engine is loaded,
   where ``from_pretrained`` is not the way.
-- ``fingerprint(view)`` (optional): the engine's quantized tensors or config recognised
-  in a model file's header, for ``detect`` (see ``quantdoctor.files``).
+- ``fingerprint(view, spec)`` (optional): the engine's quantized weights recognised in a
+  safetensors model's headers, for ``detect`` (``quantdoctor.files.fingerprint``);
+  ``scheme_from_config(qc, spec)`` (optional): the scheme a saved ``quantization_config``
+  of the engine (its ``quant_method``) names.
+
+A new engine is that module plus its section of matrix.yaml (or of an overlay, whose
+``module:`` may name a module outside quantdoctor): ``tests/throwaway_engine.py`` is one.
 
 The scheme's API name, family, bits, layout and diffusers spelling come from the
 section (``spec``), not from tables here.
