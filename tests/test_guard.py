@@ -26,6 +26,7 @@ from quantdoctor import (
     preflight,
     probe,
 )
+from quantdoctor.rules.matrix import load_matrix
 
 QUANTO_BALANCED = {"engine": "quanto", "scheme": "qint8", "offload": "balanced"}
 #: An environment that says only the OS: every rule about packages or GPUs is unknown.
@@ -271,22 +272,49 @@ def test_the_loaders_own_except_clause_still_catches_an_explained_error() -> Non
     assert isinstance(caught[0].__cause__, TypeError)
 
 
+#: an overlay rule that explains a bare KeyError: None (the built-in gguf offload rules do
+#: only under the offloads they block, where preflight refuses the plan first)
+_KEYERROR_OVERLAY = {
+    "rules": [
+        {
+            "id": "test.keyerror-none",
+            "select": {"engine": "gguf"},
+            "severity": "warn",
+            "message": "a KeyError: None from the GGUF loader",
+            "source": "tests/test_guard.py",
+            "signatures": [{"pattern": "KeyError: None"}],
+        }
+    ]
+}
+
+
 @pytest.mark.filterwarnings("ignore::quantdoctor.QuantDoctorWarning")
 def test_an_explained_key_error_reads_as_text_not_as_a_quoted_key() -> None:
+    matrix = load_matrix(extra=_KEYERROR_OVERLAY)
     with pytest.raises(EngineError) as caught:
-        with guard({"engine": "gguf", "scheme": "Q8_0", "offload": "model"}, env=H100_LINUX):
+        with guard({"engine": "gguf", "scheme": "Q8_0"}, env=H100_LINUX, matrix=matrix):
             raise KeyError(None)  # as GGUFParameter raises it under accelerate's hooks
     assert isinstance(caught.value, KeyError)
-    assert str(caught.value).startswith("[gguf.offload.")
+    assert str(caught.value).startswith("[test.keyerror-none]")
     assert "\\n" not in str(caught.value)
+
+
+def test_a_bare_key_error_under_model_offload_is_not_blamed_on_other_offloads() -> None:
+    # KeyError: None is what GGUF weights raise under sequential and balanced offload; with
+    # model offload (which they survive) the text alone proves nothing and passes through
+    with pytest.raises(KeyError) as caught:
+        with guard({"engine": "gguf", "scheme": "Q8_0", "offload": "model"}, env=H100_LINUX):
+            raise KeyError(None)
+    assert not isinstance(caught.value, EngineError)
 
 
 @pytest.mark.filterwarnings("ignore::quantdoctor.QuantDoctorWarning")
 def test_an_explained_error_survives_pickling_as_an_engine_error() -> None:
     import pickle
 
+    matrix = load_matrix(extra=_KEYERROR_OVERLAY)
     with pytest.raises(EngineError) as caught:
-        with guard({"engine": "gguf", "scheme": "Q8_0", "offload": "model"}, env=H100_LINUX):
+        with guard({"engine": "gguf", "scheme": "Q8_0"}, env=H100_LINUX, matrix=matrix):
             raise KeyError(None)
     copy = pickle.loads(pickle.dumps(caught.value))
     assert type(copy) is EngineError

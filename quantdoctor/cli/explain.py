@@ -1,7 +1,11 @@
-"""``quantdoctor explain TEXT | --file F [--json]``: which rules an error text matches.
+"""``quantdoctor explain TEXT | --file F [--engine E] [--scheme S] [--offload O] [--env FILE]
+[--params N] [-v] [--json]``: which rules an error text matches, and how sure.
 
-TEXT may be ``-`` (read standard input), as may F. Exit 0 when a rule matched, 1 when
-none did, 2 on bad input.
+TEXT may be ``-`` (read standard input), as may F. ``--engine/--scheme/--offload`` say
+what was loading (a rule about another engine or offload is dropped), ``--env`` the
+machine (a rule whose condition holds there gains). An out-of-memory error that no rule
+explains gets memory advice (with ``--params``, the plans that fit). Exit 0 when a rule
+matched, 1 when none did, 2 on bad input (an empty text too).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from quantdoctor.errors import InvalidInputError
 
@@ -17,16 +22,27 @@ MAX_INPUT_BYTES = 16 * 1024 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from quantdoctor.cli.common import add_env_args
+    from quantdoctor.cli.recommend import _count
+    from quantdoctor.rules.vocab import ENGINES, OFFLOADS
+
     parser.add_argument(
         "text", nargs="?", help="the error message or traceback ('-' reads standard input)"
     )
     parser.add_argument("--file", "-f", metavar="F", help="read the text from F ('-': stdin)")
-    parser.add_argument("--json", action="store_true", help="print the matches as JSON")
     parser.add_argument(
-        "--matrix",
-        action="append",
-        metavar="FILE",
-        help="an overlay of rules to add (repeatable)",
+        "--engine", metavar="E", help="the engine that was loading: " + " | ".join(ENGINES)
+    )
+    parser.add_argument("--scheme", metavar="S", help="the scheme it used (nf4, qint8, Q4_K...)")
+    parser.add_argument(
+        "--offload", metavar="O", help="the offload that was on: " + " | ".join(OFFLOADS)
+    )
+    add_env_args(parser)
+    parser.add_argument(
+        "--params", type=_count, metavar="N", help="the model's parameter count, for memory advice"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also show the evidence and how to add rules"
     )
 
 
@@ -53,37 +69,158 @@ def read_text(args: argparse.Namespace) -> str:
     if (args.text is None) == (args.file is None):
         raise InvalidInputError("explain: give the error TEXT or --file F (one of them)")
     if args.file is not None:
-        return _read_stdin() if args.file == "-" else _read_file(args.file)
-    text: str = args.text
-    return _read_stdin() if text == "-" else text
+        text = _read_stdin() if args.file == "-" else _read_file(args.file)
+    else:
+        text = _read_stdin() if args.text == "-" else str(args.text)
+    if not text.strip():
+        raise InvalidInputError("explain: the error text is empty")
+    return text
+
+
+def _context(args: argparse.Namespace, matrix: Any) -> dict[str, str]:
+    from quantdoctor.cli.common import check_choice
+    from quantdoctor.rules.vocab import OFFLOADS
+
+    engines = sorted(matrix.engines)
+    context: dict[str, str] = {}
+    if args.engine is not None:
+        check_choice("--engine", args.engine, engines)
+        context["engine"] = args.engine
+    if args.scheme is not None:
+        known = (
+            list(matrix.engines[args.engine].schemes)
+            if args.engine
+            else sorted({s for spec in matrix.engines.values() for s in spec.schemes})
+        )
+        check_choice("--scheme", args.scheme, known)
+        context["scheme"] = args.scheme
+    if args.offload is not None:
+        check_choice("--offload", args.offload, OFFLOADS)
+        context["offload"] = args.offload
+    return context
+
+
+def _oom_advice(
+    oom: dict[str, float | None], context: dict[str, str], env: Any, params: int | None, matrix: Any
+) -> list[str]:
+    """Memory advice for an out-of-memory error, from the cost model (advise.recommend)."""
+    tried, total = oom.get("tried_gib"), oom.get("total_gib")
+    where = f" of a {total:.1f} GiB GPU" if total else ""
+    first = "Out of memory: the model and its activations did not fit the GPU"
+    if tried:
+        first += f" (it tried to allocate {tried:.2f} GiB more{where})"
+    lines = [first + ".", "This is a memory problem, not a quantization incompatibility."]
+    engine, scheme = context.get("engine"), context.get("scheme")
+    if params is None:
+        if engine and engine in matrix.engines:
+            specs = matrix.engines[engine].schemes
+            bits = specs[scheme].bits if scheme in specs else None
+            lower = [n for n, s in specs.items() if bits is None or s.bits < bits]
+            if lower:
+                lines.append(f"  fewer bits with {engine}: {', '.join(lower[:6])}")
+        offload = context.get("offload", "none")
+        order = ("model", "group", "sequential")
+        more = [
+            o for o in order if order.index(o) > (order.index(offload) if offload in order else -1)
+        ]
+        if more:
+            lines.append("  offloads that keep less on the GPU: " + ", ".join(more))
+        lines.append(
+            "  give --params N (the model's parameter count) for its estimated peak and the "
+            "plans that fit; quantdoctor recommend --params N lists them too"
+        )
+        return lines
+    from quantdoctor.advise.recommend import Layout, estimate, recommend
+    from quantdoctor.rules.evaluate import to_facts
+    from quantdoctor.rules.models import Plan
+
+    rec = recommend(env, params=params, vram_gb=total, matrix=matrix, limit=5)
+    if engine and scheme:
+        plan = Plan(engine=engine, scheme=scheme, offload=context.get("offload", "none"))
+        est = estimate(plan, to_facts(env), layout=Layout.from_params(params), matrix=matrix)
+        if est.peak_gb is not None:
+            lines.append(f"  this plan's estimated peak: {est.peak_gb:.1f} GiB")
+            if rec.memory_gb and est.peak_gb <= rec.memory_gb:
+                lines.append(
+                    "  that fits, so something else holds the rest (text encoders, the VAE, "
+                    "another process): model offload keeps one component on the GPU at a time"
+                )
+    if rec.plans:
+        lines.append(
+            f"  plans that fit {rec.memory_gb:.1f} GiB here, best first:"
+            if rec.memory_gb
+            else "  plans that work here, best first:"
+        )
+        for e in rec.plans:
+            peak = f"{e.peak_gb:.1f} GiB peak" if e.peak_gb is not None else "peak unknown"
+            p = e.plan
+            lines.append(f"    {p.engine} {p.scheme} offload={p.offload} ({peak})")
+    else:
+        lines.append("  no plan fits this GPU's memory, even offloaded")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.rules.explain import explain
+    from quantdoctor.cli.common import load_env
+    from quantdoctor.rules.evaluate import default_matrix
+    from quantdoctor.rules.explain import explain_full, out_of_memory
 
     text = read_text(args)
-    matrix = None
+    matrix = default_matrix()
     if args.matrix:
         from quantdoctor.rules.matrix import load_matrix
 
         matrix = load_matrix(extra=args.matrix)
-    matches = explain(text, matrix)
+    context = _context(args, matrix)
+    env = load_env(args.env) if args.env else None
+    result = explain_full(text, matrix, context=context or None, env=env, device=args.device)
+    matches = result.matches
     if args.json:
         sys.stdout.write(json.dumps([m.to_dict() for m in matches], indent=2) + "\n")
         return 0 if matches else 1
+    out = sys.stdout.write
     if not matches:
-        sys.stdout.write(
-            "No known error signature matches this text.\n"
-            "  quantdoctor rules --json lists every rule; an overlay (--matrix) can add one.\n"
-        )
+        oom = out_of_memory(text)
+        if oom is not None:
+            if args.params is not None and env is None:
+                from quantdoctor.doctor.probe import probe
+
+                env = probe()
+            for line in _oom_advice(oom, context, env or {}, args.params, matrix):
+                out(line + "\n")
+            return 1
+        out("Not a known quantization problem: no rule explains this error.\n")
+        if result.unclaimed:
+            out(
+                "  The text is also what "
+                + ", ".join(result.unclaimed[:3])
+                + " raise; with nothing else pointing there it is not claimed."
+                " Say which engine and offload were in use (--engine, --offload).\n"
+            )
+        if args.verbose:
+            out(
+                "  quantdoctor rules --json lists every rule; an overlay (--matrix FILE) can add"
+                " one for an error you know.\n"
+            )
         return 1
     marks = {"block": "✗", "warn": "!", "info": "i"}
+    if result.ambiguous and len(matches) > 1:
+        close = [m.rule for m in matches if matches[0].score - m.score < 2.5]
+        out(f"Several causes fit this text ({', '.join(close)}); the first is the likeliest.\n")
     for m in matches:
-        sys.stdout.write(f"{marks.get(m.severity, '-')} [{m.rule}] {m.message}\n")
+        out(f"{marks.get(m.severity, '-')} [{m.rule}] {m.message}\n")
         if m.fix:
-            sys.stdout.write(f"    fix: {m.fix}\n")
-        sys.stdout.write(f"    matched: {m.matched[:200]}\n")
-        sys.stdout.write(f"    source: {m.source}\n")
+            out(f"    fix: {m.fix}\n")
+        out(f"    confidence: {m.confidence}; matched: {m.matched[:200]}\n")
+        if args.verbose:
+            out(f"    evidence: {'; '.join(m.evidence)}\n")
+        out(f"    source: {m.source}\n")
+    if result.ambiguous and result.tells_apart:
+        out("What would tell them apart:\n")
+        for ask in result.tells_apart:
+            out(f"  - {ask}\n")
+    if any("(unknown)" in m.message or "(version unknown)" in m.message for m in matches[:1]):
+        out("Facts marked unknown: run quantdoctor env, or pass --env FILE.\n")
     n = len(matches)
-    sys.stdout.write(f"{n} rule{'s' if n != 1 else ''} matched; the first fits best.\n")
+    out(f"{n} rule{'s' if n != 1 else ''} matched; the first fits best.\n")
     return 0

@@ -97,7 +97,7 @@ def _findings(plan: Plan, facts: Facts, rules: Iterable[Rule]) -> list[Finding]:
     found: list[Finding] = []
     shown: Facts | None = None
     for rule in rules:
-        if not rule.selects(facets):
+        if rule.signature_only or not rule.selects(facets):
             continue
         missing: set[str] = set()
         holds = rule.condition.eval(facts, missing)

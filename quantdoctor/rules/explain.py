@@ -1,54 +1,113 @@
-"""Which rules an engine's error message, or a whole pasted traceback, matches.
+"""Which rules an engine's error message, or a whole pasted traceback, matches, and how sure.
 
 Text is cleaned first (ANSI colour codes removed, line endings unified, pytest's ``E``
 prefix dropped, a bare ``NotImplementedError`` line written ``NotImplementedError: `` as
-``str(exc)`` formatting would), then every signature of every rule is searched
-(``re.MULTILINE``, so ``^`` and ``$`` anchor at lines of a traceback). Each rule keeps
-its best match, and the rules are ranked: a match in the final exception (the one that
-was actually raised, after any "During handling of the above exception" chain) beats
-one in an earlier traceback or log line; then rules that select the plan being run
-(when one is given); then the longer, more specific match; then severity.
+``str(exc)`` formatting would, every line cut to ``patterns.MAX_LINE``), then every
+signature of every rule is searched (``re.MULTILINE``). Signatures are checked at load to
+finish in linear time (``quantdoctor.rules.patterns``).
+
+Each matching rule is then weighed by the evidence around the text, not by the text alone:
+
+- where the match lies: in the exception that was raised (after any "During handling"
+  chain) or in an earlier traceback or log line;
+- which engine the traceback names: its frames' paths (``optimum/quanto/...``) and words
+  in its messages; a rule about another engine loses, one about this engine gains;
+- the call that failed (``enable_sequential_cpu_offload``, ``enable_model_cpu_offload``,
+  ``enable_group_offload``) says which offload was on;
+- the plan given (``context``: engine, scheme, offload...): a rule about another engine,
+  scheme or offload is dropped;
+- the machine given (``facts``): a rule whose condition holds here gains, one whose
+  condition is false here loses.
+
+A *generic* signature (a device mismatch, a meta tensor, ``KeyError: None``) names its
+rule only with evidence of that rule's engine or plan, and never with full confidence.
+Every match carries a confidence and the evidence used; when several causes stay close,
+``Explanation.ambiguous`` says so and ``tells_apart`` names what would decide.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+from quantdoctor.rules.patterns import cap_lines
 
 if TYPE_CHECKING:
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Plan
     from quantdoctor.rules.schema import Rule
 
-__all__ = ["Match", "clean", "explain", "final_exception_start"]
+__all__ = [
+    "Explanation",
+    "Match",
+    "clean",
+    "explain",
+    "explain_rules",
+    "explain_text",
+    "final_exception_start",
+    "out_of_memory",
+]
 
 #: Pasted logs can be long; signatures are searched in at most this much of the end.
 MAX_TEXT = 1_000_000
+#: How much of a matched text a match keeps (and shows).
+MAX_MATCHED = 300
 
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_ANSI = re.compile(
+    r"\x1b\[[0-?]{0,40}[ -/]{0,10}[@-~]|\x1b\][^\x07\x1b]{0,4096}(?:\x07|\x1b\\)|\x1b[@-Z\\-_]"
+)
 _HEADER = re.compile(r"Traceback \(most recent call last\)")
+_NAME = r"[A-Za-z_]\w{0,100}"
 #: A line that names an exception: ``pkg.mod.SomeError: message`` (pytest prefixes ``E``).
 _EXC_LINE = re.compile(
-    r"^(?:E\s+)?(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*"
+    rf"^(?:E\s{{1,20}})?(?:{_NAME}\.){{0,20}}[A-Za-z_]\w{{0,100}}?"
     r"(?:Error|Exception|Warning|Exit|Interrupt|Missing|Fault)\b(?::|$)",
     re.MULTILINE,
 )
 #: A line that is only an exception's name, as a message-less exception prints; it is
 #: written ``Name: `` so that signatures of the ``Name: message`` form match it.
-_BARE_EXC = re.compile(r"^((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception))$", re.MULTILINE)
+_BARE_EXC = re.compile(
+    rf"^((?:{_NAME}\.){{0,20}}[A-Za-z_]\w{{0,100}}?(?:Error|Exception))$", re.MULTILINE
+)
 #: pytest's ``E   `` prefix on the lines of the exception it shows.
-_PYTEST_E = re.compile(r"^E {3,}", re.MULTILINE)
+_PYTEST_E = re.compile(r"^E {3,20}", re.MULTILINE)
 #: Lines of a traceback's frame block (CPython and IPython), skipped to reach the message.
 _FRAME = re.compile(r"^(?:\s|File |Cell In\[|-+>|\^|~|$)")
-_SEVERITY = {"block": 2, "warn": 1, "info": 0}
+#: A line that names a source file: a traceback frame in any of the usual layouts.
+_PATH_LINE = re.compile(r"""(?:File "|File |\.py[",:]|\.py$|[/\\][\w.-]{1,100}\.py\b)""")
+#: The exception type of a ``Name: message`` line.
+_EXC_TYPE = re.compile(rf"^(?:E\s{{1,20}})?(?:{_NAME}\.){{0,20}}({_NAME}):", re.MULTILINE)
+#: Calls that say which offload was on when the error came.
+_OFFLOAD_CALLS = (
+    ("enable_sequential_cpu_offload", "sequential"),
+    ("enable_model_cpu_offload", "model"),
+    ("enable_group_offload", "group"),
+    ("apply_group_offloading", "group"),
+)
+_OOM = re.compile(
+    r"(?:CUDA|HIP|MPS|XPU)? ?out of memory|OutOfMemoryError|Allocation on device"
+    r"|MPS backend out of memory",
+    re.IGNORECASE,
+)
+_OOM_ALLOC = re.compile(r"Tried to allocate (\d{1,9}(?:\.\d{1,3})?) ?([GMK]i?B)", re.IGNORECASE)
+_OOM_TOTAL = re.compile(
+    r"total capacity of (\d{1,6}(?:\.\d{1,3})?) ?([GM]i?B)"
+    r"|(\d{1,6}(?:\.\d{1,3})?) ?([GM]i?B) total capacity",
+    re.IGNORECASE,
+)
+_SEVERITY = {"block": 0.3, "warn": 0.2, "info": 0.1}
+_FACETS = ("engine", "scheme", "mode", "offload", "component", "dtype")
+#: Score margin under which two causes are reported as ambiguous.
+AMBIGUOUS_MARGIN = 2.5
 
 
 @dataclass(frozen=True)
 class Match:
-    """One rule whose signature matched, with the text it matched."""
+    """One rule whose signature matched, with the text it matched and how sure it is."""
 
     rule: str
     severity: str
@@ -61,7 +120,25 @@ class Match:
     signature_source: str
     #: whether the match lies in the final (raised) exception
     final: bool
-    rank: tuple[int, int, int, int, int]
+    #: the score that orders matches (higher first); kept as a 1-tuple for callers that sort
+    rank: tuple[float, ...]
+    #: "high" | "medium" | "low", and the same as a number in 0..1
+    confidence: str = "medium"
+    probability: float = 0.5
+    #: what raised or lowered this candidate ("traceback frames in optimum/quanto", ...)
+    evidence: tuple[str, ...] = ()
+    #: the text is also produced by other causes
+    generic: bool = False
+    #: the engines, offloads and schemes the rule is about (empty: any)
+    engines: tuple[str, ...] = ()
+    offloads: tuple[str, ...] = ()
+    schemes: tuple[str, ...] = ()
+    #: machine facts the rule's condition reads that were not given
+    unknown_facts: tuple[str, ...] = ()
+
+    @property
+    def score(self) -> float:
+        return self.rank[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,13 +148,35 @@ class Match:
             "fix": self.fix,
             "source": self.source,
             "matched": self.matched,
+            "confidence": self.confidence,
+            "probability": round(self.probability, 2),
+            "evidence": list(self.evidence),
+            "generic": self.generic,
         }
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """All candidates for one text, best first, with what is known about the ambiguity."""
+
+    matches: list[Match]
+    #: several causes stay close: the first is not certain
+    ambiguous: bool = False
+    #: what would tell the close candidates apart ("which engine was loading (--engine)")
+    tells_apart: tuple[str, ...] = ()
+    #: rules whose generic signature matched but which nothing else supported
+    unclaimed: tuple[str, ...] = ()
+    #: engines the traceback names, and the offload its failing call implies
+    engines_seen: tuple[str, ...] = ()
+    offload_seen: str | None = None
+    exception_type: str | None = None
+    facts_unknown: tuple[str, ...] = field(default=())
+
+
 def clean(text: str) -> str:
-    """Remove ANSI codes, unify line endings, and give bare exception lines a colon."""
+    """Remove ANSI codes, unify line endings, cut long lines, give bare exceptions a colon."""
     text = _ANSI.sub("", text[-MAX_TEXT:])
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = cap_lines(text.replace("\r\n", "\n").replace("\r", "\n"))
     return _BARE_EXC.sub(r"\1: ", _PYTEST_E.sub("", text))
 
 
@@ -98,8 +197,24 @@ def final_exception_start(text: str) -> int:
     return lines[-1].start() if lines else 0
 
 
-def _source_text(source: str | list[str]) -> str:
-    return source if isinstance(source, str) else "; ".join(source)
+def out_of_memory(text: str) -> dict[str, float | None] | None:
+    """For an out-of-memory error: the GiB it tried to allocate and the GPU's total, if said."""
+    cleaned = clean(text)
+    if not _OOM.search(cleaned):
+        return None
+
+    def gib(m: re.Match[str] | None) -> float | None:
+        if m is None:
+            return None
+        number, unit = next(
+            (a, b) for a, b in zip(m.groups()[::2], m.groups()[1::2], strict=True) if a
+        )
+        return float(number) / {"K": 1024**2, "M": 1024, "G": 1}[unit[0].upper()]
+
+    return {
+        "tried_gib": gib(_OOM_ALLOC.search(cleaned)),
+        "total_gib": gib(_OOM_TOTAL.search(cleaned)),
+    }
 
 
 @lru_cache(maxsize=1024)
@@ -107,47 +222,277 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.MULTILINE)
 
 
-def _preference(rule: Rule, plan: Plan | None) -> int:
-    """+1 for each of the plan's engine and offload the rule selects, -1 for another engine."""
-    if plan is None:
-        return 0
-    select = rule.select
-    score = 0
-    if select.engine:
-        score += 1 if plan.engine in select.engine else -1
-    if select.offload and plan.offload in select.offload:
-        score += 1
-    return score
+@lru_cache(maxsize=64)
+def _engine_path(token: str) -> re.Pattern[str]:
+    """A path component naming ``token`` (``/bitsandbytes/``, ``ComfyUI-GGUF\\``)."""
+    tok = re.escape(token).replace("/", r"[/\\]")
+    return re.compile(rf"(?i)(?:[/\\.]|[/\\][\w.]{{0,40}}[-_]){tok}[/\\._]")
 
 
-def _best(rule: Rule, text: str, final_at: int, plan: Plan | None) -> Match | None:
-    best: Match | None = None
+@lru_cache(maxsize=64)
+def _engine_word(token: str) -> re.Pattern[str]:
+    return re.compile(rf"(?i)(?<![\w-]){re.escape(token)}(?![\w-])")
+
+
+def _tokens(engine: str, packages: Mapping[str, str]) -> tuple[str, ...]:
+    package = packages.get(engine, engine)
+    return tuple(dict.fromkeys((engine, package, package.replace("-", "/"))))
+
+
+def _engines_named(
+    text: str, engines: Iterable[str], packages: Mapping[str, str]
+) -> dict[str, str]:
+    """Engine -> how the text names it (frames first, then words in messages)."""
+    frame_lines = [ln for ln in text.split("\n") if _PATH_LINE.search(ln)]
+    frames = "\n".join(frame_lines)
+    other = "\n".join(ln for ln in text.split("\n") if not _PATH_LINE.search(ln))
+    named: dict[str, str] = {}
+    for engine in engines:
+        tokens = _tokens(engine, packages)
+        for tok in tokens:
+            m = _engine_path(tok).search(frames)
+            if m:
+                named[engine] = f"traceback frames in {tok}"
+                break
+        else:
+            for tok in tokens:
+                if _engine_word(tok).search(other):
+                    named[engine] = f"the message names {tok}"
+                    break
+    return named
+
+
+def _offload_seen(text: str) -> tuple[str | None, str | None]:
+    for call, offload in _OFFLOAD_CALLS:
+        if call in text:
+            return offload, call
+    return None, None
+
+
+def _render(text: str, facts: Mapping[str, Any]) -> str:
+    """A message with its ``{fact}`` names filled in; an unknown one reads "(unknown)"."""
+    from quantdoctor.rules.evaluate import _TEMPLATE  # the evaluator's placeholder syntax
+
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in facts:
+            if key == "gpu.name":
+                return "this GPU"  # names no model, states nothing unknown as known
+            return "(version unknown)" if key.startswith("packages.") else "(unknown)"
+        value = facts[key]
+        return "none" if value is None else str(value)
+
+    return _TEMPLATE.sub(sub, text)
+
+
+def _source_text(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else "; ".join(source)
+
+
+def _context(plan: Plan | None, context: Mapping[str, str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if plan is not None:
+        out.update({k: str(v) for k, v in plan.model_dump().items() if k in _FACETS and v})
+    if context:
+        out.update({k: str(v) for k, v in context.items() if k in _FACETS and v})
+    return out
+
+
+def _weigh(
+    rule: Rule,
+    text: str,
+    final_at: int,
+    ctx: Mapping[str, str],
+    facts: Mapping[str, Any] | None,
+    named: Mapping[str, str],
+    offload_seen: tuple[str | None, str | None],
+) -> Match | None:
+    best: tuple[float, re.Match[str], Any] | None = None
     for sig in rule.signatures:
         for m in _compiled(sig.pattern).finditer(text):
             if m.end() == m.start():
                 continue  # an empty match says nothing
-            final = m.start() >= final_at
-            rank = (
-                int(final),
-                _preference(rule, plan),
-                len(m.group(0)),
-                _SEVERITY.get(rule.severity, 0),
-                m.start(),
-            )
-            if best is None or rank > best.rank:
-                best = Match(
-                    rule=rule.id,
-                    severity=rule.severity,
-                    message=rule.message,
-                    fix=rule.fix,
-                    source=_source_text(rule.source),
-                    matched=m.group(0).strip(),
-                    pattern=sig.pattern,
-                    signature_source=sig.source,
-                    final=final,
-                    rank=rank,
-                )
-    return best
+            score = 10.0 + (4.0 if m.start() >= final_at else 0.0)
+            score += min(len(m.group(0)), 80) / 20
+            if sig.generic:
+                score -= 4.0
+            if best is None or score > best[0]:
+                best = (score, m, sig)
+    if best is None:
+        return None
+    score, m, sig = best
+    evidence: list[str] = []
+    support = 0  # evidence that points at this rule beyond its text
+    sel = rule.select
+    final = m.start() >= final_at
+    evidence.append("matched in the exception raised" if final else "matched earlier in the log")
+    # the plan given: a rule about another engine, scheme or offload does not apply
+    for facet, allowed in (
+        ("engine", sel.engine),
+        ("scheme", sel.scheme),
+        ("offload", sel.offload),
+    ):
+        given = ctx.get(facet)
+        if given is None or not allowed:
+            continue
+        if given not in allowed:
+            return None
+        score += {"engine": 6.0, "scheme": 2.0, "offload": 4.0}[facet]
+        support += 1
+        evidence.append(f"{facet} {given} given")
+    for facet in ("mode", "component", "dtype"):
+        # weaker facets: a loader that requantizes runs in another mode than it was given
+        allowed = getattr(sel, facet)
+        if ctx.get(facet) and allowed and ctx[facet] not in allowed:
+            score -= 2.0
+            evidence.append(f"{facet} {ctx[facet]} given, the rule is about {'/'.join(allowed)}")
+    # what the traceback names
+    if "engine" not in ctx and named:
+        mine = [e for e in sel.engine if e in named]
+        if mine:
+            score += 5.0
+            support += 1
+            evidence.append(named[mine[0]])
+        elif sel.engine:
+            score -= 5.0
+            others = ", ".join(sorted(named))
+            evidence.append(f"the traceback names {others}, not {'/'.join(sel.engine)}")
+    elif "engine" not in ctx and sel.engine:
+        score -= 1.0  # about one engine, with nothing to say it was running
+    seen, call = offload_seen
+    if "offload" not in ctx and seen and sel.offload:
+        if seen in sel.offload:
+            score += 3.0
+            support += 1
+            evidence.append(f"the failing call {call}() means {seen} offload")
+        else:
+            score -= 3.0
+            evidence.append(f"{call}() means {seen} offload, not {'/'.join(sel.offload)}")
+    # the machine given
+    unknown: set[str] = set()
+    if facts is not None and tuple(rule.condition.facts()):
+        holds = rule.condition.eval(dict(facts), unknown)
+        if holds is True:
+            score += 4.0
+            support += 1
+            evidence.append("its condition holds on the machine given")
+        elif holds is False:
+            score -= 8.0
+            evidence.append("its condition does not hold on the machine given")
+    elif tuple(rule.condition.facts()):
+        unknown = set(rule.condition.facts())
+    if sig.generic and support == 0:
+        return None  # a generic text alone names nothing
+    score += _SEVERITY.get(rule.severity, 0.0)
+    matched = m.group(0).strip()[:MAX_MATCHED]
+    return Match(
+        rule=rule.id,
+        severity=rule.severity,
+        message=rule.message,
+        fix=rule.fix,
+        source=_source_text(rule.source),
+        matched=matched,
+        pattern=sig.pattern,
+        signature_source=sig.source,
+        final=final,
+        rank=(score,),
+        evidence=tuple(evidence),
+        generic=bool(sig.generic),
+        engines=tuple(sel.engine),
+        offloads=tuple(sel.offload),
+        schemes=tuple(sel.scheme),
+        unknown_facts=tuple(sorted(f for f in unknown if not f.startswith("plan."))),
+    )
+
+
+def _confidence(found: list[Match]) -> list[Match]:
+    """Each match's share of the evidence (a softmax of the scores), as a number and a word."""
+    if not found:
+        return found
+    top = max(m.score for m in found)
+    weights = [math.exp((m.score - top) / 2.0) for m in found]
+    total = sum(weights)
+    out = []
+    for m, w in zip(found, weights, strict=True):
+        p = w / total
+        if m.generic:
+            p = min(p, 0.7)  # a generic text is never certain
+        if m.score < 10.0:
+            p = min(p, 0.4)  # evidence against it
+        word = "high" if p >= 0.75 else "medium" if p >= 0.4 else "low"
+        out.append(replace(m, probability=p, confidence=word))
+    return out
+
+
+def _tells_apart(close: list[Match], ctx: Mapping[str, str], facts_given: bool) -> tuple[str, ...]:
+    asks = []
+    engines = {m.engines for m in close}
+    if len(engines) > 1 and "engine" not in ctx:
+        names = sorted({e for m in close for e in m.engines}) or ["any"]
+        asks.append(f"which engine was loading ({', '.join(names)}): --engine")
+    offloads = {m.offloads for m in close}
+    if len(offloads) > 1 and "offload" not in ctx:
+        names = sorted({o for m in close for o in m.offloads})
+        asks.append(f"which offload was on ({', '.join(names)}): --offload")
+    schemes = {m.schemes for m in close}
+    if len(schemes) > 1 and "scheme" not in ctx and len(engines) == 1:
+        asks.append("which scheme was used: --scheme")
+    unknown = sorted({f for m in close for f in m.unknown_facts})
+    if unknown and not facts_given:
+        asks.append(
+            f"the machine ({', '.join(unknown[:4])}): quantdoctor env --json > env.json, "
+            "then --env env.json"
+        )
+    return tuple(asks)
+
+
+def explain_text(
+    text: str,
+    rules: Iterable[Rule],
+    *,
+    plan: Plan | None = None,
+    context: Mapping[str, str] | None = None,
+    facts: Mapping[str, Any] | None = None,
+    packages: Mapping[str, str] | None = None,
+) -> Explanation:
+    """Every rule ``text`` matches, weighed by the evidence around it (module docstring)."""
+    rules = list(rules)
+    cleaned = clean(text)
+    final_at = final_exception_start(cleaned)
+    ctx = _context(plan, context)
+    engines = sorted({e for r in rules for e in r.select.engine})
+    named = _engines_named(cleaned, engines, packages or {})
+    seen = _offload_seen(cleaned)
+    found: list[Match] = []
+    unclaimed: list[str] = []
+    for r in rules:
+        if not r.signatures:
+            continue
+        m = _weigh(r, cleaned, final_at, ctx, facts, named, seen)
+        if m is not None:
+            found.append(m)
+        elif any(s.generic and _compiled(s.pattern).search(cleaned) for s in r.signatures):
+            unclaimed.append(r.id)
+    shown: dict[str, Any] = dict(facts or {})
+    shown.update({f"plan.{k}": v for k, v in ctx.items()})
+    found = [
+        replace(m, message=_render(m.message, shown), fix=_render(m.fix, shown)) for m in found
+    ]
+    found.sort(key=lambda m: m.rank, reverse=True)
+    found = _confidence(found)
+    close = [m for m in found if found[0].score - m.score < AMBIGUOUS_MARGIN] if found else []
+    ambiguous = len(close) > 1 or any(m.generic for m in close)
+    types = _EXC_TYPE.findall(cleaned[final_at:]) if cleaned else []
+    return Explanation(
+        matches=found,
+        ambiguous=ambiguous,
+        tells_apart=_tells_apart(close, ctx, facts is not None) if ambiguous else (),
+        unclaimed=tuple(u for u in unclaimed if u not in {m.rule for m in found}),
+        engines_seen=tuple(sorted(named)),
+        offload_seen=seen[0],
+        exception_type=types[0] if types else None,
+        facts_unknown=tuple(sorted({f for m in found[:1] for f in m.unknown_facts})),
+    )
 
 
 def explain_rules(
@@ -155,32 +500,60 @@ def explain_rules(
     rules: Iterable[Rule],
     plan: Plan | None = None,
     facts: Mapping[str, Any] | None = None,
+    *,
+    context: Mapping[str, str] | None = None,
+    packages: Mapping[str, str] | None = None,
 ) -> list[Match]:
     """Match ``text`` against ``rules``; best first (see the module docstring).
 
     Messages and fixes name facts (``{packages.diffusers}``): they are filled from
-    ``facts`` and the plan where given, and said to be unknown otherwise.
+    ``facts`` and the plan where given, and read "(unknown)" otherwise.
     """
-    from quantdoctor.rules.evaluate import render
-
-    cleaned = clean(text)
-    final_at = final_exception_start(cleaned)
-    found = [m for r in rules if r.signatures and (m := _best(r, cleaned, final_at, plan))]
-    shown = dict(facts or {})
-    if plan is not None:
-        shown.update({f"plan.{k}": v for k, v in plan.model_dump().items()})
-    found = [replace(m, message=render(m.message, shown), fix=render(m.fix, shown)) for m in found]
-    return sorted(found, key=lambda m: m.rank, reverse=True)
+    return explain_text(
+        text, rules, plan=plan, context=context, facts=facts, packages=packages
+    ).matches
 
 
-def explain(text: str, matrix: Matrix | None = None, *, plan: Plan | None = None) -> list[Match]:
+def _facts(env: Any, device: int = 0) -> dict[str, Any] | None:
+    if env is None:
+        return None
+    from quantdoctor.rules.evaluate import to_facts
+
+    return dict(to_facts(env, device))
+
+
+def explain(
+    text: str,
+    matrix: Matrix | None = None,
+    *,
+    plan: Plan | None = None,
+    context: Mapping[str, str] | None = None,
+    env: Any = None,
+) -> list[Match]:
     """Which rules of ``matrix`` (default: built-in plus overlays) an error text matches.
 
-    ``plan``, when given, ranks rules that select its engine and offload first among
-    matches of equal place (``guard`` passes the plan it guards).
+    ``plan`` or ``context`` (a mapping of plan facets, any subset: engine, scheme,
+    offload...) and ``env`` (an ``Environment`` or its JSON) weigh the candidates: a rule
+    about another engine or offload is dropped, one that holds on the machine gains.
     """
+    return explain_full(text, matrix, plan=plan, context=context, env=env).matches
+
+
+def explain_full(
+    text: str,
+    matrix: Matrix | None = None,
+    *,
+    plan: Plan | None = None,
+    context: Mapping[str, str] | None = None,
+    env: Any = None,
+    device: int = 0,
+) -> Explanation:
+    """``explain`` with the ambiguity, what tells the causes apart, and what went unclaimed."""
     if matrix is None:
         from quantdoctor.rules.evaluate import default_matrix
 
         matrix = default_matrix()
-    return explain_rules(text, matrix.rules, plan)
+    packages = {name: spec.package for name, spec in matrix.engines.items()}
+    return explain_text(
+        text, matrix.rules, plan=plan, context=context, facts=_facts(env, device), packages=packages
+    )

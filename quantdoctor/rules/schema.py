@@ -53,21 +53,32 @@ class SchemeSpec(BaseModel):
 
 
 class Signature(BaseModel):
-    """An error text this rule produces when ignored: a Python regular expression."""
+    """An error text this rule produces when ignored: a Python regular expression.
+
+    ``generic``: the text is also produced by other causes (a device mismatch, a meta
+    tensor, ``KeyError: None``), so explain names this rule only with evidence of its
+    engine or plan (traceback frames, the plan or machine given).
+    """
 
     model_config = _STRICT
 
     pattern: str
     source: str = ""
     versions: str = ""
+    generic: bool = False
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, v: str) -> str:
+        from quantdoctor.rules.patterns import unsafe
+
         try:
             re.compile(v)
         except re.error as err:
             raise ValueError(f"bad regular expression: {err}") from None
+        why = unsafe(v)
+        if why:
+            raise ValueError(f"pattern could run slowly on long text: {why}")
         return v
 
 
@@ -200,6 +211,9 @@ class Rule(BaseModel):
     fix: str = ""
     source: str | list[str]
     signatures: tuple[Signature, ...] = ()
+    #: a rule that only explains error texts: evaluate() never applies it to a plan, since
+    #: its cause cannot be told from the facts quantdoctor probes
+    signature_only: bool = False
     replaces: str | None = None
 
     _condition: Node = PrivateAttr()
