@@ -408,3 +408,19 @@ def test_guard_explains_an_engine_error_with_the_evidence_of_its_plan() -> None:
     with pytest.raises(KeyError) as caught, guard(plan, env={"os": "linux"}):
         raise KeyError(None)  # gguf survives group offload: this is something else
     assert not isinstance(caught.value, EngineError)
+
+
+def test_a_built_in_signature_of_a_generic_text_says_it_is_generic() -> None:
+    phrases = [
+        "Expected all tensors to be on the same device",
+        "Cannot copy out of meta tensor",
+        "KeyError: None",
+        "no kernel image is available",
+        "an illegal memory access",
+        "Fatal Python error: Aborted",
+    ]
+    for r in load_matrix(defaults=False).rules:
+        for sig in r.signatures:
+            plain = sig.pattern.replace("\\", "")
+            if any(p in plain for p in phrases) and len(plain) < 90:
+                assert sig.generic, f"{r.id}: {sig.pattern!r} needs generic: true"

@@ -101,6 +101,15 @@ _OOM_TOTAL = re.compile(
 )
 _SEVERITY = {"block": 0.3, "warn": 0.2, "info": 0.1}
 _FACETS = ("engine", "scheme", "mode", "offload", "component", "dtype")
+#: Texts that many causes produce (quantized or not): a signature matching no more than one
+#: of these is generic even when its rule does not say so (an overlay's, a new rule's).
+_GENERIC_TEXT = re.compile(
+    r"Expected all tensors to be on the same device|Cannot copy out of meta tensor"
+    r"|KeyError: None|no kernel image is available|an illegal memory access"
+    r"|CUBLAS_STATUS_\w{1,40}|Fatal Python error: Aborted|NotImplementedError: ?$"
+    r"|invalid argument to getCurrentStream|Expected a cuda device|out of memory",
+    re.MULTILINE,
+)
 #: Score margin under which two causes are reported as ambiguous.
 AMBIGUOUS_MARGIN = 2.5
 
@@ -298,6 +307,14 @@ def _context(plan: Plan | None, context: Mapping[str, str] | None) -> dict[str, 
     return out
 
 
+def _is_generic(flagged: bool, matched: str) -> bool:
+    """A generic match: flagged so, or little more than a text many causes produce."""
+    if flagged:
+        return True
+    g = _GENERIC_TEXT.search(matched)
+    return g is not None and len(matched.strip()) - len(g.group(0)) < 24
+
+
 def _weigh(
     rule: Rule,
     text: str,
@@ -314,13 +331,14 @@ def _weigh(
                 continue  # an empty match says nothing
             score = 10.0 + (4.0 if m.start() >= final_at else 0.0)
             score += min(len(m.group(0)), 80) / 20
-            if sig.generic:
+            if _is_generic(sig.generic, m.group(0)):
                 score -= 4.0
             if best is None or score > best[0]:
                 best = (score, m, sig)
     if best is None:
         return None
     score, m, sig = best
+    generic = _is_generic(sig.generic, m.group(0))
     evidence: list[str] = []
     support = 0  # evidence that points at this rule beyond its text
     sel = rule.select
@@ -381,7 +399,7 @@ def _weigh(
             evidence.append("its condition does not hold on the machine given")
     elif tuple(rule.condition.facts()):
         unknown = set(rule.condition.facts())
-    if sig.generic and support == 0:
+    if generic and support == 0:
         return None  # a generic text alone names nothing
     score += _SEVERITY.get(rule.severity, 0.0)
     matched = m.group(0).strip()[:MAX_MATCHED]
@@ -397,7 +415,7 @@ def _weigh(
         final=final,
         rank=(score,),
         evidence=tuple(evidence),
-        generic=bool(sig.generic),
+        generic=generic,
         engines=tuple(sel.engine),
         offloads=tuple(sel.offload),
         schemes=tuple(sel.scheme),
@@ -471,7 +489,10 @@ def explain_text(
         m = _weigh(r, cleaned, final_at, ctx, facts, named, seen)
         if m is not None:
             found.append(m)
-        elif any(s.generic and _compiled(s.pattern).search(cleaned) for s in r.signatures):
+        elif any(
+            (hit := _compiled(s.pattern).search(cleaned)) and _is_generic(s.generic, hit.group(0))
+            for s in r.signatures
+        ):
             unclaimed.append(r.id)
     shown: dict[str, Any] = dict(facts or {})
     shown.update({f"plan.{k}": v for k, v in ctx.items()})

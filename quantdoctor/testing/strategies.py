@@ -441,7 +441,9 @@ def _passing(env: EnvLike, matrix: Matrix) -> list[tuple[str, ...]]:
                 for f in FACETS[1:]
             )
             for r in matrix.rules_for(engine)
-            if r.severity == "block" and r.condition.eval(facts, set()) is not False
+            if r.severity == "block"
+            and not r.signature_only
+            and r.condition.eval(facts, set()) is not False
         ]
         for facets in product(*(_choices(f, engine, matrix) for f in FACETS[1:])):
             if not any(
