@@ -224,6 +224,10 @@ NO_ERROR_TEXT = {
     "torchao.torch.requires-2.5": "no thread recorded",
     "torchao.offload.sequential.accelerate-min": "no thread recorded",
     "torchao.platform.directml": "no thread recorded",
+    "torchao.int4wo.cc": "no thread recorded",
+    "torchao.torch.dropped": "no thread recorded",
+    "torchao.int4wo.mslk-rocm": "its text is torchao.int4wo.mslk's; no ROCm thread recorded",
+    "bitsandbytes.torch.requires": "no thread recorded",
 }
 
 

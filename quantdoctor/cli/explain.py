@@ -24,14 +24,14 @@ MAX_INPUT_BYTES = 16 * 1024 * 1024
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from quantdoctor.cli.common import add_env_args
     from quantdoctor.cli.recommend import _count
-    from quantdoctor.rules.vocab import ENGINES, OFFLOADS
+    from quantdoctor.rules.vocab import OFFLOADS
 
     parser.add_argument(
         "text", nargs="?", help="the error message or traceback ('-' reads standard input)"
     )
     parser.add_argument("--file", "-f", metavar="F", help="read the text from F ('-': stdin)")
     parser.add_argument(
-        "--engine", metavar="E", help="the engine that was loading: " + " | ".join(ENGINES)
+        "--engine", metavar="E", help="the engine that was loading (quantdoctor rules lists them)"
     )
     parser.add_argument("--scheme", metavar="S", help="the scheme it used (nf4, qint8, Q4_K...)")
     parser.add_argument(

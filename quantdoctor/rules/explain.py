@@ -365,8 +365,10 @@ def _weigh(
             score -= 2.0
             evidence.append(f"{facet} {ctx[facet]} given, the rule is about {'/'.join(allowed)}")
     # what the traceback names
+    engine_shown = bool(sel.engine) and ctx.get("engine") in sel.engine
     if "engine" not in ctx and named:
         mine = [e for e in sel.engine if e in named]
+        engine_shown = bool(mine)
         if mine:
             score += 5.0
             support += 1
@@ -376,7 +378,7 @@ def _weigh(
             others = ", ".join(sorted(named))
             evidence.append(f"the traceback names {others}, not {'/'.join(sel.engine)}")
     elif "engine" not in ctx and sel.engine:
-        score -= 1.0  # about one engine, with nothing to say it was running
+        score -= 1.5  # about one engine, with nothing to say it was running
     seen, call = offload_seen
     if "offload" not in ctx and seen and sel.offload:
         if seen in sel.offload:
@@ -391,7 +393,8 @@ def _weigh(
     if facts is not None and tuple(rule.condition.facts()):
         holds = rule.condition.eval(dict(facts), unknown)
         if holds is True:
-            score += 4.0
+            # about an engine nobody said was loading, the machine alone proves less
+            score += 4.0 if engine_shown or not sel.engine else 1.0
             support += 1
             evidence.append("its condition holds on the machine given")
         elif holds is False:
