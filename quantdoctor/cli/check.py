@@ -82,9 +82,10 @@ def render(verdict: Any, *, verbose: bool = False) -> None:
         if f.severity == "info" and not verbose:
             continue
         mark = "?" if f.state == "unknown" else {"block": "✗", "warn": "!", "info": "·"}[f.severity]
-        out.print(f"  {mark} {escape(f.message)} [dim]({f.rule})[/]")
-        if f.missing:
-            out.print(f"      unknown: {escape(', '.join(f.missing))}")
+        said = f.message
+        if f.state == "unknown":  # a fact left unknown is not said as one
+            said = f"unknown whether this holds ({', '.join(f.missing)}): {f.message}"
+        out.print(f"  {mark} {escape(said)} [dim]({f.rule})[/]")
         if f.fix:
             out.print(f"      fix: {escape(f.fix)}")
         if verbose:

@@ -10,6 +10,22 @@ from quantdoctor.errors import EnvironmentFileError
 from quantdoctor.rules.models import Environment
 
 
+#: pydantic's error types in the words of the Environment JSON (README, DESIGN.md).
+_PLAIN: dict[str, str] = {
+    "model_type": 'expected an object, like {"version": "2.5.1"}',
+    "model_attributes_type": 'expected an object, like {"version": "2.5.1"}',
+    "dict_type": 'expected an object, like {"diffusers": "0.35.0"}',
+    "tuple_type": 'expected a list, like [{"vendor": "nvidia", "name": "..."}]',
+    "list_type": "expected a list",
+    "float_parsing": "expected a number, like 24.0",
+    "float_type": "expected a number, like 24.0",
+    "int_parsing": "expected a whole number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": 'expected a string, like "8.9"',
+}
+
+
 def parse_env(data: Any, name: str) -> Environment:
     from pydantic import ValidationError
 
@@ -29,7 +45,8 @@ def parse_env(data: Any, name: str) -> Environment:
             raise EnvironmentFileError(
                 f"{name}: {loc}: unknown key; {suggest(str(e['loc'][-1]), valid)}"
             ) from None
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = _PLAIN.get(e["type"]) or e["msg"].removeprefix("Value error, ")
+        msg = msg.replace("Input should be", "expected")
         if msg.split(":", 1)[0].split(".", 1)[0] == loc.split(".", 1)[0]:
             raise EnvironmentFileError(f"{name}: {msg}") from None  # the message names the key
         raise EnvironmentFileError(f"{name}: {loc}: {msg}") from None

@@ -71,6 +71,14 @@ class Matrix:
         Raises ``InvalidInputError`` naming the facet: an engine this matrix does not
         have, a scheme that is not the engine's, a mode the engine does not offer."""
         spec = self.engines.get(plan.engine)
+        if spec is None or plan.scheme not in spec.schemes:
+            from quantdoctor.rules.aliases import resolve
+
+            engine = resolve("engine", plan.engine, self.engines)
+            spec = self.engines.get(engine)
+            if spec is not None:
+                scheme = resolve("scheme", plan.scheme, spec.schemes, engine)
+                plan = plan.model_copy(update={"engine": engine, "scheme": scheme})
         if spec is None:
             raise InvalidInputError(
                 f"engine: {plan.engine!r} is not valid; {suggest(plan.engine, self.engines)}"

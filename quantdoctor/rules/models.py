@@ -32,6 +32,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 def _check_choice(field: str, value: str, valid: tuple[str, ...]) -> str:
     if value not in valid:
+        from quantdoctor.rules.aliases import resolve
+
+        value = resolve(field, value, valid)
+    if value not in valid:
         raise ValueError(f"{field}: {value!r} is not valid; {suggest(value, valid)}")
     return value
 
@@ -154,6 +158,18 @@ class GPU(BaseModel):
     gfx: str | None = None
     memory_gb: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     driver: str | None = None
+
+    @field_validator("cuda_cc", mode="before")
+    @classmethod
+    def _cc_number(cls, v: Any) -> Any:
+        """``8.6`` and ``9`` as JSON numbers mean ``"8.6"`` and ``"9.0"``."""
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, int):
+            return f"{v}.0"
+        if isinstance(v, float):
+            return f"{v:.1f}"
+        return v
 
     @field_validator("cuda_cc")
     @classmethod

@@ -31,7 +31,9 @@ def suggest(value: str, valid: Iterable[str]) -> str:
 
     options = list(valid)
     text = "valid values are " + ", ".join(options)
-    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    # a prefix names its word ("win" is windows, though difflib finds darwin closer)
+    close = [o for o in options if value and o.lower().startswith(value.lower())][:1]
+    close = close or difflib.get_close_matches(value, options, n=1, cutoff=0.6)
     if not close:
         lowered = {o.lower(): o for o in options}
         if value.lower() in lowered:
