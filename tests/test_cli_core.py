@@ -135,7 +135,7 @@ def test_check_reads_overlays_from_matrix_flag_and_env_var(env_file: Any, tmp_pa
          " group (did you mean balanced?)"),
         (["--engine", "quanto", "--scheme", "qint8", "--mode", "during"], "--mode: 'during'"),
         (["--engine", "quanto", "--scheme", "qint8", "--component", "unet2"], "did you mean unet?"),
-        (["--engine", "quanto", "--scheme", "qint8", "--dtype", "fp16"], "--dtype: 'fp16'"),
+        (["--engine", "quanto", "--scheme", "qint8", "--dtype", "fp12"], "--dtype: 'fp12'"),
         (["--engine", "quanto"], "the following arguments are required: --scheme"),
         (["--engine", "quanto", "--scheme", "qint8", "--matrix", "/nope.yaml"],
          "--matrix /nope.yaml: no such file"),

@@ -9,7 +9,6 @@ from typing import Any
 from quantdoctor.errors import EnvironmentFileError
 from quantdoctor.rules.models import Environment
 
-
 #: pydantic's error types in the words of the Environment JSON (README, DESIGN.md).
 _PLAIN: dict[str, str] = {
     "model_type": 'expected an object, like {"version": "2.5.1"}',
