@@ -114,3 +114,19 @@ def test_rocm_is_told_its_own_mslk_and_triton_fixes() -> None:
     assert "triton.missing.rocm-xpu" in holding(verdict)
     assert "triton.missing" not in holding(verdict)
     assert all("whl/cu" not in f.fix for f in verdict.findings)
+
+
+def test_an_offload_fix_names_the_apps_own_switch() -> None:
+    from quantdoctor.doctor.report import app_from_path, fix_for_app
+
+    fix = "use model offload (enable_model_cpu_offload)"
+    assert app_from_path("/home/me/automatic/venv/bin/python") == "sdnext"
+    assert app_from_path(r"C:\ComfyUI_windows_portable\python_embeded\python.exe") == "comfyui"
+    assert app_from_path("/usr/bin/python3") is None
+    assert "Model offload mode: model" in fix_for_app(fix, "sdnext")
+    assert "--lowvram" in fix_for_app(fix, "comfyui")
+    both = fix_for_app("use balanced offload", None)
+    assert 'device_map="balanced"' in both and "Model offload mode: balanced" in both
+    assert fix_for_app("pip install -U bitsandbytes", "sdnext") == "pip install -U bitsandbytes"
+    # diffusers' method is not said twice
+    assert fix_for_app(fix, None).count("enable_model_cpu_offload") == 1

@@ -295,7 +295,7 @@ def test_gguf_has_optional_cuda_kernels_in_diffusers_0_35() -> None:
 def test_gguf_model_offload_was_blocked_before_diffusers_gguf_support() -> None:
     """seed: gguf is not compatible with model offloading."""
     old = with_(H100_LINUX, packages={"diffusers": "0.31.0"})
-    assert_blocked_by(check(old, "gguf", "Q8_0", offload="model"), "gguf.offload.model.seed")
+    assert_blocked_by(check(old, "gguf", "Q8_0", offload="model"), "gguf.offload.model.old-diffusers")
 
 
 def test_gguf_works_with_model_offload_today() -> None:

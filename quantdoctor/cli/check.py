@@ -14,6 +14,7 @@ from quantdoctor.cli.common import (
     dump_json,
     load_env,
     load_matrix_args,
+    plain_source,
 )
 from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
@@ -89,7 +90,7 @@ def render(verdict: Any, *, verbose: bool = False) -> None:
         if f.fix:
             out.print(f"      fix: {escape(f.fix)}")
         if verbose:
-            out.print(f"      [dim]source: {escape(f.source)}[/]")
+            out.print(f"      [dim]source: {escape(plain_source(f.source))}[/]")
     if verdict.alternatives:
         out.print("  works instead:")
         for alt in verdict.alternatives:

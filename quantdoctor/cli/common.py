@@ -116,3 +116,53 @@ def console() -> Any:
     from quantdoctor._printable import raw_stream, safe_console
 
     return safe_console(file=raw_stream(sys.stdout), highlight=False, soft_wrap=True)
+
+
+#: How a rule's source reads to a user: the documents a pip install does not ship are
+#: named with where they live (quantdoctor's repository), the seed by what it is.
+_SOURCE_PREFIXES = (
+    ("seed: ", "SD.Next's quantization guide (2024): "),
+    ("engines.md", "quantdoctor's engine fact sheet (docs/reference/engines.md in its repository)"),
+    ("evidence/", "a measured run, in quantdoctor's repository: docs/reference/evidence/"),
+    ("benchmarks/results/", "quantdoctor's GPU runs, in its repository: benchmarks/results/"),
+)
+
+
+def plain_source(source: str) -> str:
+    """A rule's source in words a user can follow (tags like ``META@F`` dropped)."""
+    import re
+
+    text = source
+    for prefix, said in _SOURCE_PREFIXES:
+        if text.startswith(prefix):
+            text = said + text[len(prefix) :]
+            break
+    text = re.sub(
+        r"(?<![\w/])(evidence|benchmarks/results)/",
+        lambda m: (
+            "in quantdoctor's repository: "
+            + ("docs/reference/" if m.group(1) == "evidence" else "")
+            + m.group(0)
+        ),
+        text,
+    )
+    text = re.sub(r"\s*\b[A-Z][A-Z0-9_]*@[A-Z0-9]+\b", "", text)  # evidence row tags
+    text = re.sub(r"\b([a-z][\w-]*)@(\d[\w.]*):(\S+?):L(\d+)\b", r"\1 \2, \3 line \4", text)
+    return text.replace("()", "").strip()
+
+
+def plain_template(text: str) -> str:
+    """A rule's message or fix as the rules list shows it: ``{plan.scheme}`` is
+    ``<scheme>``, ``{packages.diffusers}`` is ``<diffusers version>``."""
+    import re
+
+    def word(m: re.Match[str]) -> str:
+        path = m.group(1)
+        head, _, rest = path.partition(".")
+        if head == "packages":
+            return f"<{rest} version>"
+        if head in ("plan", "gpu", "torch", "triton"):
+            return f"<{head if head != 'plan' else ''}{' ' if head != 'plan' else ''}{rest}>"
+        return f"<{path}>"
+
+    return re.sub(r"\{([a-z_][\w.-]*)\}", word, text)

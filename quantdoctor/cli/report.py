@@ -98,7 +98,7 @@ def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict
     """Every verdict of the grid on ``env``, grouped into the report's data."""
     from quantdoctor.advise.section import recommendation_section
     from quantdoctor.doctor.infer import infer
-    from quantdoctor.doctor.report import build_report
+    from quantdoctor.doctor.report import app_from_path, build_report
     from quantdoctor.rules.evaluate import evaluate_grid
     from quantdoctor.rules.matrix import load_matrix
 
@@ -115,6 +115,7 @@ def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict
         source=source,
         extra=[section] if section else [],
         assumed=assumed,
+        app=app_from_path(getattr(args, "python", None)),
     )
 
 

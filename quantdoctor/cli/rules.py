@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from quantdoctor.cli.common import check_choice, console, dump_json, load_matrix_args
+from quantdoctor.cli.common import (
+    check_choice,
+    console,
+    dump_json,
+    load_matrix_args,
+    plain_source,
+    plain_template,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     for r in rules:
         style = {"block": "red", "warn": "yellow", "info": "cyan"}[r.severity]
         out.print(f"[bold]{r.id}[/] [{style}]{r.severity}[/]")
-        out.print(f"  {escape(r.message)}")
+        out.print(f"  {escape(plain_template(r.message))}")
         if r.fix:
-            out.print(f"  fix: {escape(r.fix)}")
+            out.print(f"  fix: {escape(plain_template(r.fix))}")
         for s in r.sources:
-            out.print(f"  [dim]source: {escape(s)}[/]")
+            out.print(f"  [dim]source: {escape(plain_source(s))}[/]")
     out.print(f"{len(rules)} rules from {escape(', '.join(matrix.files))}")
     return 0

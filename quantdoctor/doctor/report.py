@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor.rules.vocab import OFFLOADS
@@ -231,6 +232,47 @@ def offloads_named(fix: str) -> set[str]:
     return {word for m in _OFFLOAD_WORDS.finditer(fix) for word in m.groups() if word}
 
 
+@lru_cache(maxsize=1)
+def _apps() -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).with_name("apps.json")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    data.pop("_about", None)
+    return data
+
+
+def app_from_path(path: str | None) -> str | None:
+    """The app whose interpreter ``path`` is (``~/ComfyUI/venv/bin/python``), if known."""
+    if not path:
+        return None
+    lowered = path.replace("\\", "/").lower()
+    parts = [p for p in lowered.split("/") if p]
+    for app, spec in _apps().items():
+        if any(word in part for part in parts for word in spec.get("paths", ())):
+            return str(app)
+    return None
+
+
+def fix_for_app(fix: str, app: str | None) -> str:
+    """A fix that recommends an offload, with how the user's app offers it (diffusers'
+    call and SD.Next's setting when the app is not known)."""
+    named = [o for o in OFFLOADS if o in offloads_named(fix)]
+    if not named:
+        return fix
+    apps = [app] if app in _apps() else ["diffusers", "sdnext"]
+    said = []
+    for name in apps:
+        spec = _apps()[name]
+        ways = [spec["offload"][o] for o in named if o in spec["offload"]]
+        # a fix that already names diffusers' method needs it not twice
+        ways = [w for w in ways if re.sub(r"^pipe(\.transformer)?\.|\(.*\)$", "", w) not in fix]
+        if ways:
+            said.append(f"{spec['name']}: {'; '.join(dict.fromkeys(ways))}")
+    return fix if not said else f"{fix} ({' | '.join(said)})"
+
+
 def engine_summary(
     engine: str,
     package: str,
@@ -410,6 +452,7 @@ def build_report(
     source: str = "probed",
     extra: Sequence[Mapping[str, Any]] = (),
     assumed: Mapping[str, str] | None = None,
+    app: str | None = None,
 ) -> dict[str, Any]:
     """The whole report as plain data: what ``--json`` prints and the text renders.
 
@@ -425,6 +468,10 @@ def build_report(
         )
         for name, spec in matrix.engines.items()
     ]
+    for e in engines:
+        for kind in ("blocked", "caveats"):
+            for entry in e[kind]:
+                entry["fix"] = fix_for_app(entry["fix"], app)
     checks = environment_checks(env, device) + drift_checks(verdicts)
     code = exit_code(engines, checks, extra)
     installed = [e for e in engines if e["installed"]]
@@ -455,6 +502,7 @@ def build_report(
         "device": device,
         "environment": dict(env),
         "assumed": dict(assumed or {}),
+        "app": app,
         "checks": checks,
         "engines": engines,
         "add_keys": _add_keys(env, engines, checks) if code == EXIT_UNKNOWN else [],

@@ -123,7 +123,11 @@ def quantize(
     from quantdoctor.gate import _as_plan, _check, _evaluate
 
     # the verdict's plan is the one evaluated: checked against the matrix, its mode filled in
-    plan = _check(_evaluate(_as_plan(plan), env, None), strict=False, stacklevel=2).plan
+    verdict = _evaluate(_as_plan(plan), env, None)
+    # "works instead" offers only what quantize() itself applies: mode post
+    alternatives = tuple(a for a in verdict.alternatives if a.mode == "post")
+    verdict = verdict.model_copy(update={"alternatives": alternatives})
+    plan = _check(verdict, strict=False, stacklevel=2).plan
     _check_mode(plan)
     import torch
 

@@ -18,7 +18,7 @@ from quantdoctor.rules.facts import Facts, facts_from_json
 from quantdoctor.rules.matrix import Matrix, load_matrix
 from quantdoctor.rules.models import Environment, Finding, Plan, Verdict
 from quantdoctor.rules.schema import Rule
-from quantdoctor.rules.vocab import OFFLOADS
+from quantdoctor.rules.vocab import DTYPES, OFFLOADS
 
 EnvLike = Environment | Mapping[str, Any]
 
@@ -194,6 +194,15 @@ class _Evaluator:
                     continue
 
         yield build({"offload": o} for o in offloads)
+        if plan.mode == "prequantized":
+            # a file's engine and scheme are in its bytes: only how it loads can change
+            yield build(
+                {"dtype": d, "offload": o}
+                for d in DTYPES
+                if d != plan.dtype
+                for o in (plan.offload, *offloads)
+            )
+            return
         # the same quantization, applied at another time (post instead of pre, say)
         yield build(
             {"mode": m, "offload": o}
