@@ -428,3 +428,21 @@ def test_a_built_in_signature_of_a_generic_text_says_it_is_generic() -> None:
             plain = sig.pattern.replace("\\", "")
             if any(p in plain for p in phrases) and len(plain) < 90:
                 assert sig.generic, f"{r.id}: {sig.pattern!r} needs generic: true"
+
+
+def test_an_overlay_condition_regex_that_could_hang_check_is_refused_at_load() -> None:
+    from quantdoctor.errors import MatrixError
+
+    overlay = {
+        "rules": [
+            {
+                "id": "user.gpu-name",
+                "when": {"fact": "gpu.name", "matches": "(a+)+$"},
+                "severity": "warn",
+                "message": "m",
+                "source": "s",
+            }
+        ]
+    }
+    with pytest.raises(MatrixError, match="slowly"):
+        load_matrix(extra=overlay)

@@ -174,7 +174,7 @@ _TESTS: dict[str, Callable[[Any, Any], bool]] = {
     "in": lambda v, o: v in o,
     "not_in": lambda v, o: v not in o,
     "version": _version_test,
-    "matches": lambda v, o: re.search(o, str(v)) is not None,
+    "matches": lambda v, o: re.search(o, str(v)[:4096]) is not None,  # a fact, not a log
     "lt": lambda v, o: _compare("lt", v, o),
     "le": lambda v, o: _compare("le", v, o),
     "gt": lambda v, o: _compare("gt", v, o),
@@ -252,9 +252,14 @@ def _check_operand(path: str, op: str, operand: Any) -> None:
     ):
         raise ConditionError(path, f"{operand!r} is neither a number nor a version")
     if op == "matches":
+        from quantdoctor.rules.patterns import unsafe
+
         try:
             re.compile(str(operand))
         except re.error as err:
             raise ConditionError(path, f"bad regular expression: {err}") from None
+        why = unsafe(str(operand))
+        if why:
+            raise ConditionError(path, f"pattern could run slowly on long text: {why}")
     if op == "absent" and not isinstance(operand, bool):
         raise ConditionError(path, "expected true or false")
