@@ -95,9 +95,14 @@ def _run_bounded(
         )
     except OSError as err:
         return f"could not start {argv[0]}: {err.strerror or err}"
+    from quantdoctor.doctor._probe_util import TOOL_OUTPUT_CAP, _communicate, _TooMuchOutput
+
     try:
-        out, err_bytes = proc.communicate(timeout=timeout)
+        out, err_bytes = _communicate(proc, timeout)  # bounded in size as well as in time
     except subprocess.TimeoutExpired:
         kill_tree(proc)
         return f"the test kernel did not finish in {timeout:g} s"
+    except _TooMuchOutput:
+        kill_tree(proc)
+        return f"the test kernel printed more than {TOOL_OUTPUT_CAP >> 20} MiB"
     return proc.returncode, out, err_bytes

@@ -134,7 +134,7 @@ def load_json(text: str, name: str, error: type[InvalidInputError]) -> Any:
         raise error(f"{name}: not valid JSON: {str(err)[:100]}") from None
     depth = _depth(data)
     if depth > MAX_DEPTH:
-        raise error(f"{name}: nested too deeply ({depth} levels; the limit is {MAX_DEPTH})")
+        raise error(f"{name}: nested too deeply (more than {MAX_DEPTH} levels)")
     return data
 
 
