@@ -1661,7 +1661,7 @@ except QuantDoctorError as err:
     item=8,
     kind="python",
     stream="out",
-    seconds=90,
+    seconds=300,
     one_line=False,
 )
 def _(sb: Sandbox) -> list[str]:
@@ -1677,7 +1677,7 @@ def _(sb: Sandbox) -> list[str]:
     item=8,
     kind="python",
     stream="out",
-    seconds=90,
+    seconds=300,
     one_line=False,
 )
 def _(sb: Sandbox) -> list[str]:
