@@ -446,3 +446,10 @@ def test_an_overlay_condition_regex_that_could_hang_check_is_refused_at_load() -
     }
     with pytest.raises(MatrixError, match="slowly"):
         load_matrix(extra=overlay)
+
+
+def test_cli_takes_the_vocabularys_other_spellings() -> None:
+    proc = cli("Your GPU does not support Int8 Matmul!", "--engine", "bnb", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["rule"] == "bitsandbytes.install.int8-matmul"
+    assert cli("x", "--engine", "nonsense").returncode == 2

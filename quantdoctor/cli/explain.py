@@ -78,25 +78,31 @@ def read_text(args: argparse.Namespace) -> str:
 
 
 def _context(args: argparse.Namespace, matrix: Any) -> dict[str, str]:
+    """The plan facets given (``bnb``, ``fp16``... spelt as the vocabulary spells them)."""
     from quantdoctor.cli.common import check_choice
+    from quantdoctor.rules.aliases import resolve
     from quantdoctor.rules.vocab import OFFLOADS
 
     engines = sorted(matrix.engines)
     context: dict[str, str] = {}
+    engine = None
     if args.engine is not None:
-        check_choice("--engine", args.engine, engines)
-        context["engine"] = args.engine
+        engine = resolve("engine", args.engine, engines)
+        check_choice("--engine", engine, engines)
+        context["engine"] = engine
     if args.scheme is not None:
         known = (
-            list(matrix.engines[args.engine].schemes)
-            if args.engine
+            list(matrix.engines[engine].schemes)
+            if engine
             else sorted({s for spec in matrix.engines.values() for s in spec.schemes})
         )
-        check_choice("--scheme", args.scheme, known)
-        context["scheme"] = args.scheme
+        scheme = resolve("scheme", args.scheme, known, engine) if engine else args.scheme
+        check_choice("--scheme", scheme, known)
+        context["scheme"] = scheme
     if args.offload is not None:
-        check_choice("--offload", args.offload, OFFLOADS)
-        context["offload"] = args.offload
+        offload = resolve("offload", args.offload, OFFLOADS)
+        check_choice("--offload", offload, OFFLOADS)
+        context["offload"] = offload
     return context
 
 
