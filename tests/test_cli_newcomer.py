@@ -119,3 +119,33 @@ def test_check_help_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> N
     text = " ".join(capsys.readouterr().out.split())
     for default in ("(default: none)", "(default: transformer)", "(default: bfloat16)"):
         assert default in text
+
+
+def test_fixes_of_a_python_flag_report_install_into_that_python(tmp_path: Path) -> None:
+    exe = fake_python(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "quantdoctor", "--no-cache", "--python", str(exe)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert f"for the Python at {exe}" in out.stdout
+    for line in out.stdout.splitlines():
+        if "pip install" in line:
+            assert f"{exe} -m pip install" in line, line
+
+
+def test_a_piped_matrix_keeps_each_row_on_one_line(tmp_path: Path) -> None:
+    env = tmp_path / "m.json"
+    env.write_text(json.dumps({"os": "windows", "gpus": [{"vendor": "nvidia", "name": "x"}]}))
+    out = subprocess.run(
+        [sys.executable, "-m", "quantdoctor", "matrix", "--env", str(env)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+    )
+    rows = [r for r in out.stdout.splitlines()[1:] if r.strip()]
+    assert len(rows) > 20
+    assert not [r for r in rows if r.startswith(" ")]  # a wrapped row would continue indented

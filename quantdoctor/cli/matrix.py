@@ -75,4 +75,7 @@ def render(names: list[str], rows: list[dict[str, Any]]) -> None:
         cells = [f"[{STYLES[s]}]{MARKS[s]} {s}[/]" for s in (row["status"][n] for n in names)]
         why = sorted({r for n in names if row["status"][n] != "ok" for r in row["rules"][n]})
         table.add_row(plan["engine"], plan["scheme"], plan["offload"], *cells, ", ".join(why))
-    console().print(table)
+    out = console()
+    if not out.is_terminal:
+        out.width = 10_000  # piped: one row a line, rule ids whole, for grep and cut
+    out.print(table)

@@ -81,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
         if report is None:
             report = build(env, args, source="probed")
             if getattr(args, "python", None):
+                from quantdoctor.doctor._probe_python import resolve_python
+                from quantdoctor.doctor.report import for_interpreter
+
                 report["interpreter"] = args.python
+                for_interpreter(report, resolve_python(args.python))
             if key:
                 write_cached(key, report)
     if args.json:

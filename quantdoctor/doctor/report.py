@@ -273,6 +273,23 @@ def fix_for_app(fix: str, app: str | None) -> str:
     return fix if not said else f"{fix} ({' | '.join(said)})"
 
 
+def for_interpreter(report: dict[str, Any], exe: str) -> None:
+    """Every ``pip install`` of ``report`` as that interpreter's (``--python``): the fix
+    must install into the app's Python, not into the one running quantdoctor."""
+    python = f'"{exe}"' if " " in exe else exe
+
+    def said(text: str | None) -> str | None:
+        return text and re.sub(r"\bpip install\b", f"{python} -m pip install", text)
+
+    for check in report["checks"]:
+        check["fix"] = said(check["fix"])
+    for e in report["engines"]:
+        e["install"] = said(e["install"])
+        for kind in ("blocked", "caveats", "unknown"):
+            for entry in e[kind]:
+                entry["fix"] = said(entry["fix"])
+
+
 def engine_summary(
     engine: str,
     package: str,
@@ -564,8 +581,9 @@ def render_report(report: Mapping[str, Any], *, verbose: bool = False) -> list[L
         lines.extend(shown)
         hidden += not_shown
     if absent and not verbose:
-        names = ", ".join(f"{e['engine']} ({e['install']})" for e in absent)
+        names = ", ".join(e["engine"] for e in absent)
         lines.append([_mark("none"), (f"not installed: {names}", "")])
+        lines.append([("      install: ", "bold"), (_one_install(absent), "cyan")])
     for section in report["extra"]:
         lines.append([])
         lines.append([(section["title"] + ":", "bold")])
@@ -595,6 +613,16 @@ def render_report(report: Mapping[str, Any], *, verbose: bool = False) -> list[L
         more = f"why {hidden} more plans fail or warn here, " if hidden else ""
         lines.append([(f"  quantdoctor -v: {more}every fact and rule id", "dim")])
     return lines
+
+
+def _one_install(engines: Sequence[Mapping[str, Any]]) -> str:
+    """``pip install a b c`` for engines whose install commands differ only in the
+    package; otherwise each command, separated by ``;``."""
+    found = [re.fullmatch(r"(.*pip install) (\S+)", e["install"] or "") for e in engines]
+    heads = {m.group(1) for m in found if m}
+    if all(found) and len(heads) == 1:
+        return f"{heads.pop()} " + " ".join(m.group(2) for m in found if m)
+    return "; ".join(e["install"] for e in engines)
 
 
 def _engine_head(e: Mapping[str, Any]) -> Line:
