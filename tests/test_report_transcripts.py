@@ -154,3 +154,19 @@ def test_the_rules_list_says_sources_and_placeholders_in_plain_words() -> None:
         assert not re.search(r"\bseed\b|\{plan\.|\{packages\.|[A-Z]+@[A-Z]\b", line), line
         if "evidence/" in line or "benchmarks/results/" in line:
             assert "in quantdoctor's repository" in line or "in its repository" in line, line
+
+
+def test_check_on_a_partial_nvidia_machine_asks_no_amd_or_intel_fact() -> None:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "300", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-m", "quantdoctor", "check", "--engine", "bitsandbytes"]
+        + ["--scheme", "nf4", "--env", "windows-rtx3060.json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=MACHINES,
+    ).stdout
+    assert "assumed gpus[0].cuda_cc: 8.6" in out
+    for word in ("ROCm", "rocm", "gfx", "XPU", "IPEX", "ZLUDA", "MPS"):
+        assert word not in out, (word, out)

@@ -60,16 +60,27 @@ def make_plan(args: argparse.Namespace, matrix: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from quantdoctor.advise.ranked import evaluate
 
     matrix = load_matrix_args(args)
     plan = make_plan(args, matrix)
     env = load_env(args.env, args.python, matrix.packages())
+    assumed: dict[str, str] = {}
+    if args.env:  # a partial file: the facts it implies (a GPU's compute capability ...)
+        from quantdoctor.doctor.infer import infer
+        from quantdoctor.rules.models import Environment
+
+        data, assumed = infer(env.to_json_dict())
+        env = Environment.model_validate(data) if assumed else env
     verdict = evaluate(plan, env, matrix, device=args.device)
     if args.json:
         dump_json(verdict.model_dump(mode="json"))
     else:
         render(verdict, verbose=args.verbose)
+        for fact, why in assumed.items():
+            console().print(f"  [dim]assumed {escape(fact)}: {escape(why)}[/]")
     return EXIT[verdict.status]
 
 
