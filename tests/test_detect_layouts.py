@@ -135,15 +135,28 @@ def _numel(shape: list[int]) -> int:
 
 
 def test_detect_is_flat_in_file_size(tmp_path: Path) -> None:
-    """A 28 GB (sparse) Wan 14B reads in milliseconds, like a 2.6 GB 1.3B."""
+    """A 33 GB (sparse) Wan 14B reads as fast as the same header over a few KB of data:
+    the time is the header's, not the file's (compared in one run, best of 5, so that
+    load from other work falls on both alike)."""
     big = released_file(tmp_path, "wan21-i2v-14b")
     assert big.stat().st_size > 25e9
-    detect(big)  # warm
-    start = time.perf_counter()
-    for _ in range(5):
-        detect(big)
-    per_call = (time.perf_counter() - start) / 5
-    assert per_call < 0.25, f"{per_call * 1000:.0f} ms for a header of 1303 tensors"
+    tiny = sparse_safetensors(
+        tmp_path / "tiny.safetensors",
+        {k: ("BF16", [1] * len(v)) for k, v in released("wan21-i2v-14b")["tensors"].items()},
+    )
+    assert tiny.stat().st_size < 1e6
+
+    def best(path: Path) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            detect(path)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    detect(big), detect(tiny)  # warm
+    ratio = best(big) / best(tiny)
+    assert ratio < 2.0, f"detect on 33 GB / on a few KB = {ratio:.2f}x"
 
 
 # --------------------------------------------------------------- original layouts
@@ -360,6 +373,18 @@ ORIGINAL: dict[
         ),
         ("transformer", "qwen-image", None),
         None,
+    ),
+    "wan-vae": (
+        _keys(
+            "encoder.conv1.weight",
+            "encoder.downsamples.0.residual.0.gamma",
+            "decoder.middle.0.residual.0.gamma",
+            "decoder.conv1.weight",
+            "conv1.weight",
+            "conv2.weight",
+        ),
+        ("vae", "wan", None),
+        "wan-t2v-14B",  # diffusers fetches Wan's VAE config from the 14B repository
     ),
     "sdxl-ldm": (
         _keys(
