@@ -170,3 +170,22 @@ def test_check_on_a_partial_nvidia_machine_asks_no_amd_or_intel_fact() -> None:
     assert "assumed gpus[0].cuda_cc: 8.6" in out
     for word in ("ROCm", "rocm", "gfx", "XPU", "IPEX", "ZLUDA", "MPS"):
         assert word not in out, (word, out)
+
+
+def test_what_a_partial_file_implies_is_inferred_and_said_as_assumed() -> None:
+    from quantdoctor.doctor.infer import cc_from_name, infer
+
+    assert cc_from_name("NVIDIA GeForce RTX 3060 Laptop GPU") == "8.6"
+    assert cc_from_name("NVIDIA A100-SXM4-80GB") == "8.0"
+    assert cc_from_name("NVIDIA A10G") == "8.6"
+    assert cc_from_name("NVIDIA GeForce GTX 1080 Ti") == "6.1"
+    assert cc_from_name("NVIDIA GeForce RTX 5090") == "12.0"
+    assert cc_from_name("Some Future GPU") is None
+    env, assumed = infer({"os": "darwin", "gpus": [{"vendor": "apple", "name": "Apple M3"}]})
+    assert env["backend"] == "mps" and env["triton"] is None and set(assumed) == {
+        "backend",
+        "triton",
+    }
+    # a stated fact (null included) is never overridden
+    stated = {"os": "linux", "backend": "cpu", "gpus": [{"vendor": "nvidia", "cuda_cc": "7.5"}]}
+    assert infer(stated) == (stated, {})

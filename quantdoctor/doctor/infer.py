@@ -1,5 +1,6 @@
-"""Facts a partial environment implies: a GPU's compute capability from its name, and the
-backend a lone GPU vendor's card runs on when torch's build is not given.
+"""Facts a partial environment implies: a GPU's compute capability from its name, the
+backend a lone GPU vendor's card runs on when torch's build is not given, and no Triton
+on macOS.
 
 An inferred fact is a fact the user did not state, so each one is returned with the
 sentence the report shows ("assumed: ..."), and nothing is inferred over a stated value
@@ -76,4 +77,8 @@ def infer(env: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
                     f'{backend}, as the GPU\'s vendor implies (add "backend" if torch '
                     "is another build)"
                 )
+    if env.get("os") == "darwin" and "triton" not in env:
+        # Triton publishes no macOS build (pypi.org/project/triton: Linux wheels only)
+        out["triton"] = None
+        assumed["triton"] = "none: Triton has no macOS build"
     return out, assumed
