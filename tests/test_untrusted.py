@@ -72,10 +72,22 @@ def test_a_tool_that_prints_without_end_is_stopped_at_the_cap(tmp_path: Path) ->
     assert time.monotonic() - start < 10
 
 
-def test_a_child_that_crashes_or_hangs_becomes_a_reason() -> None:
-    assert run_in_child("fixtures_probe.children:aborts", None, 5, "NVML") == "NVML crashed its process (SIGABRT)"
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
+def test_a_child_that_crashes_or_hangs_becomes_a_reason(
+    fork: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quantdoctor.doctor import _probe_child
+
+    # A threaded caller gets a fresh interpreter instead of a fork: both must hold.
+    monkeypatch.setattr(_probe_child, "_can_fork", lambda: fork)
+    assert (
+        run_in_child("fixtures_probe.children:aborts", None, 5, "NVML")
+        == "NVML crashed its process (SIGABRT)"
+    )
     start = time.monotonic()
-    assert "did not answer within 0.5 s" in run_in_child("fixtures_probe.children:hangs", None, 0.5, "NVML")
+    assert "did not answer within 0.5 s" in run_in_child(
+        "fixtures_probe.children:hangs", None, 0.5, "NVML"
+    )
     assert time.monotonic() - start < 5
     assert run_in_child("json:dumps", [1, "a"], 5, "x") == '[1, "a"]'
 

@@ -120,10 +120,12 @@ def _spawned(module: str, func: str, arg: Any, timeout: float, label: str) -> An
 
     from quantdoctor.doctor._probe_util import _communicate, _TooMuchOutput, kill_tree
 
+    # The child imports what this process can: the same search path, quantdoctor's first.
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    search = [package_root, *(p for p in sys.path if p)]
     code = (
         "import json, sys\n"
-        f"sys.path.insert(0, {package_root!r})\n"
+        f"sys.path[:0] = {search!r}\n"
         f"from {module} import {func} as fn\n"
         "sys.stdout.write(json.dumps({'ok': fn(json.loads(sys.argv[1]))}))\n"
     )
