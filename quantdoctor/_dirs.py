@@ -1,20 +1,61 @@
-"""Where quantdoctor keeps its files: the user's config (overlays) and its caches.
+"""Where quantdoctor keeps its files (the user's config, its caches), and the cache store.
 
-No pydantic, no rules: the cached report's fast path reads these too.
+No pydantic, no rules, no platformdirs on Linux: the cached report's fast path reads these.
+
+The caches are plain JSON that loading cannot execute. They live in a folder quantdoctor
+creates inside the cache dir, ``qd-cache-v<FORMAT>`` (a new layout gets a new folder, so
+older code never reads a newer one), holding a ``CACHEDIR.TAG`` marker. quantdoctor reads
+and writes there only while that folder is a real directory (not a symlink) owned by the
+user, writable by nobody else, with the marker in it; otherwise it works without a cache.
+Entries are written to a private temporary file (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0600,
+random name) and renamed into place; pruning deletes only entries of that folder whose
+names quantdoctor gives (``<kind>-<hex digest>.json``), never anything else in the cache
+dir. Each entry is ``{"format", "kind", "key", "digest", "data"}``: read back only when the
+format, kind and key are the ones asked for and ``digest`` is the SHA-256 of ``data``; the
+caller then validates ``data`` itself (a bad entry is rebuilt, never trusted).
+
+Someone who can write as the user can still forge an entry (and could as well edit the
+installed package); the checks keep out everyone else (a shared ``QUANTDOCTOR_CACHE_DIR``),
+torn or corrupt files, and caches left by other versions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
+import stat
+import sys
 from pathlib import Path
+from typing import Any
 
 from quantdoctor import __version__
+
+#: The layout of the cache entries; bump it when their shape changes.
+FORMAT = 2
+SUBDIR = f"qd-cache-v{FORMAT}"
+MARKER = "CACHEDIR.TAG"
+_MARKER_TEXT = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This folder holds quantdoctor's caches; deleting it is safe.\n"
+)
+#: An entry larger than this is not one quantdoctor wrote.
+MAX_ENTRY_BYTES = 64 * 1024 * 1024
+_ENTRY_NAME = re.compile(r"^([a-z]+)-([0-9a-f]{16,64})\.json$")
+
 
 #: Where the user has no home (HOME unset and a uid with no passwd entry, as in bare
 #: containers): a path nothing can be read from or created in, so there is no user
 #: config and no cache, and nothing lands in a folder named "~" in the working directory.
 NOWHERE = Path(os.devnull, "quantdoctor")
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    """platformdirs' answer on Linux, without importing it (it costs ~10 ms)."""
+    value = os.environ.get(variable, "").strip()
+    path = Path(value) if value else Path(os.path.expanduser(fallback))
+    return path if path.is_absolute() else NOWHERE
 
 
 def _user_dir(kind: str) -> Path:
@@ -32,33 +73,235 @@ def config_dir() -> Path:
     override = os.environ.get("QUANTDOCTOR_CONFIG_DIR")
     if override:
         return Path(override)
+    if sys.platform.startswith("linux"):
+        base = _xdg("XDG_CONFIG_HOME", "~/.config")
+        return base if base == NOWHERE else base / "quantdoctor"
     return _user_dir("user_config_dir")
 
 
 def cache_dir() -> Path:
-    """Where the parsed matrix and the report are cached (``QUANTDOCTOR_CACHE_DIR`` overrides)."""
+    """Where the caches live (``QUANTDOCTOR_CACHE_DIR`` overrides); see the module doc."""
     override = os.environ.get("QUANTDOCTOR_CACHE_DIR")
     if override:
         return Path(override)
+    if sys.platform.startswith("linux"):
+        base = _xdg("XDG_CACHE_HOME", "~/.cache")
+        return base if base == NOWHERE else base / "quantdoctor" / __version__
     home = _user_dir("user_cache_dir")
     return home if home == NOWHERE else home / __version__
 
 
-def write_cache(path: Path, data: bytes, *, siblings: str, keep: int = 1) -> None:
-    """Write ``data`` to ``path`` atomically, keeping the ``keep`` newest ``siblings`` (a glob).
+def _ours(info: os.stat_result) -> bool:
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # Windows: no owners to compare; the folder ACLs decide
+        return True
+    return info.st_uid == getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
-    A cache is an optimisation: where it cannot be written (a read-only home, a file where
-    the folder should be) the command works without it.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+def store_dir(*, create: bool = False) -> Path | None:
+    """quantdoctor's own cache folder, or ``None`` where it cannot be trusted or made."""
+    base = cache_dir()
+    if base == NOWHERE or not base.is_absolute():
+        return None  # HOME unset and no override: nowhere sensible to cache
+    folder = base / SUBDIR
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        old = sorted(path.parent.glob(siblings), key=lambda p: p.stat().st_mtime_ns)
-        for stale in old[:-keep]:
-            if stale != path:
-                stale.unlink(missing_ok=True)
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            os.mkdir(folder, 0o700)
+            _write_marker(folder)
+        except OSError:
+            return None
+        return folder
     except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or not _ours(info):
+        return None
+    try:
+        marker = os.lstat(folder / MARKER)
+    except OSError:
+        return None
+    if not stat.S_ISREG(marker.st_mode) or not _ours(marker):
+        return None
+    return folder
+
+
+def _write_marker(folder: Path) -> None:
+    _write_new(folder / MARKER, _MARKER_TEXT.encode(), folder)
+
+
+def _write_new(path: Path, data: bytes, folder: Path) -> None:
+    """Write ``data`` to a fresh private file, then rename it to ``path``."""
+    tmp = folder / f".tmp-{os.urandom(8).hex()}"
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # replaces a planted symlink itself, never what it points to
+    except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(tmp)
+        raise
+
+
+def entry_name(kind: str, key: str) -> str:
+    return f"{kind}-{key}.json"
+
+
+def read_entry(kind: str, key: str) -> Any:
+    """The data stored under ``kind``/``key``, or ``None`` (missing, foreign, torn, forged)."""
+    folder = store_dir()
+    if folder is None:
+        return None
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
+    try:
+        fd = os.open(folder / entry_name(kind, key), flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or not _ours(info) or info.st_size > MAX_ENTRY_BYTES:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            raw = f.read(MAX_ENTRY_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    return _unwrap(raw, kind, key)
+
+
+def _sha256(data: bytes) -> Any:
+    """SHA-256 from CPython's own module where there is one (hashlib loads OpenSSL)."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython <= 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found]  # CPython >= 3.12
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data)
+
+
+def _digest(payload: str) -> str:
+    return str(_sha256(payload.encode("utf-8")).hexdigest())
+
+
+def _unwrap(raw: bytes, kind: str, key: str) -> Any:
+    try:
+        entry = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None  # torn, truncated or not ours
+    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+        return None
+    if entry.get("kind") != kind or entry.get("key") != key:
+        return None
+    payload = entry.get("data")
+    if not isinstance(payload, str) or entry.get("digest") != _digest(payload):
+        return None
+    try:
+        return json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+
+
+def write_entry(kind: str, key: str, data: Any, *, keep: int = 1, prune: bool = True) -> None:
+    """Store ``data`` (plain JSON data) under ``kind``/``key``, keeping the ``keep`` newest
+    entries of that kind. A cache is an optimisation: where it cannot be written (a
+    read-only home, a file where the folder should be, a folder of someone else's) the
+    command works without it."""
+    try:
+        payload = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return  # not plain data (a date in an overlay, say): not cached
+    entry = {"format": FORMAT, "kind": kind, "key": key, "digest": _digest(payload)}
+    blob = json.dumps({**entry, "data": payload}).encode("utf-8")
+    folder = store_dir(create=True)
+    if folder is None:
+        return
+    with contextlib.suppress(OSError):
+        _write_new(folder / entry_name(kind, key), blob, folder)
+        if prune:
+            _prune(folder, kind, keep)
+
+
+def prune_entries(kind: str, keep: int) -> None:
+    """Keep the ``keep`` newest entries of ``kind`` (after writes made with ``prune=False``)."""
+    folder = store_dir()
+    if folder is not None:
+        with contextlib.suppress(OSError):
+            _prune(folder, kind, keep)
+
+
+def _prune(folder: Path, kind: str, keep: int) -> None:
+    """Delete all but the ``keep`` newest entries of ``kind``; nothing else is touched."""
+    entries: list[tuple[int, str]] = []
+    with os.scandir(folder) as it:
+        for item in it:
+            match = _ENTRY_NAME.match(item.name)
+            if match is None or match.group(1) != kind:
+                continue
+            info = item.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode):
+                entries.append((info.st_mtime_ns, item.name))
+    entries.sort()
+    for _, name in entries[:-keep] if keep > 0 else entries:
+        with contextlib.suppress(OSError):
+            os.unlink(folder / name)
+
+
+def digest(*parts: Any) -> str:
+    """A short hex key of plain data (for cache entry names)."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return str(_sha256(blob.encode("utf-8")).hexdigest())[:32]
+
+
+_CODE_DIGEST: list[str] = []
+
+
+def code_digest() -> str:
+    """A digest of quantdoctor's own files (path, size, mtime), computed once per process."""
+    if not _CODE_DIGEST:
+        package = Path(__file__).resolve().parent
+        stats: list[Any] = [__version__, sys.version]
+        for folder, dirs, files in os.walk(package):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith((".py", ".yaml", ".yml", ".json")):
+                    path = os.path.join(folder, name)
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        stats.append([path, None])
+                        continue
+                    stats.append([path, st.st_size, st.st_mtime_ns])
+        _CODE_DIGEST.append(digest(stats))
+    return _CODE_DIGEST[0]
+
+
+def file_digest(path: str | os.PathLike[str]) -> str | None:
+    """A digest of a file's path, size and mtime (``None`` when it cannot be read)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return digest(os.path.abspath(path), st.st_size, st.st_mtime_ns)

@@ -19,6 +19,11 @@ settings.load_profile("explore" if os.environ.get("QUANTDOCTOR_HYPOTHESIS") == "
 # Keep the user's own overlays out of the suite.
 os.environ["QUANTDOCTOR_CONFIG_DIR"] = str(Path(__file__).parent / "_no_user_config")
 os.environ.pop("QUANTDOCTOR_MATRIX", None)
+# ... and the suite's caches out of the user's cache dir (one folder per run).
+if "QUANTDOCTOR_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["QUANTDOCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="quantdoctor-test-cache-")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -119,7 +119,7 @@ def test_a_repeated_report_is_read_back_without_pydantic_and_says_the_same(
     private_cache: Path,
 ) -> None:
     first = quantdoctor("--json")
-    assert len(list(private_cache.glob("report-*.json"))) == 1
+    assert len(list(private_cache.glob("*/report-*.json"))) == 1
     again = quantdoctor("--json")
     fresh = quantdoctor("--json", "--no-cache")
     assert first.stdout == again.stdout == fresh.stdout

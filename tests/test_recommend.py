@@ -193,8 +193,9 @@ def test_every_cost_names_a_scheme_of_the_matrix() -> None:
     costs, matrix = load_costs(), default_matrix()
     keys = set(costs.error) | set(costs.workspace)
     for table in costs.speed.values():
-        for _, values in (table or {}).values():
-            keys |= set(values)
+        for tables in table.values():
+            for _, values in tables:
+                keys |= set(values)
     for key in keys:
         engine, scheme, *mode = key.split(".")
         assert scheme in matrix.engines[engine].schemes, key
@@ -204,24 +205,22 @@ def test_every_cost_names_a_scheme_of_the_matrix() -> None:
 def test_every_measurement_names_its_evidence() -> None:
     costs = load_costs()
     for table in costs.speed.values():
-        for source, _ in (table or {}).values():
-            assert "evidence/" in source and "table" in source
+        for tables in table.values():
+            for source, _ in tables:
+                assert "evidence/" in source and "table" in source
     for m in costs.error.values():
         assert "evidence/" in m.source or m.source.startswith("exact")
 
 
 def test_a_cost_model_with_a_bad_number_names_the_field() -> None:
     data = {
-        "reserve_gb": {"value": 0.6},
-        "activation_fraction": {"value": 0.1},
-        "large_model_params": 1,
-        "gpu_classes": {},
-        "speed": {"hopper": {"large": {"source": "x", "values": {"quanto.qint8": "fast"}}}},
-        "offload_speed": {},
-        "error": [],
-        "workspace_layers": {"source": "x", "values": {}},
+        "reserve_gb": {"value": 0.6, "source": "x"},
+        "activation_fraction": {"value": 0.1, "source": "x"},
+        "speed": [
+            {"gpu": "hopper", "workload": "large", "source": "x", "values": {"quanto.qint8": "fast"}}
+        ],
     }
-    with pytest.raises(MatrixError, match=r"speed\.hopper\.large\.values\.quanto\.qint8"):
+    with pytest.raises(MatrixError, match=r"speed\[0\]\.values\.quanto\.qint8"):
         parse_costs(data)
 
 
@@ -324,3 +323,50 @@ def test_recommend_imports_no_torch() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_an_overlays_costs_section_is_merged_over_costs_yaml(tmp_path: Path) -> None:
+    from quantdoctor.rules.matrix import load_matrix
+
+    overlay = tmp_path / "costs.yaml"
+    overlay.write_text(
+        "costs:\n"
+        "  speed:\n"
+        "    - gpu: hopper\n"
+        "      workload: large\n"
+        "      source: my own run\n"
+        "      values: {bitsandbytes.nf4: 2.5}\n",
+        encoding="utf-8",
+    )
+    matrix = load_matrix(extra=str(overlay), defaults=False)
+    costs = load_costs(matrix=matrix)
+    assert costs.speed_of(("bitsandbytes.nf4",), "hopper", None).value == 2.5
+    assert costs.speed_of(("bitsandbytes.fp4",), "hopper", None).value == 0.87  # the rest stays
+    rec = recommend(H100_LINUX, params=450_000_000, matrix=matrix)
+    assert rec.best is not None and (rec.best.plan.engine, rec.best.plan.scheme) == (
+        "bitsandbytes",
+        "nf4",
+    )
+    assert rec.best.speed_source.startswith("my own run")
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        ("speed: [{gpu: hopper, source: x, values: {quanto.qint9: 1.0}}]", "quanto.qint9"),
+        ("speed: [{gpu: hopper, source: x, values: {quanto.qint8: -1}}]", ">= 0"),
+        ("reserve: {value: 1}", "reserve"),
+        ("gpu_classes: [{class: big, when: {fact: gpu.nope, ge: 1}}]", "gpu.nope"),
+        ("offload_speed: [{gpu: hopper, source: x, values: {fast: 1.0}}]", "fast"),
+    ],
+)
+def test_a_bad_costs_section_in_an_overlay_is_refused_naming_it(
+    tmp_path: Path, section: str, problem: str
+) -> None:
+    from quantdoctor.rules.matrix import load_matrix
+
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text("costs:\n  " + section + "\n", encoding="utf-8")
+    with pytest.raises(MatrixError, match="bad.yaml") as err:
+        load_matrix(extra=str(overlay), defaults=False)
+    assert problem in str(err.value)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from quantdoctor.errors import InvalidInputError, MatrixError
 
 if TYPE_CHECKING:
+    from quantdoctor.rules.conditions import Node
+    from quantdoctor.rules.core import SchemeView
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Environment, Plan, Verdict
     from quantdoctor.rules.schema import SchemeSpec
@@ -122,13 +123,13 @@ class Layout:
         return max(o * i for o, i, _ in self.linears)
 
 
-def _quantizes(spec: SchemeSpec, in_features: int) -> bool:
+def _quantizes(spec: SchemeSpec | SchemeView, in_features: int) -> bool:
     """A layer narrower than the scheme's block stays in the compute dtype: GGUF writers
     store it as F16, nncf's group-size fallback leaves it, torchao int4 skips it."""
     return spec.block <= 1 or in_features % spec.block == 0
 
 
-def scheme_bytes(spec: SchemeSpec, layout: Layout, dtype: str = "bfloat16") -> float:
+def scheme_bytes(spec: SchemeSpec | SchemeView, layout: Layout, dtype: str = "bfloat16") -> float:
     """Exact bytes of the weights under ``spec``: blocks, scales and the layers kept whole."""
     dbytes = _DTYPE_BYTES.get(dtype, 2)
     total = float(layout.other_params * dbytes)
@@ -152,15 +153,20 @@ class Measured:
 
 @dataclass(frozen=True)
 class Costs:
-    """costs.yaml, checked and indexed."""
+    """The cost model, checked and indexed: costs.yaml with the overlays' ``costs:`` over it.
+
+    Tables are listed per GPU class (and workload) in the order they are read: the
+    overlays' first (the last overlay first), then costs.yaml's; the first that has a
+    key wins.
+    """
 
     reserve_gb: float
     activation_fraction: float
     activation_cap_gb: float
     large_model_params: int
-    classes: Mapping[str, Any]
-    speed: Mapping[str, Mapping[str, tuple[str, Mapping[str, float | None]]] | None]
-    offload_speed: Mapping[str, tuple[str, Mapping[str, float]]]
+    classes: tuple[tuple[str, Node], ...]
+    speed: Mapping[str, Mapping[str, list[tuple[str, Mapping[str, float | None]]]]]
+    offload_speed: Mapping[str, list[tuple[str, Mapping[str, float]]]]
     error: Mapping[str, Measured]
     workspace: Mapping[str, float]
     workspace_source: str
@@ -176,104 +182,85 @@ class Costs:
         big = params is None or params >= self.large_model_params
         order = ("large", "small") if big else ("small", "large")
         for workload in order:
-            if workload not in table:
-                continue
-            source, values = table[workload]
-            for k in key:
-                if k in values:
-                    value = values[k]
-                    if value is None:
-                        break  # measured as failing or not measured: try the other workload
-                    return Measured(value, f"{source} [{workload} model]", measured_on)
+            found = _lookup(table.get(workload, ()), key)
+            if found is not None:
+                source, value = found
+                if value is None:
+                    continue  # measured as failing or not measured: try the other workload
+                return Measured(value, f"{source} [{workload} model]", measured_on)
         return Measured(None, f"not measured on {measured_on or gpu}", measured_on)
 
     def offload_factor(self, offload: str, gpu: str) -> Measured:
-        entry = self.offload_speed.get(gpu)
+        tables = self.offload_speed.get(gpu)
         measured_on = None
-        if entry is None:
+        if not tables:
             measured_on = next(iter(self.offload_speed), None)
-            entry = self.offload_speed.get(measured_on or "")
-        if entry is None or offload not in entry[1]:
+            tables = self.offload_speed.get(measured_on or "") or []
+        found = _lookup(tables, (offload,))
+        if found is None or found[1] is None:
             return Measured(None, f"offload {offload}: not measured", measured_on)
-        return Measured(entry[1][offload], entry[0], measured_on)
+        return Measured(found[1], found[0], measured_on)
+
+
+def _lookup(
+    tables: Iterable[tuple[str, Mapping[str, float | None]]], keys: Sequence[str]
+) -> tuple[str, float | None] | None:
+    """(source, value) of the first table holding the first key found, most specific first."""
+    for source, values in tables:
+        for k in keys:
+            if k in values:
+                return source, values[k]
+    return None
 
 
 def _keys(plan: Plan) -> tuple[str, ...]:
     return (f"{plan.engine}.{plan.scheme}.{plan.mode}", f"{plan.engine}.{plan.scheme}")
 
 
-def _need(data: Mapping[str, Any], key: str, where: str) -> Any:
-    if not isinstance(data, Mapping) or key not in data:
-        raise MatrixError(f"{where}: missing field {key!r}")
-    return data[key]
+def index_costs(layers: Sequence[Mapping[str, Any]], name: str = "costs.yaml") -> Costs:
+    """Index validated cost data (``CostsFile`` as plain data), highest priority first."""
+    from quantdoctor.rules.conditions import parse
 
+    def scalar(key: str) -> float:
+        for layer in layers:
+            if layer.get(key) is not None:
+                return float(layer[key]["value"])
+        raise MatrixError(f"{name}: missing field {key!r}")
 
-def _number(value: Any, where: str, *, nullable: bool = False) -> float | None:
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise MatrixError(f"{where}: {value!r} is not a number >= 0")
-    return float(value)
-
-
-def _values(block: Any, where: str) -> tuple[str, dict[str, float | None]]:
-    source = _need(block, "source", where)
-    raw = _need(block, "values", where)
-    if not isinstance(raw, Mapping):
-        raise MatrixError(f"{where}.values: expected a mapping of engine.scheme to numbers")
-    return str(source), {
-        str(k): _number(v, f"{where}.values.{k}", nullable=True) for k, v in raw.items()
-    }
-
-
-def parse_costs(data: Any, name: str = "costs.yaml") -> Costs:
-    """Check and index a costs mapping; errors name the file and the field."""
-    if not isinstance(data, Mapping):
-        raise MatrixError(f"{name}: expected a mapping at the top")
-    speed: dict[str, dict[str, tuple[str, Mapping[str, float | None]]] | None] = {}
-    for gpu, workloads in (_need(data, "speed", name) or {}).items():
-        if workloads is None:
-            speed[gpu] = None
-            continue
-        speed[gpu] = {w: _values(b, f"{name}: speed.{gpu}.{w}") for w, b in workloads.items()}
-    offload: dict[str, tuple[str, Mapping[str, float]]] = {}
-    for gpu, block in (_need(data, "offload_speed", name) or {}).items():
-        src, vals = _values(block, f"{name}: offload_speed.{gpu}")
-        offload[gpu] = (src, {k: v for k, v in vals.items() if v is not None})
+    speed: dict[str, dict[str, list[tuple[str, Mapping[str, float | None]]]]] = {}
+    offload: dict[str, list[tuple[str, Mapping[str, float]]]] = {}
     error: dict[str, Measured] = {}
-    for i, block in enumerate(_need(data, "error", name) or []):
-        src, vals = _values(block, f"{name}: error[{i}]")
-        for k, v in vals.items():
-            error.setdefault(k, Measured(v, src))
     workspace: dict[str, float] = {}
     ws_sources: list[str] = []
-    for i, block in enumerate(_need(data, "workspace_layers", name) or []):
-        src, vals = _values(block, f"{name}: workspace_layers[{i}]")
-        ws_sources.append(src)
-        for k, v in vals.items():
-            if v is not None:
-                workspace.setdefault(k, v)
-    where = f"{name}: "
+    classes: list[tuple[str, Node]] = []
+    for layer in layers:
+        classes.extend((c["class"], parse(c["when"])) for c in layer.get("gpu_classes") or ())
+        for i, t in enumerate(layer.get("speed") or ()):
+            if not t.get("gpu"):
+                raise MatrixError(f"{name}: speed[{i}]: a speed table names its gpu class")
+            for workload in (t["workload"],) if t.get("workload") else ("large", "small"):
+                speed.setdefault(t["gpu"], {}).setdefault(workload, []).append(
+                    (t["source"], t["values"])
+                )
+        for i, t in enumerate(layer.get("offload_speed") or ()):
+            if not t.get("gpu"):
+                raise MatrixError(f"{name}: offload_speed[{i}]: an offload table names its gpu")
+            values = {k: v for k, v in t["values"].items() if v is not None}
+            offload.setdefault(t["gpu"], []).append((t["source"], values))
+        for t in layer.get("error") or ():
+            for k, v in t["values"].items():
+                error.setdefault(k, Measured(v, t["source"]))
+        for t in layer.get("workspace_layers") or ():
+            ws_sources.append(t["source"])
+            for k, v in t["values"].items():
+                if v is not None:
+                    workspace.setdefault(k, v)
     return Costs(
-        reserve_gb=_number(
-            _need(_need(data, "reserve_gb", name), "value", where + "reserve_gb"),
-            where + "reserve_gb.value",
-        )
-        or 0.0,
-        activation_fraction=_number(
-            _need(_need(data, "activation_fraction", name), "value", where + "activation_fraction"),
-            where + "activation_fraction.value",
-        )
-        or 0.0,
-        activation_cap_gb=_number(
-            _need(_need(data, "activation_cap_gb", name), "value", where + "activation_cap_gb"),
-            where + "activation_cap_gb.value",
-        )
-        or 0.0,
-        large_model_params=int(
-            _number(_need(data, "large_model_params", name), where + "large_model_params") or 0
-        ),
-        classes=_need(data, "gpu_classes", name),
+        reserve_gb=scalar("reserve_gb"),
+        activation_fraction=scalar("activation_fraction"),
+        activation_cap_gb=scalar("activation_cap_gb"),
+        large_model_params=int(scalar("large_model_params")),
+        classes=tuple(classes),
         speed=speed,
         offload_speed=offload,
         error=error,
@@ -282,26 +269,81 @@ def parse_costs(data: Any, name: str = "costs.yaml") -> Costs:
     )
 
 
-@lru_cache(maxsize=4)
-def _load_costs(path: str) -> Costs:
-    import yaml
+def validate_costs(data: Any, name: str = "costs.yaml") -> dict[str, Any]:
+    """Check a cost-model mapping against the schema (``rules.schema.CostsFile``); return it
+    as plain data. Errors name the file and the field."""
+    from pydantic import ValidationError
 
-    from quantdoctor.rules.matrix import _yaml_loader
+    from quantdoctor.rules.schema import CostsFile
+
+    if not isinstance(data, Mapping):
+        raise MatrixError(f"{name}: expected a mapping at the top")
+    try:
+        parsed = CostsFile.model_validate(dict(data))
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"])
+            lines.append(f"{name}: {where.lstrip('.')}: {e['msg'].removeprefix('Value error, ')}")
+        raise MatrixError("\n".join(lines)) from None
+    plain: dict[str, Any] = parsed.model_dump(mode="json", by_alias=True)
+    return plain
+
+
+def parse_costs(data: Any, name: str = "costs.yaml") -> Costs:
+    """Check and index a whole cost model; errors name the file and the field."""
+    return index_costs([validate_costs(data, name)], name)
+
+
+def _read_costs(path: str) -> dict[str, Any]:
+    import yaml
 
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise MatrixError(f"{path}: cannot read the cost model: {err.strerror}") from None
     try:
-        data = yaml.load(text, Loader=_yaml_loader())
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:
         raise MatrixError(f"{path}: not valid YAML: {err}") from None
-    return parse_costs(data, path)
+    plain = validate_costs(data, path)
+    from quantdoctor.rules.matrix import check_cost_keys, load_matrix
+
+    check_cost_keys(plain, load_matrix(defaults=False).engine_data, path)
+    index_costs([plain], path)  # the built-in file must be whole on its own
+    return plain
 
 
-def load_costs(path: str | os.PathLike[str] | None = None) -> Costs:
-    """The cost model (``costs.yaml`` beside the matrix unless ``path`` names another)."""
-    return _load_costs(str(path or COSTS_FILE))
+@lru_cache(maxsize=4)
+def _base_costs(path: str) -> dict[str, Any]:
+    """costs.yaml as validated plain data, read back from the cache while the code is the same."""
+    from quantdoctor._dirs import code_digest, digest, read_entry, write_entry
+    from quantdoctor.rules.matrix import costs_ok
+
+    key = digest(code_digest(), os.path.abspath(path))
+    cached = read_entry("costs", key)
+    if costs_ok(cached) and path == str(COSTS_FILE):
+        return cached  # type: ignore[no-any-return]
+    plain = _read_costs(path)
+    if path == str(COSTS_FILE):
+        write_entry("costs", key, plain, keep=1)
+    return plain
+
+
+@lru_cache(maxsize=8)
+def _merged(path: str, matrix: Matrix | None) -> Costs:
+    overlays = [o["costs"] for o in reversed(matrix.cost_overlays)] if matrix else []
+    return index_costs([*overlays, _base_costs(path)], path)
+
+
+def load_costs(
+    path: str | os.PathLike[str] | None = None, *, matrix: Matrix | None = None
+) -> Costs:
+    """The cost model: ``costs.yaml`` beside the matrix (or ``path``), with the ``costs:``
+    sections of ``matrix``'s overlays read before it."""
+    if matrix is not None and not matrix.cost_overlays:
+        matrix = None
+    return _merged(str(path or COSTS_FILE), matrix)
 
 
 # ----------------------------------------------------------------------------- the machine
@@ -313,27 +355,13 @@ def _facts(env: Environment | Mapping[str, Any], device: int) -> dict[str, Any]:
     return to_facts(env, device)
 
 
-def _cc_at_least(cc: str, spec: str) -> bool:
-    want = spec.removeprefix(">=")
-    a = tuple(int(x) for x in cc.split("."))
-    b = tuple(int(x) for x in want.split("."))
-    return a >= b
-
-
 def gpu_class(facts: Mapping[str, Any], costs: Costs | None = None) -> str | None:
-    """The row of the speed tables this machine reads (``hopper``, ``ada``, ``cpu`` ...)."""
+    """The row of the speed tables this machine reads (``hopper``, ``ada``, ``cpu`` ...):
+    the first of the cost model's GPU classes whose condition holds on these facts."""
     costs = costs or load_costs()
-    backend = facts.get("backend")
-    if backend and backend != "cuda":
-        found: str | None = costs.classes.get("backend", {}).get(backend)
-        return found
-    cc = facts.get("gpu.cuda_cc")
-    if facts.get("gpu.vendor") == "nvidia" or cc:
-        if not cc:
-            return None
-        for row in costs.classes.get("nvidia", []):
-            if _cc_at_least(str(cc), str(row["cc"])):
-                return str(row["class"])
+    for name, condition in costs.classes:
+        if condition.eval(dict(facts), set()) is True:
+            return name
     return None
 
 
@@ -406,6 +434,8 @@ def _peak_bytes(
             # the workspace comes from how the engine's layers run their forward: another
             # scheme of the same engine is the nearest measurement, the median the next
             same = [v for key, v in costs.workspace.items() if key.startswith(plan.engine + ".")]
+            import statistics
+
             k = max(same) if same else statistics.median(costs.workspace.values() or [0.0])
             notes.append(
                 "forward workspace not measured for this scheme: "
@@ -445,11 +475,12 @@ def estimate(
 ) -> Estimate:
     """The cost of ``plan`` on the machine described by ``facts`` (see ``to_facts``);
     ``speed_class`` reads the speed tables of another GPU class than this machine's."""
-    from quantdoctor.rules.evaluate import default_matrix
+    if matrix is None:
+        from quantdoctor.rules.evaluate import default_matrix
 
-    matrix = matrix or default_matrix()
-    costs = costs or load_costs()
-    spec = matrix.engines[plan.engine].schemes[plan.scheme]
+        matrix = default_matrix()
+    costs = costs or load_costs(matrix=matrix)
+    spec = matrix.scheme(plan.engine, plan.scheme)
     per_param = spec.bytes_per_weight()  # a 4096-wide layer, which every block divides
     gpu = speed_class or gpu_class(facts, costs) or "unknown"
     keys = _keys(plan)
@@ -551,7 +582,7 @@ def rank_plans(
     the sort is stable, so equal plans keep the caller's order.
     """
     _check_prefer(prefer)
-    costs = load_costs()
+    costs = load_costs(matrix=matrix)
     if facts is None:
         facts = _facts(env, device) if env is not None else {}
     memory = available_gb(facts, vram_gb, costs)[0] if layout is not None else None
@@ -657,17 +688,21 @@ def _candidates(
     from quantdoctor.rules.models import Plan
 
     out: list[list[Plan]] = []
-    for engine, spec in matrix.engines.items():
-        for scheme, sspec in spec.schemes.items():
+    for engine in matrix.engine_names:
+        for scheme in matrix.scheme_names(engine):
             if fixed and (engine, scheme) != (fixed["engine"], fixed["scheme"]):
                 continue
-            if not fixed and sspec.bits >= 16:
+            if not fixed and matrix.bits(engine, scheme) >= 16:
                 continue  # plain float storage is the baseline, not a quantization
             if fixed:
-                modes: list[str] = [fixed.get("mode") or spec.default_mode]
+                modes: list[str] = [fixed.get("mode") or matrix.default_mode(engine)]
             else:  # the default first; pre where post would load at the unquantized size
-                modes = [spec.default_mode]
-                modes += [m for m in spec.modes if m not in (spec.default_mode, "prequantized")]
+                modes = [matrix.default_mode(engine)]
+                modes += [
+                    m
+                    for m in matrix.modes(engine)
+                    if m not in (matrix.default_mode(engine), "prequantized")
+                ]
             out.append(
                 [
                     Plan(
@@ -704,7 +739,7 @@ def _baseline(
     from quantdoctor.rules.models import Plan
 
     scheme = "F32" if dtype == "float32" else "BF16"
-    if "gguf" not in matrix.engines or scheme not in matrix.engines["gguf"].schemes:
+    if scheme not in matrix.scheme_names("gguf"):
         return None
     plan = Plan(
         engine="gguf",
@@ -767,20 +802,20 @@ def recommend(
         from quantdoctor.doctor.probe import probe
 
         env = probe(packages=matrix.packages())
-    costs = load_costs()
+    costs = load_costs(matrix=matrix)
     facts = _facts(env, device)
     fixed = None
     if layout is None:
         layout, model_info, fixed = _model_layout(model, params, component)
     else:
         model_info = {"params": layout.params, "source": "layout"}
-    if fixed and fixed["engine"] not in matrix.engines:
+    if fixed and fixed["engine"] not in matrix.engine_names:
         raise InvalidInputError(f"--model {model}: holds {fixed['engine']}, an unknown engine")
-    if fixed and fixed["scheme"] not in matrix.engines[fixed["engine"]].schemes:
+    if fixed and fixed["scheme"] not in matrix.scheme_names(fixed["engine"]):
         raise InvalidInputError(
             f"--model {model}: holds {fixed['engine']} {fixed['scheme']}, a scheme the matrix "
             f"does not know; known {fixed['engine']} schemes are "
-            + ", ".join(matrix.engines[fixed["engine"]].schemes)
+            + ", ".join(matrix.scheme_names(fixed["engine"]))
         )
     memory, memory_source = available_gb(facts, vram_gb, costs)
     notes = []
@@ -827,7 +862,7 @@ def recommend(
             chosen.append(best)
     chosen.sort(key=lambda e: _sort_key(e, prefer))
     too_big.sort(key=lambda e: e.peak_gb or 0.0)
-    if gpu and costs.speed.get(gpu) is None and speed_class is None:
+    if gpu and not costs.speed.get(gpu) and speed_class is None:
         notes.append(
             f"speed not measured on {gpu} GPUs: the ratios shown were measured on hopper (H100)"
         )

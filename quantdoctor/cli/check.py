@@ -10,13 +10,16 @@ from quantdoctor.cli.common import (
     MARKS,
     STYLES,
     add_env_args,
-    console,
+    clean,
     dump_json,
-    load_env,
+    load_env_data,
     load_matrix_args,
+    painter,
     plain_source,
+    write_lines,
 )
 from quantdoctor.errors import InvalidInputError
+from quantdoctor.rules.core import Facets
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
 
 
@@ -59,50 +62,80 @@ def make_plan(args: argparse.Namespace, matrix: Any) -> Any:
         raise InvalidInputError(f"--{err}") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.markup import escape
+def make_facets(args: argparse.Namespace, matrix: Any) -> Any:
+    """``make_plan`` as plain data (no pydantic): the same checks, the same messages."""
+    from quantdoctor.rules.core import make_facets as facets
 
-    from quantdoctor.advise.ranked import evaluate
+    try:
+        return facets(
+            matrix,
+            args.engine,
+            args.scheme,
+            args.mode or "",
+            args.offload,
+            args.component,
+            args.dtype,
+        )
+    except (ValueError, InvalidInputError) as err:
+        raise InvalidInputError(f"--{err}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from quantdoctor.advise.recommend import cost_rank
+    from quantdoctor.rules.core import Core, check_device
+    from quantdoctor.rules.facts import facts_from_json
 
     matrix = load_matrix_args(args)
-    plan = make_plan(args, matrix)
-    env = load_env(args.env, args.python, matrix.packages())
+    plan = make_facets(args, matrix)
+    env = load_env_data(args.env, args.python, matrix.packages())
     assumed: dict[str, str] = {}
     if args.env:  # a partial file: the facts it implies (a GPU's compute capability ...)
         from quantdoctor.doctor.infer import infer
-        from quantdoctor.rules.models import Environment
 
-        data, assumed = infer(env.to_json_dict())
-        env = Environment.model_validate(data) if assumed else env
-    verdict = evaluate(plan, env, matrix, device=args.device)
+        data, assumed = infer(env)
+        env = data if assumed else env
+    check_device(args.device, env.get("gpus"))
+    core = Core(facts_from_json(env, device=args.device), matrix, cost_rank)
+    verdict = core.verdict(plan)
     if args.json:
-        dump_json(verdict.model_dump(mode="json"))
+        dump_json(verdict)
     else:
         render(verdict, verbose=args.verbose)
-        for fact, why in assumed.items():
-            console().print(f"  [dim]assumed {escape(fact)}: {escape(why)}[/]")
-    return EXIT[verdict.status]
+        paint = painter()
+        write_lines(
+            [
+                paint(f"  assumed {clean(fact)}: {clean(why)}", "dim")
+                for fact, why in assumed.items()
+            ]
+        )
+    return EXIT[verdict["status"]]
 
 
-def render(verdict: Any, *, verbose: bool = False) -> None:
-    from rich.markup import escape
+_FINDING_MARKS = {"block": "✗", "warn": "!", "info": "·"}
 
-    out = console()
-    status = verdict.status
-    out.print(f"[{STYLES[status]}]{MARKS[status]} {status}[/] {escape(verdict.plan.label())}")
-    for f in verdict.findings:
-        if f.severity == "info" and not verbose:
+
+def render(verdict: dict[str, Any], *, verbose: bool = False) -> None:
+    """One verdict for a person (plain data in; colour only on a terminal)."""
+    from quantdoctor.rules.core import plan_label
+
+    paint = painter()
+    status = verdict["status"]
+    plan = Facets(**verdict["plan"])
+    lines = [f"{paint(f'{MARKS[status]} {status}', STYLES[status])} {clean(plan_label(plan))}"]
+    for f in verdict["findings"]:
+        if f["severity"] == "info" and not verbose:
             continue
-        mark = "?" if f.state == "unknown" else {"block": "✗", "warn": "!", "info": "·"}[f.severity]
-        said = f.message
-        if f.state == "unknown":  # a fact left unknown is not said as one
-            said = f"unknown whether this holds ({', '.join(f.missing)}): {f.message}"
-        out.print(f"  {mark} {escape(said)} [dim]({f.rule})[/]")
-        if f.fix:
-            out.print(f"      fix: {escape(f.fix)}")
+        mark = "?" if f["state"] == "unknown" else _FINDING_MARKS[f["severity"]]
+        said = f["message"]
+        if f["state"] == "unknown":  # a fact left unknown is not said as one
+            said = f"unknown whether this holds ({', '.join(f['missing'])}): {said}"
+        lines.append(f"  {mark} {clean(said)} {paint('(' + f['rule'] + ')', 'dim')}")
+        if f["fix"]:
+            lines.append(f"      fix: {clean(f['fix'])}")
         if verbose:
-            out.print(f"      [dim]source: {escape(plain_source(f.source))}[/]")
-    if verdict.alternatives:
-        out.print("  works instead:")
-        for alt in verdict.alternatives:
-            out.print(f"    → {escape(alt.label())}")
+            lines.append("      " + paint(f"source: {clean(plain_source(f['source']))}", "dim"))
+    if verdict["alternatives"]:
+        lines.append("  works instead:")
+        for alt in verdict["alternatives"]:
+            lines.append(f"    → {clean(plan_label(Facets(**alt)))}")
+    write_lines(lines)

@@ -75,6 +75,39 @@ def load_env(path: str | None, python: str | None = None, packages: Sequence[str
     return Environment.model_validate(probe_dict(probe_context(python), packages=packages))
 
 
+#: Environment files whose validated form is kept (a fleet given to ``matrix``).
+KEEP_ENVS = 2048
+
+
+def load_env_data(
+    path: str | None,
+    python: str | None = None,
+    packages: Sequence[str] = (),
+    *,
+    prune: bool = True,
+) -> dict[str, Any]:
+    """The Environment JSON of a file (validated once per content, then read back from the
+    cache as plain data), or the probed one (the probe's own output: no pydantic)."""
+    if not path:
+        from quantdoctor.doctor.probe import probe_dict
+
+        return probe_dict(probe_context(python), packages=packages)
+    from quantdoctor._dirs import code_digest, digest, read_entry, write_entry
+    from quantdoctor.rules.untrusted import ENV_LIMIT, read_user_file
+
+    try:
+        text = read_user_file(path, "", InvalidInputError, ENV_LIMIT)
+    except InvalidInputError:  # the validating reader says what is wrong, in its words
+        return dict(load_env(path).to_json_dict())
+    key = digest(code_digest(), text)
+    cached = read_entry("env", key)
+    if isinstance(cached, dict):
+        return cached
+    data: dict[str, Any] = load_env(path).to_json_dict()
+    write_entry("env", key, data, keep=KEEP_ENVS, prune=prune)
+    return data
+
+
 def load_matrix_args(args: argparse.Namespace) -> Any:
     from quantdoctor.rules.matrix import load_matrix
     from quantdoctor.rules.untrusted import OVERLAY_LIMIT, problem
@@ -109,6 +142,45 @@ def _finite(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_finite(v) for v in data]
     return data
+
+
+_ANSI = {"green": "32", "yellow": "33", "red": "31", "magenta": "35", "dim": "2", "bold": "1"}
+
+
+def clean(text: str) -> str:
+    """Text from outside (a file, an overlay, a tool) made safe to print on a terminal."""
+    from quantdoctor._printable import printable
+
+    return printable(text)
+
+
+def colour_on(stream: Any = None) -> bool:
+    """Colour as rich decides it: a terminal, unless NO_COLOR or TERM=dumb (FORCE_COLOR wins)."""
+    import os
+
+    stream = stream or sys.stdout
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def painter(stream: Any = None) -> Any:
+    """``paint(text, style)``: ANSI colour on a terminal, the text alone elsewhere."""
+    if not colour_on(stream):
+        return lambda text, style: text
+    return lambda text, style: f"\x1b[{_ANSI[style]}m{text}\x1b[0m"
+
+
+def write_lines(lines: list[str]) -> None:
+    """Lines whose outside text went through ``clean``: to the stream under the command's
+    ``SafeStream``, so the colour codes ``painter`` added reach the terminal."""
+    from quantdoctor._printable import raw_stream
+
+    if lines:
+        raw_stream(sys.stdout).write("\n".join(lines) + "\n")
 
 
 def console() -> Any:

@@ -6,15 +6,19 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from quantdoctor._dirs import prune_entries
 from quantdoctor.cli.common import (
+    KEEP_ENVS,
     MARKS,
     STYLES,
     add_env_args,
     check_choice,
-    console,
+    clean,
     dump_json,
-    load_env,
+    load_env_data,
     load_matrix_args,
+    painter,
+    write_lines,
 )
 
 
@@ -24,26 +28,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.rules.evaluate import evaluate_grid
+    from quantdoctor.rules.core import Core, check_device, grid
+    from quantdoctor.rules.facts import facts_from_json
 
     matrix = load_matrix_args(args)
     for e in args.engine:
         check_choice("--engine", e, matrix.engine_names)
     names = column_names(args.env) or ["here"]
-    envs = [load_env(f) for f in args.env] or [load_env(None, args.python, matrix.packages())]
-    engines = args.engine or None
-    columns = [evaluate_grid(env, matrix, engines=engines, device=args.device) for env in envs]
+    envs = [load_env_data(f, prune=False) for f in args.env]
+    if envs:
+        prune_entries("env", KEEP_ENVS)
+    else:
+        envs = [load_env_data(None, args.python, matrix.packages())]
+    plans = grid(matrix, args.engine or None)
+    columns = []
+    for env in envs:
+        check_device(args.device, env.get("gpus"))
+        core = Core(facts_from_json(env, device=args.device), matrix)
+        columns.append([core.decide(p) for p in plans])
     rows: list[dict[str, Any]] = []
-    for i, verdict in enumerate(columns[0]):
+    for i, plan in enumerate(plans):
         cells = [col[i] for col in columns]
         rows.append(
             {
-                "plan": verdict.plan.model_dump(mode="json"),
-                "status": {n: c.status for n, c in zip(names, cells, strict=True)},
-                "rules": {
-                    n: [f.rule for f in c.findings if f.severity != "info"]
-                    for n, c in zip(names, cells, strict=True)
-                },
+                "plan": plan.to_json(),
+                "status": {n: c[0] for n, c in zip(names, cells, strict=True)},
+                "rules": {n: c[1] for n, c in zip(names, cells, strict=True)},
             }
         )
     if args.json:
@@ -62,20 +72,28 @@ def column_names(paths: list[str]) -> list[str]:
 
 
 def render(names: list[str], rows: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    from rich.markup import escape
-
-    for head in ("engine", "scheme", "offload", *names):
-        table.add_column(escape(head), no_wrap=True)
-    table.add_column("why (rule ids)", overflow="fold")
+    """The grid as aligned columns (colour on a terminal), the rule ids last."""
+    paint = painter()
+    head = ["engine", "scheme", "offload", *(clean(n) for n in names), "why (rule ids)"]
+    table = [head]
+    styles: list[list[str | None]] = [[None] * len(head)]
     for row in rows:
         plan = row["plan"]
-        cells = [f"[{STYLES[s]}]{MARKS[s]} {s}[/]" for s in (row["status"][n] for n in names)]
+        statuses = [row["status"][n] for n in names]
         why = sorted({r for n in names if row["status"][n] != "ok" for r in row["rules"][n]})
-        table.add_row(plan["engine"], plan["scheme"], plan["offload"], *cells, ", ".join(why))
-    out = console()
-    if not out.is_terminal:
-        out.width = 10_000  # piped: one row a line, rule ids whole, for grep and cut
-    out.print(table)
+        table.append(
+            [plan["engine"], plan["scheme"], plan["offload"]]
+            + [f"{MARKS[s]} {s}" for s in statuses]
+            + [", ".join(why)]
+        )
+        styles.append([None, None, None, *(STYLES[s] for s in statuses), None])
+    widths = [max(len(r[c]) for r in table) for c in range(len(head) - 1)]
+    lines = []
+    for cells, style in zip(table, styles, strict=True):
+        parts = []
+        for c, text in enumerate(cells[:-1]):
+            pad = " " * (widths[c] - len(text))
+            parts.append((paint(text, style[c]) if style[c] else text) + pad)
+        parts.append(cells[-1])
+        lines.append(" ".join(parts).rstrip())
+    write_lines(lines)

@@ -6,9 +6,11 @@ engine has none that can, 3 when facts are unknown, 2 on bad input.
 The report is a pure function of the probed facts, the rules (the matrix, its overlays,
 the costs) and this package's code. Building it costs pydantic, the matrix and the
 whole grid of verdicts, ten times what probing costs, so the report of a probe is kept
-in the cache dir under a key of all those inputs (facts as probed, flags, and the size
-and mtime of every file of the package and of every overlay) and read back while none
-of them changes. ``--env FILE`` reports are not cached, nor anything when the cache dir
+in quantdoctor's cache folder (``quantdoctor._dirs``: plain JSON, checked on read) under
+a key of all those inputs (facts as probed, flags, and the size and mtime of every file
+of the package and of every overlay) and read back while none of them changes; the
+entry repeats the facts and flags it was built from, and is used only when they equal
+this run's. ``--env FILE`` reports are not cached, nor anything when the cache dir
 is not writable.
 """
 
@@ -19,14 +21,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from quantdoctor import __version__
-from quantdoctor._dirs import cache_dir, config_dir, write_cache
+from quantdoctor._dirs import code_digest, config_dir, digest, read_entry, write_entry
 from quantdoctor.cli.common import add_python_arg
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
 #: Bump when the report's JSON shape changes in a way the key would not see.
 CACHE_FORMAT = 2
 
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         env = collect(args.deep, args.device, getattr(args, "python", None), named)
         check_device(env, args.device)
         key = None if args.no_cache else cache_key(env, args)
-        report = read_cached(key) if key else None
+        report = read_cached(key, env, args) if key else None
         if report is None:
             report = build(env, args, source="probed")
             if getattr(args, "python", None):
@@ -87,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 report["interpreter"] = args.python
                 for_interpreter(report, resolve_python(args.python))
             if key:
-                write_cached(key, report)
+                write_cached(key, report, env, args)
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
@@ -126,63 +125,61 @@ def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict
 # --------------------------------------------------------------------------- cache
 
 
-def _stat(path: str) -> list[Any]:
+def _overlay_stat(path: str) -> list[Any]:
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):
         return [path, None]
-    return [path, st.st_mtime_ns, st.st_size]
-
-
-def _package_files() -> list[list[Any]]:
-    out = []
-    for folder, dirs, files in os.walk(PACKAGE_DIR):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith((".py", ".yaml", ".yml", ".json")):
-                out.append(_stat(os.path.join(folder, name)))
-    return out
+    return [path, st.st_size, st.st_mtime_ns]
 
 
 def cache_key(env: dict[str, Any], args: argparse.Namespace) -> str:
-    """A digest of every input the report depends on."""
-    import hashlib
-
+    """A digest of every input the report depends on: quantdoctor's own files, the
+    overlays (path, size, mtime), the probed facts and the flags."""
     overlays: Sequence[str] = [
         str(config_dir() / "matrix.yaml"),
         *os.environ.get("QUANTDOCTOR_MATRIX", "").split(os.pathsep),
         *(args.matrix or []),
     ]
-    inputs = {
-        "format": CACHE_FORMAT,
-        "version": __version__,
-        "python": sys.version,
+    return digest(
+        CACHE_FORMAT,
+        code_digest(),
+        env,
+        args.device,
+        getattr(args, "python", None),
+        bool(args.verbose),
+        [_overlay_stat(os.path.abspath(p)) for p in overlays if p.strip()],
+    )
+
+
+def _inputs(env: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "env": env,
         "device": args.device,
-        "python_flag": getattr(args, "python", None),
+        "python": getattr(args, "python", None),
         "verbose": bool(args.verbose),
-        "overlays": [_stat(os.path.abspath(p)) for p in overlays if p.strip()],
-        "package": _package_files(),
     }
-    blob = json.dumps(inputs, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def read_cached(key: str) -> dict[str, Any] | None:
-    try:
-        with open(cache_dir() / f"report-{key}.json", encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None  # none yet, or a torn one: rebuild
-    if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
+def read_cached(key: str, env: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None:
+    """The report stored for ``key``, if it was made from these very facts and flags."""
+    entry = read_entry("report", key)
+    if not isinstance(entry, dict) or entry.get("inputs") != _inputs(env, args):
+        return None  # none, torn, foreign, or forged for another machine: rebuild
+    report = entry.get("report")
+    if not isinstance(report, dict) or not isinstance(report.get("summary"), dict):
         return None
-    return data
+    code = report["summary"].get("exit_code")
+    if code not in (0, 1, 3) or isinstance(code, bool):
+        return None
+    return report
 
 
 #: Reports kept: one per recent set of inputs (a few GPUs, with and without -v).
 KEEP = 8
 
 
-def write_cached(key: str, report: dict[str, Any]) -> None:
-    path = cache_dir() / f"report-{key}.json"
-    write_cache(path, json.dumps(report).encode(), siblings="report-*.json", keep=KEEP)
+def write_cached(
+    key: str, report: dict[str, Any], env: dict[str, Any], args: argparse.Namespace
+) -> None:
+    write_entry("report", key, {"inputs": _inputs(env, args), "report": report}, keep=KEEP)

@@ -12,15 +12,14 @@ Forms (YAML):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from quantdoctor.rules.facts import Facts, is_known_fact
+from quantdoctor.rules.facts import Facts, canonical_name, is_known_fact
 
 Tri = bool | None  # None is "unknown"
 
@@ -61,6 +60,22 @@ def _specifier(text: str) -> SpecifierSet:
 
 
 class Node:
+    """A node of a parsed condition: an immutable value (equal when its fields are)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and all(
+            getattr(self, f) == getattr(other, f) for f in self.__slots__
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *(getattr(self, f) for f in self.__slots__)))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
     def eval(self, facts: Facts, missing: set[str]) -> Tri:
         raise NotImplementedError
 
@@ -68,8 +83,9 @@ class Node:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
 class Always(Node):
+    __slots__ = ()
+
     def eval(self, facts: Facts, missing: set[str]) -> Tri:
         return True
 
@@ -77,9 +93,11 @@ class Always(Node):
         return ()
 
 
-@dataclass(frozen=True)
 class All(Node):
-    parts: tuple[Node, ...]
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[Node, ...]) -> None:
+        self.parts = parts
 
     def eval(self, facts: Facts, missing: set[str]) -> Tri:
         result: Tri = True
@@ -96,9 +114,11 @@ class All(Node):
             yield from p.facts()
 
 
-@dataclass(frozen=True)
 class Any_(Node):
-    parts: tuple[Node, ...]
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[Node, ...]) -> None:
+        self.parts = parts
 
     def eval(self, facts: Facts, missing: set[str]) -> Tri:
         result: Tri = False
@@ -115,9 +135,11 @@ class Any_(Node):
             yield from p.facts()
 
 
-@dataclass(frozen=True)
 class Not(Node):
-    part: Node
+    __slots__ = ("part",)
+
+    def __init__(self, part: Node) -> None:
+        self.part = part
 
     def eval(self, facts: Facts, missing: set[str]) -> Tri:
         value = self.part.eval(facts, missing)
@@ -142,11 +164,13 @@ def _compare(op: str, value: Any, operand: Any) -> bool:
     return bool({"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op])
 
 
-@dataclass(frozen=True)
 class Leaf(Node):
-    fact: str
-    op: str
-    operand: Any
+    __slots__ = ("fact", "op", "operand")
+
+    def __init__(self, fact: str, op: str, operand: Any) -> None:
+        self.fact = fact
+        self.op = op
+        self.operand = operand
 
     def eval(self, facts: Facts, missing: set[str]) -> Tri:
         if self.fact not in facts:
@@ -233,6 +257,21 @@ def parse(raw: Any, path: str = "when") -> Node:
     operand = raw[op]
     _check_operand(f"{path}.{op}", op, operand)
     return Leaf(fact, op, operand)
+
+
+def rule_condition(when: Any, holds_for: Mapping[str, str]) -> Node:
+    """A rule's ``when`` scoped by its ``holds_for`` (distribution -> PEP 440 specifier)."""
+    node = parse(when)
+    scope = [
+        parse(
+            {
+                "fact": "torch.version" if dist == "torch" else f"packages.{canonical_name(dist)}",
+                "version": spec,
+            }
+        )
+        for dist, spec in holds_for.items()
+    ]
+    return All((*scope, node)) if scope else node
 
 
 def _check_operand(path: str, op: str, operand: Any) -> None:

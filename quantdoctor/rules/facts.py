@@ -6,6 +6,7 @@ absent*. Works on the plain JSON mapping so that fast paths need no pydantic.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,14 @@ def facts_from_json(data: Mapping[str, Any], *, device: int = 0) -> Facts:
     for name, version in (data.get("packages") or {}).items():
         out[f"packages.{name}"] = version
     return out
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name as PyPI normalises it (``packaging.utils.canonicalize_name``)."""
+    return _SEPARATORS.sub("-", name).lower()
 
 
 def is_known_fact(name: str) -> bool:

@@ -10,98 +10,166 @@ names it in ``replaces``); a new id adds a rule.
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from quantdoctor._dirs import cache_dir, write_cache
-from quantdoctor.errors import InvalidInputError, MatrixError
-from quantdoctor.rules.models import Plan
+from quantdoctor._dirs import code_digest, digest, read_entry, write_entry
+from quantdoctor.errors import MatrixError
+from quantdoctor.rules.core import (
+    RULE_ID,
+    CompiledRule,
+    SchemeView,
+    check_in_matrix,
+    compile_rule,
+)
+from quantdoctor.rules.facts import canonical_name
 from quantdoctor.rules.named import BUILTIN, default_overlays
-from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule, Selector, Signature
 from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
-from quantdoctor.rules.verified import Verified, verified_rules
-from quantdoctor.rules.vocab import suggest
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule
+    from quantdoctor.rules.verified import Verified
 
 Source = str | os.PathLike[str] | Mapping[str, Any]
 
 
-@dataclass
 class Matrix:
-    """The built-in matrix with its overlays applied: the engines and the rules in hand."""
+    """The built-in matrix with its overlays applied.
 
-    engines: dict[str, EngineSpec]
-    rules: list[Rule]
-    costs: dict[str, Any] = field(default_factory=dict)
-    verified: dict[str, Verified] = field(default_factory=dict)
-    files: tuple[str, ...] = ()
-    _by_engine: dict[str, list[Rule]] = field(default_factory=dict, repr=False)
+    Held as validated plain data, which the evaluator reads (``compiled_for``,
+    ``scheme_names``, ``modes``, ``bits``); ``engines`` and ``rules`` give the same as
+    pydantic models, built on first use (the public API).
+    """
+
+    def __init__(
+        self,
+        engine_data: dict[str, dict[str, Any]],
+        rule_data: list[dict[str, Any]],
+        compiled: list[CompiledRule] | None = None,
+        cost_overlays: tuple[dict[str, Any], ...] = (),
+        verified_data: dict[str, Any] | None = None,
+        files: tuple[str, ...] = (),
+    ) -> None:
+        self.engine_data = engine_data
+        self.rule_data = rule_data
+        self.compiled = compiled or [compile_rule(i, r) for i, r in enumerate(rule_data)]
+        #: the overlays' ``costs:`` sections, in order (``advise`` merges them over costs.yaml)
+        self.cost_overlays = cost_overlays
+        #: distribution -> {"version", "how"}: the newest version the rules were checked against
+        self.verified_data = verified_data or {}
+        self.files = files
+        self._by_engine: dict[str, list[CompiledRule]] = {}
+        self._by_plan: dict[tuple[str, ...], tuple[CompiledRule, ...]] = {}
+
+    def __repr__(self) -> str:
+        return f"Matrix({len(self.engine_data)} engines, {len(self.rule_data)} rules, {self.files})"
+
+    @cached_property
+    def engine_names(self) -> tuple[str, ...]:
+        """The engines in matrix order (the order the grid, the report and ranking use)."""
+        return tuple(self.engine_data)
+
+    def scheme_names(self, engine: str) -> dict[str, Any]:
+        """The engine's schemes (plain data, by name); empty for an unknown engine."""
+        spec = self.engine_data.get(engine)
+        return spec["schemes"] if spec else {}
+
+    def modes(self, engine: str) -> tuple[str, ...]:
+        return tuple(self.engine_data[engine]["modes"])
+
+    def scheme(self, engine: str, scheme: str) -> SchemeView:
+        """A scheme's storage facts (plain; ``engines[e].schemes[s]`` is the pydantic form)."""
+        return SchemeView.of(self.engine_data[engine]["schemes"][scheme])
+
+    def bits(self, engine: str, scheme: str) -> int:
+        return int(self.engine_data[engine]["schemes"][scheme]["bits"])
+
+    def compiled_for(self, engine: str) -> list[CompiledRule]:
+        """Rules that may select a plan of this engine, in matrix order (plain)."""
+        found = self._by_engine.get(engine)
+        if found is None:
+            found = [c for c in self.compiled if not c.select or c.select[0][0] != 0
+                     or engine in c.select[0][1]]  # fmt: skip
+            self._by_engine[engine] = found
+        return found
+
+    def selecting(self, plan: tuple[str, ...]) -> tuple[CompiledRule, ...]:
+        """The rules whose selector takes this plan (facets in ``core.FACETS`` order), in
+        matrix order; the same on every machine, so worked out once per plan."""
+        found = self._by_plan.get(plan)
+        if found is None:
+            found = tuple(
+                r for r in self.compiled_for(plan[0]) if not r.signature_only and r.selects(plan)
+            )
+            self._by_plan[plan] = found
+        return found
+
+    @cached_property
+    def engines(self) -> dict[str, EngineSpec]:
+        """The engines and their schemes as pydantic models."""
+        from quantdoctor.rules.schema import EngineSpec
+
+        return {name: EngineSpec.model_validate(spec) for name, spec in self.engine_data.items()}
+
+    @cached_property
+    def rules(self) -> list[Rule]:
+        """Every rule as a pydantic model, in matrix order."""
+        from quantdoctor.rules.schema import Rule
+
+        return [Rule.model_validate(r) for r in self.rule_data]
+
+    @cached_property
+    def verified(self) -> dict[str, Verified]:
+        """The ``verified:`` section as pydantic models (``rules/verified.py``)."""
+        from quantdoctor.rules.verified import Verified
+
+        return {d: Verified.model_validate(v) for d, v in self.verified_data.items()}
+
+    @property
+    def costs(self) -> dict[str, Any]:
+        """The overlays' cost sections merged in order (later wins, top-level keys)."""
+        merged: dict[str, Any] = {}
+        for overlay in self.cost_overlays:
+            merged.update(overlay["costs"])
+        return merged
 
     def rules_for(self, engine: str) -> list[Rule]:
         """Rules that may select a plan of this engine, in matrix order."""
-        if engine not in self._by_engine:
-            self._by_engine[engine] = [
-                r for r in self.rules if not r.select.engine or engine in r.select.engine
-            ]
-        return self._by_engine[engine]
+        wanted = {c.number for c in self.compiled_for(engine)}
+        return [r for i, r in enumerate(self.rules) if i in wanted]
 
     def rule(self, rule_id: str) -> Rule:
-        for r in self.rules:
-            if r.id == rule_id:
-                return r
+        for i, r in enumerate(self.rule_data):
+            if r["id"] == rule_id:
+                return self.rules[i]
         raise KeyError(rule_id)
 
-    @property
-    def engine_names(self) -> tuple[str, ...]:
-        """The engines in matrix order (the order the grid, the report and ranking use)."""
-        return tuple(self.engines)
-
     def default_mode(self, engine: str) -> str:
-        spec = self.engines.get(engine)
-        return spec.default_mode if spec else "post"
+        spec = self.engine_data.get(engine)
+        return str(spec.get("default_mode") or "post") if spec else "post"
 
     def check_plan(self, plan: Plan) -> Plan:
         """``plan`` checked against these engines, its mode filled in when it names none.
 
         Raises ``InvalidInputError`` naming the facet: an engine this matrix does not
-        have, a scheme that is not the engine's, a mode the engine does not offer."""
-        spec = self.engines.get(plan.engine)
-        if spec is None or plan.scheme not in spec.schemes:
-            from quantdoctor.rules.aliases import resolve
-
-            engine = resolve("engine", plan.engine, self.engines)
-            spec = self.engines.get(engine)
-            if spec is not None:
-                scheme = resolve("scheme", plan.scheme, spec.schemes, engine)
-                plan = plan.model_copy(update={"engine": engine, "scheme": scheme})
-        if spec is None:
-            raise InvalidInputError(
-                f"engine: {plan.engine!r} is not valid; {suggest(plan.engine, self.engines)}"
-            )
-        if plan.scheme not in spec.schemes:
-            owner = [e for e, s in self.engines.items() if plan.scheme in s.schemes]
-            extra = f" ({plan.scheme} is a {owner[0]} scheme)" if owner else ""
-            raise InvalidInputError(
-                f"scheme: {plan.scheme!r} is not a {plan.engine} scheme{extra}; "
-                f"{suggest(plan.scheme, tuple(spec.schemes))}"
-            )
-        if not plan.mode:
-            return plan.model_copy(update={"mode": spec.default_mode})
+        have, a scheme that is not the engine's."""
+        engine, scheme, mode = check_in_matrix(self, plan.engine, plan.scheme, plan.mode)
+        if (engine, scheme, mode) != (plan.engine, plan.scheme, plan.mode):
+            return plan.model_copy(update={"engine": engine, "scheme": scheme, "mode": mode})
         return plan
 
     def packages(self) -> tuple[str, ...]:
         """Every distribution the engines and rules name: what a probe should read."""
-        from packaging.utils import canonicalize_name
-
         names: dict[str, None] = {}
-        for spec in self.engines.values():
-            names[canonicalize_name(spec.package)] = None
-        for rule in self.rules:
+        for spec in self.engine_data.values():
+            names[canonical_name(spec["package"])] = None
+        for rule in self.compiled:
             for fact in rule.condition.facts():
                 if fact.startswith("packages."):
                     names[fact.removeprefix("packages.")] = None
@@ -175,6 +243,8 @@ def parse_matrix_text(text: str, name: str) -> MatrixFile:
     """Validate one YAML document; raise ``MatrixError`` as ``file:line: field: problem``."""
     from pydantic import ValidationError
 
+    from quantdoctor.rules.schema import MatrixFile
+
     data, lines = _read_yaml(text, name)
     if not isinstance(data, dict):
         raise MatrixError(f"{name}:1: (top): expected a mapping with 'rules' (and 'engines')")
@@ -207,7 +277,14 @@ def parse_matrix_text(text: str, name: str) -> MatrixFile:
 
 def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
     """The valid field names of the model where an unknown key was found."""
-    from quantdoctor.rules.schema import EngineSpec, SchemeSpec, Selector, Signature
+    from quantdoctor.rules.schema import (
+        EngineSpec,
+        MatrixFile,
+        Rule,
+        SchemeSpec,
+        Selector,
+        Signature,
+    )
 
     keys = [k for k in loc[:-1] if not isinstance(k, int)]
     if not keys:
@@ -227,44 +304,173 @@ def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
 
 
 def _read_file(path: str | os.PathLike[str]) -> MatrixFile:
-    # A regular file of bounded size, opened without blocking (a FIFO, /dev/zero, ...).
-    text = read_user_file(path, "", MatrixError, OVERLAY_LIMIT)
-    return parse_matrix_text(text, os.fspath(path))
+    return parse_matrix_text(_read_text(path), os.fspath(path))
 
 
-@lru_cache(maxsize=4)
-def _builtin(mtime_ns: int, size: int) -> MatrixFile:
-    # Parsing and validating the YAML costs more than the rest of a `check`; a pickle of
-    # the validated file, keyed by the file's mtime and size, is read back instead.
-    cache = cache_dir() / f"matrix-{mtime_ns}-{size}.pickle"
+def _plain(parsed: MatrixFile) -> dict[str, Any]:
+    """A validated file as plain JSON data (what the cache holds)."""
+    data: dict[str, Any] = parsed.model_dump(mode="json", by_alias=True)
+    return data
+
+
+_FACET_VOCAB: dict[str, tuple[str, ...] | None] = {
+    "engine": None,
+    "scheme": None,
+    "mode": MODES,
+    "offload": OFFLOADS,
+    "component": COMPONENTS,
+    "dtype": DTYPES,
+}
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _rule_ok(rule: Any) -> bool:
+    """Whether a cached rule has the shape the evaluator reads (the rest is the schema's)."""
+    if not isinstance(rule, dict):
+        return False
+    if not (isinstance(rule.get("id"), str) and RULE_ID.match(rule["id"])):
+        return False
+    if rule.get("severity") not in ("block", "warn", "info"):
+        return False
+    if not isinstance(rule.get("message"), str) or not isinstance(rule.get("fix", ""), str):
+        return False
+    source = rule.get("source")
+    if not (isinstance(source, str) or (_strings(source) and source)):
+        return False
+    select = rule.get("select", {})
+    if not isinstance(select, dict) or not set(select) <= set(_FACET_VOCAB):
+        return False
+    for facet, values in select.items():
+        vocab = _FACET_VOCAB[facet]
+        if not _strings(values) or (vocab is not None and not set(values) <= set(vocab)):
+            return False
+    holds_for = rule.get("holds_for", {})
+    if not isinstance(holds_for, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in holds_for.items()
+    ):
+        return False
+    replaces = rule.get("replaces")
+    signatures = rule.get("signatures", [])
+    return (replaces is None or isinstance(replaces, str)) and (
+        isinstance(signatures, list)
+        and all(isinstance(sig, dict) and isinstance(sig.get("pattern"), str) for sig in signatures)
+    )
+
+
+def _engine_ok(spec: Any) -> bool:
+    if not isinstance(spec, dict) or not isinstance(spec.get("schemes"), dict):
+        return False
+    modes = spec.get("modes")
+    if not isinstance(modes, list) or not _strings(modes) or not set(modes) <= set(MODES):
+        return False
+    if spec.get("default_mode", "post") not in modes or not isinstance(spec.get("package"), str):
+        return False
+    return all(
+        isinstance(s, dict)
+        and isinstance(s.get("bits"), int)
+        and not isinstance(s.get("bits"), bool)
+        for s in spec["schemes"].values()
+    )
+
+
+def _checked(data: Any) -> tuple[dict[str, Any], list[CompiledRule]] | None:
+    """A cache entry's data and its compiled rules, or ``None`` when it is not well formed."""
+    if not isinstance(data, dict):
+        return None
+    engines, rules, costs = data.get("engines"), data.get("rules"), data.get("costs")
+    if not isinstance(engines, dict) or not isinstance(rules, list):
+        return None
+    if costs is not None and not costs_ok(costs):
+        return None
+    if not all(isinstance(name, str) and _engine_ok(spec) for name, spec in engines.items()):
+        return None
+    if not all(_rule_ok(rule) for rule in rules):
+        return None
+    verified = data.get("verified", {})
+    if not isinstance(verified, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("version"), str) and isinstance(v.get("how"), str)
+        for v in verified.values()
+    ):
+        return None
     try:
-        with cache.open("rb") as f:
-            loaded = pickle.load(f)
-        if isinstance(loaded, MatrixFile):
-            return loaded
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
-        pass  # no cache yet, or one from another version: rebuild it below
-    parsed = _read_file(BUILTIN)
-    engines = dict(parsed.engines)
-    parsed.rules[:] = _with_not_installed(parsed.rules, engines)
-    for rule in parsed.rules:  # once per edit of the file, not per load_matrix()
-        _check_selector(rule, engines, str(BUILTIN))
-    write_cache(cache, pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL), siblings="matrix-*.pickle")
-    return parsed
+        compiled = [compile_rule(i, rule) for i, rule in enumerate(rules)]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return data, compiled
+
+
+def _load_cached(kind: str, key: str, build: Any) -> tuple[dict[str, Any], list[CompiledRule]]:
+    """Read back ``kind``/``key`` if it is well formed, else ``build()`` and store it."""
+    found = _checked(read_entry(kind, key))
+    if found is not None:
+        return found
+    data = build()
+    checked = _checked(data)
+    if checked is None:  # the schema and the cache check disagree: a bug, not user input
+        raise MatrixError(f"{kind}: validated data failed the cache's own check")
+    write_entry(kind, key, data, keep=KEEP.get(kind, 1))
+    return checked
+
+
+#: Entries kept per kind: the built-in matrix of this code; a few overlays.
+KEEP = {"matrix": 1, "overlay": 8}
+
+
+@lru_cache(maxsize=1)
+def _builtin_loaded() -> tuple[dict[str, Any], list[CompiledRule]]:
+    def build() -> dict[str, Any]:
+        parsed = _read_file(BUILTIN)
+        parsed.rules[:] = _with_not_installed(parsed.rules, parsed.engines)
+        plain = _plain(parsed)
+        schemes = _scheme_sets(plain["engines"])
+        for rule in plain["rules"]:  # once per edit of the file, not per load_matrix()
+            _check_selector(rule, schemes, str(BUILTIN))
+        written = {r["id"] for r in plain["rules"]}
+        plain["rules"] += [r for r in _verified_rules(plain) if r["id"] not in written]
+        return plain
+
+    # Parsing and validating the YAML costs more than the rest of a `check`: the validated
+    # matrix is kept as plain data, keyed by a digest of quantdoctor's own files.
+    return _load_cached("matrix", code_digest(), build)
 
 
 def builtin() -> MatrixFile:
-    stat = BUILTIN.stat()
-    return _builtin(stat.st_mtime_ns, stat.st_size)
+    """The built-in matrix file as pydantic models (validated again from the cached data)."""
+    from quantdoctor.rules.schema import MatrixFile
+
+    return MatrixFile.model_validate(_builtin_loaded()[0])
 
 
-def _overlay(source: Source, index: int) -> tuple[MatrixFile, str]:
+def engine_schemes(engine: str) -> dict[str, Any]:
+    """The schemes of an engine in the built-in matrix (plain data; for validating plans)."""
+    spec = _builtin_loaded()[0]["engines"].get(engine)
+    return spec["schemes"] if spec else {}
+
+
+def _read_text(path: str | os.PathLike[str]) -> str:
+    # A regular file of bounded size, opened without blocking (a FIFO, /dev/zero, ...).
+    return read_user_file(path, "", MatrixError, OVERLAY_LIMIT)
+
+
+def _overlay(source: Source, index: int) -> tuple[dict[str, Any], list[CompiledRule], str]:
     if isinstance(source, Mapping):
         import yaml
 
         name = f"<extra {index}>"
-        return parse_matrix_text(yaml.safe_dump(dict(source)), name), name
-    return _read_file(source), str(source)
+        parsed = parse_matrix_text(yaml.safe_dump(dict(source)), name)
+        data = _plain(parsed)
+        checked = _checked(data)
+        if checked is None:
+            raise MatrixError(f"{name}: validated data failed the cache's own check")
+        return (*checked, name)
+    name = str(source)
+    text = _read_text(source)
+    key = digest(code_digest(), text)
+    data, compiled = _load_cached("overlay", key, lambda: _plain(parse_matrix_text(text, name)))
+    return data, compiled, name
 
 
 def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: bool = True) -> Matrix:
@@ -272,11 +478,12 @@ def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: boo
 
     ``extra`` is a path, a parsed mapping, or a list of them, applied last.
     """
-    base = builtin()
-    engines = dict(base.engines)
-    rules: dict[str, Rule] = {r.id: r for r in base.rules}
-    costs = dict(base.costs)
-    verified = dict(base.verified)
+    base, base_compiled = _builtin_loaded()
+    engines: dict[str, dict[str, Any]] = dict(base["engines"])
+    schemes = _scheme_sets(engines)
+    rules: dict[str, tuple[dict[str, Any], CompiledRule]] = {
+        r["id"]: (r, c) for r, c in zip(base["rules"], base_compiled, strict=True)
+    }
     sources: list[Source] = list(default_overlays()) if defaults else []
     if extra is not None:
         if isinstance(extra, (str, os.PathLike, Mapping)):
@@ -284,62 +491,170 @@ def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: boo
         else:
             sources.extend(extra)
     files = [str(BUILTIN)]
+    costs: list[dict[str, Any]] = []
+    verified: dict[str, Any] = dict(base.get("verified", {}))
+    written: set[str] = set()
+    newer: list[str] = []
     for i, source in enumerate(sources):
-        overlay, name = _overlay(source, i)
-        if overlay.engines:
+        overlay, compiled, name = _overlay(source, i)
+        if overlay.get("engines"):
             # an overlay adds engines (or replaces one whole): every rule is checked again
-            engines.update(overlay.engines)
-            added = _with_not_installed([], overlay.engines)
-            rules.update((r.id, r) for r in added if r.id not in rules)
-            for rule in rules.values():
-                _check_selector(rule, engines, name)
-        for rule in overlay.rules:
-            if rule.replaces is not None:
-                if rule.replaces not in rules:
+            engines.update(overlay["engines"])
+            schemes = _scheme_sets(engines)
+            for rule in _not_installed_plain(overlay["engines"]):
+                if rule["id"] not in rules:
+                    rules[rule["id"]] = (rule, compile_rule(0, rule))
+            for rule, _ in rules.values():
+                _check_selector(rule, schemes, name)
+        for rule, rule_compiled in zip(overlay["rules"], compiled, strict=True):
+            replaces = rule.get("replaces")
+            if replaces is not None:
+                if replaces not in rules:
                     raise MatrixError(
-                        f"{name}: rules ({rule.id}).replaces: {rule.replaces!r} is not a rule id"
+                        f"{name}: rules ({rule['id']}).replaces: {replaces!r} is not a rule id"
                     )
-                del rules[rule.replaces]
-            _check_selector(rule, engines, name)
-            rules[rule.id] = rule
-        costs.update(overlay.costs)
-        verified.update(overlay.verified)
+                del rules[replaces]
+            _check_selector(rule, schemes, name)
+            rules[rule["id"]] = (rule, rule_compiled)
+            written.add(rule["id"])
+        if overlay.get("verified"):
+            verified.update(overlay["verified"])
+            newer.extend(overlay["verified"])
+        if overlay.get("costs"):
+            check_cost_keys(overlay["costs"], engines, f"{name}: costs")
+            costs.append({"file": name, "costs": overlay["costs"]})
         files.append(name)
-    packages = {name: spec.package for name, spec in engines.items()}
-    for data in verified_rules(verified, packages):
-        rules.setdefault(str(data["id"]), Rule.model_validate(data))  # a written rule wins
+    if newer:  # an overlay's verified: versions regenerate their rules (a written rule wins)
+        made = _verified_rules({"engines": engines, "verified": verified}, newer)
+        for rule in made:
+            if rule["id"] not in written:
+                rules[rule["id"]] = (rule, compile_rule(0, rule))
+    ordered = list(rules.values())
     return Matrix(
-        engines=engines,
-        rules=list(rules.values()),
-        costs=costs,
-        verified=verified,
+        engine_data=engines,
+        rule_data=[r for r, _ in ordered],
+        compiled=[c._replace(number=i) for i, (_, c) in enumerate(ordered)],
+        cost_overlays=tuple(costs),
+        verified_data=verified,
         files=tuple(files),
     )
 
 
-def _check_selector(rule: Rule, engines: Mapping[str, EngineSpec], name: str) -> None:
+def _verified_rules(
+    plain: Mapping[str, Any], only: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """The ``verified.<name>`` info rules of a matrix's ``verified:`` section (validated)."""
+    from quantdoctor.rules.schema import Rule
+    from quantdoctor.rules.verified import Verified, verified_rules
+
+    section = {
+        d: Verified.model_validate(v)
+        for d, v in plain.get("verified", {}).items()
+        if only is None or d in only
+    }
+    packages = {name: spec["package"] for name, spec in plain["engines"].items()}
+    return [
+        Rule.model_validate(data).model_dump(mode="json")
+        for data in verified_rules(section, packages)
+    ]
+
+
+_COST_TABLES = ("speed", "offload_speed", "error", "workspace_layers")
+_COST_VALUES = ("reserve_gb", "activation_fraction", "activation_cap_gb", "large_model_params")
+
+
+def costs_ok(costs: Any) -> bool:
+    """Whether cached cost-model data has the shape ``CostsFile`` gives (plain data)."""
+    if not isinstance(costs, dict):
+        return False
+    for key in _COST_VALUES:
+        value = costs.get(key)
+        if value is not None and not (
+            isinstance(value, dict) and isinstance(value.get("value"), (int, float))
+        ):
+            return False
+    for key in _COST_TABLES:
+        tables = costs.get(key, [])
+        if not isinstance(tables, list):
+            return False
+        for table in tables:
+            if not isinstance(table, dict) or not isinstance(table.get("source"), str):
+                return False
+            values = table.get("values")
+            if not isinstance(values, dict) or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                for v in values.values()
+            ):
+                return False
+    classes = costs.get("gpu_classes", [])
+    return isinstance(classes, list) and all(
+        isinstance(c, dict) and isinstance(c.get("class"), str) for c in classes
+    )
+
+
+def check_cost_keys(costs: Mapping[str, Any], engines: Mapping[str, Any], where: str) -> None:
+    """Every ``engine.scheme[.mode]`` a cost table names is one of the matrix's."""
+    for key in ("speed", "error", "workspace_layers"):
+        for i, table in enumerate(costs.get(key) or []):
+            for name in table["values"]:
+                engine, _, rest = name.partition(".")
+                scheme, _, mode = rest.partition(".")
+                spec = engines.get(engine)
+                ok = spec is not None and scheme in spec["schemes"]
+                if spec is not None and ok and mode:
+                    ok = mode in spec["modes"]
+                if not ok:
+                    raise MatrixError(
+                        f"{where}.{key}[{i}].values.{name}: not an engine.scheme[.mode] of "
+                        "the matrix (quantdoctor rules --json lists them)"
+                    )
+
+
+def _scheme_sets(engines: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    return {name: frozenset(spec["schemes"]) for name, spec in engines.items()}
+
+
+def _check_selector(
+    rule: Mapping[str, Any], schemes: Mapping[str, frozenset[str]], name: str
+) -> None:
     """The engines and schemes a rule selects are ones the matrix in hand has."""
-    for engine in rule.select.engine:
-        if engine not in engines:
+    select = rule.get("select") or {}
+    for engine in select.get("engine") or ():
+        if engine not in schemes:
+            from quantdoctor.rules.vocab import suggest
+
             raise MatrixError(
-                f"{name}: rules ({rule.id}).select.engine: {engine!r} is not an engine; "
-                f"{suggest(engine, engines)}"
+                f"{name}: rules ({rule['id']}).select.engine: {engine!r} is not an engine; "
+                f"{suggest(engine, schemes)}"
             )
-    allowed = rule.select.engine or tuple(engines)
-    valid = sorted({s for e in allowed if e in engines for s in engines[e].schemes})
-    for scheme in rule.select.scheme:
-        if scheme not in valid:
+    wanted = select.get("scheme") or ()
+    if not wanted:
+        return
+    allowed = select.get("engine") or tuple(schemes)
+    for scheme in wanted:
+        if not any(scheme in schemes.get(e, ()) for e in allowed):
+            from quantdoctor.rules.vocab import suggest
+
+            valid = sorted({s for e in allowed for s in schemes.get(e, ())})
             raise MatrixError(
-                f"{name}: rules ({rule.id}).select.scheme: {scheme!r} is not a scheme of "
+                f"{name}: rules ({rule['id']}).select.scheme: {scheme!r} is not a scheme of "
                 f"{', '.join(allowed)}; {suggest(scheme, valid)}"
             )
 
 
+def _not_installed_plain(engines: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The not-installed rules of an overlay's engines, as plain data."""
+    from quantdoctor.rules.schema import EngineSpec
+
+    specs = {name: EngineSpec.model_validate(spec) for name, spec in engines.items()}
+    return [r.model_dump(mode="json") for r in _with_not_installed([], specs)]
+
+
 def not_installed_rule(engine: str, spec: EngineSpec) -> Rule:
     """``<engine>.not-installed``, made from the engine's section: its package absent blocks."""
-    from packaging.utils import canonicalize_name
+    from quantdoctor.rules.schema import Rule, Selector, Signature
 
-    package = canonicalize_name(spec.package)
+    package = canonical_name(spec.package)
     top, _, rest = spec.import_name().partition(".")
     module = re.escape(top) + (f"(\\.{re.escape(rest)})?" if rest else "")
     about = f" ({spec.about})" if spec.about else ""

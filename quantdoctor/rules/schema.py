@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from quantdoctor.rules.conditions import Node, parse
+from quantdoctor.rules.conditions import Node, parse, rule_condition
+from quantdoctor.rules.core import RULE_ID, bytes_per_weight
 from quantdoctor.rules.verified import Verified
 from quantdoctor.rules.vocab import BACKENDS, COMPONENTS, DTYPES, MODES, OFFLOADS
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-_RULE_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_\-]+)+$")
 #: An engine's name: the first part of its rule ids and the ``--engine`` value.
 ENGINE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -48,8 +48,9 @@ class SchemeSpec(BaseModel):
 
     def bytes_per_weight(self, in_features: int = 4096) -> float:
         """Exact bytes a weight takes, blocks and scales included."""
-        per = self.block_bytes / self.block if self.block_bytes else self.bits / 8
-        return per + self.row_bytes / max(in_features, 1)
+        return bytes_per_weight(
+            self.bits, self.block, self.block_bytes, self.row_bytes, in_features
+        )
 
 
 class Signature(BaseModel):
@@ -221,7 +222,7 @@ class Rule(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        if not _RULE_ID.match(v):
+        if not RULE_ID.match(v):
             raise ValueError(
                 f"{v!r} is not a rule id; valid ids are dotted lower-case words "
                 "like 'quanto.offload.balanced'"
@@ -251,23 +252,7 @@ class Rule(BaseModel):
         return v
 
     def model_post_init(self, __context: Any) -> None:
-        from packaging.utils import canonicalize_name
-
-        node = parse(self.when)
-        scope = [
-            {
-                "fact": "torch.version"
-                if dist == "torch"
-                else f"packages.{canonicalize_name(dist)}",
-                "version": spec,
-            }
-            for dist, spec in self.holds_for.items()
-        ]
-        if scope:
-            from quantdoctor.rules.conditions import All
-
-            node = All((*(parse(s) for s in scope), node))
-        self._condition = node
+        self._condition = rule_condition(self.when, self.holds_for)
 
     @property
     def condition(self) -> Node:
@@ -292,6 +277,78 @@ class Rule(BaseModel):
         )
 
 
+class Measure(BaseModel):
+    """One measured number of the cost model, with where it comes from."""
+
+    model_config = _STRICT
+
+    value: float = Field(ge=0)
+    source: str = Field(min_length=1)
+
+
+class CostTable(BaseModel):
+    """Every table of the cost model has this shape: measured values and their source.
+
+    ``values`` are keyed ``engine.scheme`` or ``engine.scheme.mode`` (offload tables: by
+    offload mode); ``null`` is "not measured" or "failed there", never a guess.
+    """
+
+    model_config = _STRICT
+
+    gpu: str | None = None
+    workload: Literal["large", "small"] | None = None
+    source: str = Field(min_length=1)
+    values: dict[str, float | None]
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, v: dict[str, float | None]) -> dict[str, float | None]:
+        for key, value in v.items():
+            if value is not None and value < 0:
+                raise ValueError(f"{key}: {value!r} is not a number >= 0")
+        return v
+
+
+class GpuClass(BaseModel):
+    """A row of the speed tables a machine reads: the first class whose condition holds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(alias="class", min_length=1)
+    when: Any
+
+    @field_validator("when")
+    @classmethod
+    def _when(cls, v: Any) -> Any:
+        parse(v)  # a malformed condition raises ConditionError (a ValueError) naming where
+        return v
+
+
+class CostsFile(BaseModel):
+    """The cost model (``advise/costs.yaml``), or an overlay's ``costs:`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    #: GiB the CUDA context and cuBLAS workspace hold, outside any plan's count
+    reserve_gb: Measure | None = None
+    activation_fraction: Measure | None = None
+    activation_cap_gb: Measure | None = None
+    large_model_params: Measure | None = None
+    gpu_classes: list[GpuClass] = Field(default_factory=list)
+    speed: list[CostTable] = Field(default_factory=list)
+    offload_speed: list[CostTable] = Field(default_factory=list)
+    error: list[CostTable] = Field(default_factory=list)
+    workspace_layers: list[CostTable] = Field(default_factory=list)
+
+    @field_validator("offload_speed")
+    @classmethod
+    def _offloads(cls, v: list[CostTable]) -> list[CostTable]:
+        for table in v:
+            _members("offload", tuple(table.values), OFFLOADS)
+        return v
+
+
 class MatrixFile(BaseModel):
     """One YAML document: the built-in matrix, or an overlay (rules only)."""
 
@@ -300,6 +357,7 @@ class MatrixFile(BaseModel):
     version: int = 1
     engines: dict[str, EngineSpec] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
-    costs: dict[str, Any] = Field(default_factory=dict)
+    #: an overlay's additions to the cost model (same shape as costs.yaml)
+    costs: CostsFile | None = None
     #: distribution -> the newest version the rules were checked against (rules/verified.py)
     verified: dict[str, Verified] = Field(default_factory=dict)

@@ -1,0 +1,487 @@
+"""The evaluator's core on plain data: no pydantic, so the command line stays fast.
+
+``Facets`` is a plan as a named tuple (the attributes ``Plan`` has); ``CompiledRule`` is a
+rule as the evaluator reads it (selector sets, a parsed condition, the texts). ``Core``
+evaluates facets against one environment's facts, each rule's condition at most once
+per environment, and returns verdicts as the JSON ``Verdict.model_dump(mode="json")``
+gives. ``rules.evaluate`` wraps it in the pydantic models of the public API.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from quantdoctor.errors import InvalidInputError
+from quantdoctor.rules.conditions import Node, Tri, rule_condition
+from quantdoctor.rules.facts import Facts
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, suggest
+
+if TYPE_CHECKING:
+    from quantdoctor.rules.matrix import Matrix
+
+#: A rule id: dotted lower-case words like ``quanto.offload.balanced``.
+RULE_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_\-]+)+$")
+FACETS: tuple[str, ...] = ("engine", "scheme", "mode", "offload", "component", "dtype")
+
+
+class Facets(NamedTuple):
+    """A plan as plain data: the attributes of ``Plan``, all filled in."""
+
+    engine: str
+    scheme: str
+    mode: str
+    offload: str = "none"
+    component: str = "transformer"
+    dtype: str = "bfloat16"
+
+    def label(self) -> str:
+        return plan_label(self)
+
+    def to_json(self) -> dict[str, str]:
+        return dict(zip(FACETS, self, strict=True))
+
+
+def plan_label(plan: Any) -> str:
+    """A short one-line name: ``quanto qint8 mode=post offload=balanced``."""
+    parts = [f"{plan.engine} {plan.scheme}", f"mode={plan.mode}", f"offload={plan.offload}"]
+    if plan.component != "transformer":
+        parts.append(f"component={plan.component}")
+    if plan.dtype != "bfloat16":
+        parts.append(f"dtype={plan.dtype}")
+    return " ".join(parts)
+
+
+def check_choice(field: str, value: str, valid: Sequence[str]) -> str:
+    """``value`` as the vocabulary spells it (an alias resolved), or ``ValueError``."""
+    if value not in valid:
+        from quantdoctor.rules.aliases import resolve
+
+        value = resolve(field, value, valid)
+    if value not in valid:
+        raise ValueError(f"{field}: {value!r} is not valid; {suggest(value, tuple(valid))}")
+    return value
+
+
+#: How ``Plan`` checks an engine's and a scheme's name (which exist is the matrix's business).
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def check_name(field: str, value: str) -> str:
+    if not NAME.match(value):
+        raise ValueError(
+            f"{field}: {value!r} is not valid; a name of letters, digits, '_', '.' and '-'"
+        )
+    return value
+
+
+def check_in_matrix(matrix: Matrix, engine: str, scheme: str, mode: str) -> tuple[str, str, str]:
+    """The plan's engine and scheme as the matrix spells them (``bnb`` is bitsandbytes) and
+    its mode (the engine's default when ``mode`` is empty); else ``InvalidInputError``
+    naming the facet."""
+    spec = matrix.engine_data.get(engine)
+    if spec is None or scheme not in spec["schemes"]:
+        from quantdoctor.rules.aliases import resolve
+
+        engine = resolve("engine", engine, matrix.engine_names)
+        spec = matrix.engine_data.get(engine)
+        if spec is not None:
+            scheme = resolve("scheme", scheme, spec["schemes"], engine)
+    if spec is None:
+        raise InvalidInputError(
+            f"engine: {engine!r} is not valid; {suggest(engine, matrix.engine_names)}"
+        )
+    if scheme not in spec["schemes"]:
+        owner = [e for e in matrix.engine_names if scheme in matrix.scheme_names(e)]
+        extra = f" ({scheme} is a {owner[0]} scheme)" if owner else ""
+        raise InvalidInputError(
+            f"scheme: {scheme!r} is not a {engine} scheme{extra}; "
+            f"{suggest(scheme, tuple(spec['schemes']))}"
+        )
+    return engine, scheme, mode or str(spec.get("default_mode") or "post")
+
+
+def check_device(device: int, gpus: Sequence[object] | None) -> None:
+    """``device`` must name a GPU of the environment (0 also stands for "no GPU")."""
+    if device == 0:
+        return
+    if device < 0:
+        raise InvalidInputError(f"--device {device}: a GPU index is 0 or more")
+    if gpus is not None and device >= len(gpus):
+        have = f"GPUs 0-{len(gpus) - 1}" if len(gpus) > 1 else ("GPU 0" if gpus else "no GPU")
+        shown = str(device) if device < 10**6 else f"{str(device)[:6]}..."
+        raise InvalidInputError(f"--device {shown}: this environment has {have}")
+
+
+def make_facets(
+    matrix: Matrix,
+    engine: str,
+    scheme: str,
+    mode: str = "",
+    offload: str = "none",
+    component: str = "transformer",
+    dtype: str = "bfloat16",
+) -> Facets:
+    """A plan checked as ``Plan(...)`` then ``Matrix.check_plan`` check it: ``ValueError``
+    for a value outside the vocabulary, ``InvalidInputError`` for one the matrix lacks."""
+    check_name("engine", engine)
+    check_name("scheme", scheme)
+    if mode:
+        mode = check_choice("mode", mode, MODES)
+    offload = check_choice("offload", offload, OFFLOADS)
+    component = check_choice("component", component, COMPONENTS)
+    dtype = check_choice("dtype", dtype, DTYPES)
+    engine, scheme, mode = check_in_matrix(matrix, engine, scheme, mode)
+    return Facets(engine, scheme, mode, offload, component, dtype)
+
+
+def bytes_per_weight(
+    bits: int, block: int, block_bytes: float | None, row_bytes: float, in_features: int
+) -> float:
+    """Exact bytes a weight takes, blocks and scales included (``SchemeSpec``'s fields)."""
+    per = block_bytes / block if block_bytes else bits / 8
+    return per + row_bytes / max(in_features, 1)
+
+
+class SchemeView(NamedTuple):
+    """The storage facts of a scheme, read from the matrix's plain data (no pydantic)."""
+
+    bits: int
+    block: int = 1
+    block_bytes: float | None = None
+    row_bytes: float = 0.0
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> SchemeView:
+        return cls(
+            bits=int(spec["bits"]),
+            block=int(spec.get("block") or 1),
+            block_bytes=spec.get("block_bytes"),
+            row_bytes=float(spec.get("row_bytes") or 0.0),
+        )
+
+    def bytes_per_weight(self, in_features: int = 4096) -> float:
+        return bytes_per_weight(
+            self.bits, self.block, self.block_bytes, self.row_bytes, in_features
+        )
+
+
+class CompiledRule(NamedTuple):
+    """A rule as the evaluator reads it."""
+
+    #: the rule's place in the matrix (what results are remembered under)
+    number: int
+    id: str
+    severity: str
+    message: str
+    fix: str
+    source: str
+    #: (facet position, allowed values) for the facets the rule selects on
+    select: tuple[tuple[int, frozenset[str]], ...]
+    condition: Node
+    #: explains error texts only: never applied to a plan
+    signature_only: bool = False
+
+    def selects(self, facets: Sequence[str]) -> bool:
+        return all(facets[position] in allowed for position, allowed in self.select)
+
+
+def compile_rule(index: int, rule: Mapping[str, Any]) -> CompiledRule:
+    """Compile one validated rule (plain data); raises ``ValueError`` on a bad condition."""
+    select = rule.get("select") or {}
+    source = rule["source"]
+    return CompiledRule(
+        number=index,
+        id=rule["id"],
+        severity=rule["severity"],
+        message=rule["message"],
+        fix=rule.get("fix") or "",
+        source=source if isinstance(source, str) else "; ".join(source),
+        select=tuple(
+            (i, frozenset(select[name])) for i, name in enumerate(FACETS) if select.get(name)
+        ),
+        condition=rule_condition(rule.get("when"), rule.get("holds_for") or {}),
+        signature_only=bool(rule.get("signature_only")),
+    )
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+#: How much GPU memory each offload mode saves (0: none); the nearest offload is the one
+#: whose saving is closest to what the user asked for, the faster one on a tie.
+OFFLOAD_MEMORY_RANK: dict[str, int] = {
+    "none": 0,
+    "model": 1,
+    "balanced": 2,
+    "group": 3,
+    "sequential": 4,
+}
+#: How a message names a fact that is unknown, where plain "unknown" would read badly.
+_UNKNOWN_WORDS = {
+    "gpu.name": "this GPU",
+    "gpu.cuda_cc": "an unknown compute capability",
+    "torch.version": "(unknown version)",
+}
+_TEMPLATE = re.compile(r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}")
+#: Findings are listed as a verdict reads: what blocks, what might, what warns, then notes.
+_SEVERITY_ORDER = {"block": 0, "warn": 2, "info": 3}
+#: How many alternatives each tier (offload, mode, scheme, engine) offers before the next.
+_TIER_SHARES = (2, 1, 1, 1)
+
+#: Orders plans best first on these facts (the cost model, ``advise.recommend.rank_plans``).
+#: It receives ``Facets`` (which have ``Plan``'s attributes) and returns them reordered.
+Ranker = Callable[[list[Any], Facts, Any], list[Any]]
+
+
+def render(text: str, facts: Mapping[str, Any]) -> str:
+    """A rule's message or fix with its ``{fact}`` names filled in (unknown ones in words)."""
+    if "{" not in text:
+        return text
+
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        unknown = "(unknown version)" if key.startswith("packages.") else "unknown"
+        value = facts.get(key, _UNKNOWN_WORDS.get(key, unknown))
+        return "none" if value is None else str(value)
+
+    return _TEMPLATE.sub(sub, text)
+
+
+class Core:
+    """Evaluates plans against one environment's facts, remembering what it computed."""
+
+    def __init__(self, facts: Facts, matrix: Matrix, rank: Ranker | None = None) -> None:
+        self.facts = facts
+        self.matrix = matrix
+        self.rank = rank
+        self._conditions: dict[int, tuple[Tri, tuple[str, ...]]] = {}
+        self._status: dict[Facets, str] = {}
+        self._speed: dict[tuple[str, str], int] | None = None
+
+    def _holds(self, rule: CompiledRule) -> tuple[Tri, tuple[str, ...]]:
+        found = self._conditions.get(rule.number)
+        if found is None:
+            missing: set[str] = set()
+            value = rule.condition.eval(self.facts, missing)
+            found = (value, tuple(sorted(missing)))
+            self._conditions[rule.number] = found
+        return found
+
+    def _applying(self, plan: Facets) -> Iterator[tuple[CompiledRule, bool]]:
+        """The rules that select ``plan`` and hold (True) or might (False)."""
+        conditions = self._conditions
+        for rule in self.matrix.selecting(plan):
+            found = conditions.get(rule.number)
+            holds = found[0] if found is not None else self._holds(rule)[0]
+            if holds is False:
+                continue
+            if holds is None and rule.severity != "block":
+                continue  # only a rule that could block makes a verdict unknown
+            yield rule, bool(holds)
+
+    def status(self, plan: Facets) -> str:
+        found = self._status.get(plan)
+        if found is None:
+            found = _status((r.severity, holds) for r, holds in self._applying(plan))
+            self._status[plan] = found
+        return found
+
+    def decide(self, plan: Facets) -> tuple[str, list[str]]:
+        """The status and the ids of the rules that apply but info, in a verdict's order
+        (what ``matrix`` shows), without rendering any message."""
+        applying = list(self._applying(plan))
+        status = _status((r.severity, holds) for r, holds in applying)
+        self._status[plan] = status
+        found = [
+            (1 if not holds else _SEVERITY_ORDER[rule.severity], rule.id)
+            for rule, holds in applying
+            if rule.severity != "info"
+        ]
+        found.sort(key=lambda t: t[0])
+        return status, [rule_id for _, rule_id in found]
+
+    def findings(self, plan: Facets) -> list[dict[str, Any]]:
+        shown: Facts | None = None
+        out: list[dict[str, Any]] = []
+        for rule, holds in self._applying(plan):
+            if shown is None:
+                shown = {**self.facts, **{f"plan.{k}": v for k, v in plan.to_json().items()}}
+            out.append(
+                {
+                    "rule": rule.id,
+                    "severity": rule.severity,
+                    "message": render(rule.message, shown),
+                    "fix": render(rule.fix, shown),
+                    "source": rule.source,
+                    "state": "holds" if holds else "unknown",
+                    "missing": list(self._holds(rule)[1]),
+                }
+            )
+        return out
+
+    def verdict(self, plan: Facets, *, alternatives: int = 5) -> dict[str, Any]:
+        """The verdict as ``Verdict.model_dump(mode="json")`` gives it."""
+        findings = self.findings(plan)
+        status = _status((f["severity"], f["state"] == "holds") for f in findings)
+        self._status[plan] = status
+        alts: list[Facets] = []
+        if status not in ("ok", "warn") and alternatives:
+            alts = self.alternatives(plan, alternatives)
+        findings.sort(key=_finding_order)
+        return {
+            "status": status,
+            "plan": plan.to_json(),
+            "findings": findings,
+            "alternatives": [a.to_json() for a in alts],
+        }
+
+    # ------------------------------------------------------------------ alternatives
+
+    def _build(self, base: Facets, changes: Iterable[dict[str, str]]) -> Iterator[Facets]:
+        for change in changes:
+            candidate = base._replace(**change)
+            if candidate.scheme in self.matrix.scheme_names(candidate.engine):
+                yield candidate
+
+    def _candidates(self, plan: Facets) -> Iterator[Iterator[Facets]]:
+        """Tiers of candidate plans, nearest first; each tier is built lazily."""
+        m = self.matrix
+        asked = OFFLOAD_MEMORY_RANK[plan.offload]
+        others = [o for o in OFFLOADS if o != plan.offload]
+        offloads = sorted(others, key=lambda o: (abs(OFFLOAD_MEMORY_RANK[o] - asked), o != "none"))
+        yield self._build(plan, ({"offload": o} for o in offloads))
+        if plan.mode == "prequantized":
+            # a file's engine and scheme are in its bytes: only how it loads can change
+            yield self._build(
+                plan,
+                (
+                    {"dtype": d, "offload": o}
+                    for d in DTYPES
+                    if d != plan.dtype
+                    for o in (plan.offload, *offloads)
+                ),
+            )
+            return
+        # the same quantization, applied at another time (post instead of pre, say)
+        yield self._build(
+            plan,
+            (
+                {"mode": mode, "offload": o}
+                for mode in m.modes(plan.engine)
+                if mode != plan.mode
+                for o in (plan.offload, *offloads)
+            ),
+        )
+        bits = m.bits(plan.engine, plan.scheme)
+        same_bits = [
+            s
+            for s in m.scheme_names(plan.engine)
+            if m.bits(plan.engine, s) == bits and s != plan.scheme
+        ]
+        yield self._build(
+            plan,
+            ({"scheme": s, "offload": o} for o in (plan.offload, *offloads) for s in same_bits),
+        )
+        # Another engine: the nearest bits and offload first; among equals, the plan the
+        # cost model (the ``rank`` given) ranks faster, then more accurate.
+        order = m.engine_names
+        engines = [e for e in order if e != plan.engine]
+        modes = {e: plan.mode if plan.mode in m.modes(e) else m.default_mode(e) for e in engines}
+        speed = self._speed_rank(
+            list(
+                self._build(
+                    plan,
+                    (
+                        {"engine": e, "scheme": s, "mode": modes[e]}
+                        for e in engines
+                        for s in m.scheme_names(e)
+                    ),
+                )
+            )
+        )
+        ranked: list[tuple[tuple[int, int, int, int], dict[str, str]]] = []
+        for engine in engines:
+            for s in m.scheme_names(engine):
+                for o in (plan.offload, *offloads):
+                    cost = (
+                        abs(m.bits(engine, s) - bits),
+                        abs(OFFLOAD_MEMORY_RANK[o] - asked),
+                        speed.get((engine, s), len(speed)),
+                        order.index(engine),
+                    )
+                    change = {"engine": engine, "scheme": s, "offload": o, "mode": modes[engine]}
+                    ranked.append((cost, change))
+        ranked.sort(key=lambda t: t[0])
+        yield self._build(plan, (change for _, change in ranked))
+
+    def _speed_rank(self, plans: list[Facets]) -> dict[tuple[str, str], int]:
+        """Each (engine, scheme)'s place in the cost model's ranking on these facts."""
+        if self.rank is None:
+            return {}
+        order = self.rank(plans, self.facts, self.matrix)
+        return {(p.engine, p.scheme): i for i, p in enumerate(order)}
+
+    def alternatives(self, plan: Facets, limit: int) -> list[Facets]:
+        """The nearest passing plans, a few from each tier so the list stays varied.
+
+        Each tier (offload, mode, scheme, engine) gets a share of ``limit``; a share a tier
+        cannot fill passes to the next, and what is still free at the end goes back to
+        the nearest tiers' leftovers. Candidates are evaluated lazily, nearest first, so a
+        verdict costs a few evaluations rather than the whole grid.
+        """
+        chosen: list[Facets] = []
+        spare: list[Facets] = []
+        carry = 0
+        for i, tier in enumerate(self._candidates(plan)):
+            share = (_TIER_SHARES[i] if i < len(_TIER_SHARES) else limit) + carry
+            clean: list[Facets] = []
+            warned: list[Facets] = []
+            for candidate in tier:
+                if candidate in chosen or candidate in clean or candidate in warned:
+                    continue
+                status = self.status(candidate)
+                if status == "ok":
+                    clean.append(candidate)
+                elif status == "warn":
+                    warned.append(candidate)
+                if len(clean) >= share:
+                    break  # plans that pass cleanly come before those with a warning
+            ranked = clean + warned
+            chosen.extend(ranked[:share])
+            spare.extend(ranked[share:])
+            carry = max(0, share - len(ranked))
+        chosen.extend(p for p in spare if p not in chosen)
+        return chosen[:limit]
+
+
+def _status(found: Iterable[tuple[str, bool]]) -> str:
+    """blocked / unknown / warn / ok from (severity, holds) pairs of applying rules."""
+    unknown = warn = False
+    for severity, holds in found:
+        if not holds:
+            unknown = True
+        elif severity == "block":
+            return "blocked"
+        elif severity == "warn":
+            warn = True
+    if unknown:
+        return "unknown"
+    return "warn" if warn else "ok"
+
+
+def _finding_order(f: Mapping[str, Any]) -> int:
+    return 1 if f["state"] == "unknown" else _SEVERITY_ORDER[f["severity"]]
+
+
+def grid(matrix: Matrix, engines: Iterable[str] | None = None) -> list[Facets]:
+    """Every engine x scheme x offload, in each engine's default mode."""
+    plans: list[Facets] = []
+    for engine in engines or matrix.engine_names:
+        if engine not in matrix.engine_names:
+            continue
+        mode = matrix.default_mode(engine)
+        for scheme in matrix.scheme_names(engine):
+            for offload in OFFLOADS:
+                plans.append(Facets(engine, scheme, mode, offload))
+    return plans

@@ -1,0 +1,244 @@
+"""The caches (quantdoctor._dirs): plain JSON checked on read, private writes, own folder.
+
+Each test runs a real command in a subprocess against a cache dir of its own, plants
+what a hostile or broken cache dir would hold, and checks the verdict is the one the
+built-in matrix gives, nothing planted ran, and nothing of the user's changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envs import H100_LINUX
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK = ["check", "--engine", "quanto", "--scheme", "qint8", "--offload", "balanced", "--json"]
+
+
+def run(cache: Path, *args: str, env_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "QUANTDOCTOR_CACHE_DIR": str(cache),
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    extra = ["--env", str(env_file)] if env_file else []
+    return subprocess.run(
+        [sys.executable, "-m", "quantdoctor", *args, *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def env_file(tmp_path: Path) -> Path:
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps(H100_LINUX), encoding="utf-8")
+    return path
+
+
+def store(cache: Path) -> Path:
+    from quantdoctor._dirs import SUBDIR
+
+    return cache / SUBDIR
+
+
+def matrix_entry(cache: Path) -> Path:
+    found = sorted(store(cache).glob("matrix-*.json"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_matrix_is_cached_as_plain_json_in_a_private_folder_with_a_marker(
+    tmp_path: Path, env_file: Path
+) -> None:
+    cache = tmp_path / "cache"
+    done = run(cache, *CHECK, env_file=env_file)
+    assert done.returncode == 1, done.stderr
+    folder = store(cache)
+    assert (folder / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f")
+    entry = json.loads(matrix_entry(cache).read_text())
+    assert entry["format"] == 2 and entry["kind"] == "matrix"
+    assert isinstance(json.loads(entry["data"])["rules"], list)
+    if hasattr(os, "getuid"):
+        assert folder.stat().st_mode & 0o777 == 0o700
+        assert matrix_entry(cache).stat().st_mode & 0o777 == 0o600
+
+
+def _forge(entry_path: Path, change: object) -> None:
+    """Rewrite an entry's data and fix its digest: a forgery that knows the format."""
+    import hashlib
+
+    entry = json.loads(entry_path.read_text())
+    data = json.loads(entry["data"])
+    change(data)  # type: ignore[operator]
+    entry["data"] = json.dumps(data)
+    entry["digest"] = hashlib.sha256(entry["data"].encode()).hexdigest()
+    entry_path.write_text(json.dumps(entry))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda p: p.write_bytes(p.read_bytes()[:-40]), id="truncated"),
+        pytest.param(lambda p: p.write_bytes(b"\x80\x04K\x01."), id="a pickle"),
+        pytest.param(lambda p: p.write_bytes(b"\xff\xfe garbage"), id="not utf-8"),
+        pytest.param(
+            lambda p: p.write_text(p.read_text().replace('\\"block\\"', '\\"info\\"')),
+            id="edited without the digest",
+        ),
+        pytest.param(
+            lambda p: _forge(p, lambda d: d.__setitem__("rules", [{"id": 1}])), id="bad shape"
+        ),
+        pytest.param(
+            lambda p: _forge(
+                p, lambda d: d["rules"][0].__setitem__("when", {"fact": "nope", "is": 1})
+            ),
+            id="bad condition",
+        ),
+        pytest.param(
+            lambda p: p.write_text(p.read_text().replace('"format": 2', '"format": 3')),
+            id="another format",
+        ),
+        pytest.param(lambda p: p.write_text("[" * 100000), id="deep nesting"),
+    ],
+)
+def test_a_damaged_matrix_entry_is_rebuilt_not_trusted(
+    tmp_path: Path, env_file: Path, damage: object
+) -> None:
+    cache = tmp_path / "cache"
+    assert run(cache, *CHECK, env_file=env_file).returncode == 1
+    path = matrix_entry(cache)
+    damage(path)  # type: ignore[operator]
+    done = run(cache, *CHECK, env_file=env_file)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout)["status"] == "blocked"
+    # rebuilt: the entry is whole again
+    assert json.loads(json.loads(matrix_entry(cache).read_text())["data"])["rules"]
+
+
+def test_a_planted_pickle_never_runs(tmp_path: Path, env_file: Path) -> None:
+    cache = tmp_path / "cache"
+    marker = tmp_path / "pwned"
+
+    class Planted:
+        def __reduce__(self) -> tuple[object, ...]:
+            return (os.system, (f"touch {marker}",))
+
+    cache.mkdir()
+    blob = pickle.dumps(Planted())
+    stat = (ROOT / "quantdoctor" / "matrix.yaml").stat()
+    (cache / f"matrix-{stat.st_mtime_ns}-{stat.st_size}.pickle").write_bytes(blob)
+    assert run(cache, *CHECK, env_file=env_file).returncode == 1
+    run(cache, *CHECK, env_file=env_file)
+    assert not marker.exists()
+    folder = store(cache)
+    for name in ("matrix-x.json", "matrix-0123456789abcdef0123456789abcdef.json"):
+        (folder / name).write_bytes(blob)
+    assert run(cache, *CHECK, env_file=env_file).returncode == 1
+    assert not marker.exists()
+
+
+def test_symlinks_planted_in_the_cache_never_redirect_a_write(
+    tmp_path: Path, env_file: Path
+) -> None:
+    cache = tmp_path / "cache"
+    assert run(cache, *CHECK, env_file=env_file).returncode == 1
+    victim = tmp_path / "precious.txt"
+    victim.write_text("the user's file\n")
+    entry = matrix_entry(cache)
+    entry.unlink()
+    entry.symlink_to(victim)  # the entry's own name
+    for i in range(50):  # and every temporary name an old version would have used
+        (store(cache) / f".{entry.name}.{os.getpid() + i}.tmp").symlink_to(victim)
+    done = run(cache, *CHECK, env_file=env_file)
+    assert done.returncode == 1, done.stderr
+    assert victim.read_text() == "the user's file\n"
+    assert not matrix_entry(cache).is_symlink()
+
+
+def test_a_cache_folder_that_is_a_symlink_or_writable_by_others_is_not_used(
+    tmp_path: Path, env_file: Path
+) -> None:
+    cache = tmp_path / "cache"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache.mkdir()
+    store(cache).symlink_to(elsewhere, target_is_directory=True)
+    done = run(cache, *CHECK, env_file=env_file)
+    assert done.returncode == 1, done.stderr
+    assert list(elsewhere.iterdir()) == []
+    if hasattr(os, "getuid"):
+        other = tmp_path / "shared"
+        assert run(other, *CHECK, env_file=env_file).returncode == 1
+        store(other).chmod(0o777)
+        matrix_entry(other).write_text("{}")
+        done = run(other, *CHECK, env_file=env_file)
+        assert done.returncode == 1 and done.stderr == ""
+        assert matrix_entry(other).read_text() == "{}"  # not read, not rewritten: not ours
+
+
+def test_user_files_in_the_cache_dir_are_never_deleted(tmp_path: Path, env_file: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    mine = [cache / f"report-{i}.json" for i in range(10)]
+    mine += [cache / f"matrix-{i}.pickle" for i in range(3)]
+    mine.append(cache / "notes.txt")
+    for p in mine:
+        p.write_text('{"mine": true}')
+    for _ in range(3):
+        assert run(cache, *CHECK, env_file=env_file).returncode == 1
+        run(cache, "--json")
+    for p in mine:
+        assert p.read_text() == '{"mine": true}', p
+
+
+def test_a_cache_dir_that_is_a_file_costs_the_cache_not_the_command(
+    tmp_path: Path, env_file: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    done = run(notes, *CHECK, env_file=env_file)
+    assert done.returncode == 1 and done.stderr == ""
+    assert notes.read_text() == "mine\n"
+
+
+def test_a_forged_report_is_not_printed_as_this_machines(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = run(cache, "--json")
+    assert first.returncode in (0, 1, 3), first.stderr
+    [entry] = store(cache).glob("report-*.json")
+    # a naive edit (the digest no longer matches)
+    entry.write_text(entry.read_text().replace("linux", "FORGEDOS"))
+    assert "FORGEDOS" not in run(cache, "--json").stdout
+    # a forgery that fixes the digest but claims other facts
+    [entry] = store(cache).glob("report-*.json")
+    _forge(entry, lambda d: d["inputs"]["env"].__setitem__("os", "FORGEDOS"))
+    again = run(cache, "--json")
+    assert "FORGEDOS" not in again.stdout
+    assert again.stdout == first.stdout
+
+
+def test_an_overlay_is_cached_by_its_content(tmp_path: Path, env_file: Path) -> None:
+    cache = tmp_path / "cache"
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(
+        "rules:\n- id: local.no_quanto\n  select: {engine: quanto}\n  severity: block\n"
+        "  message: not here\n  source: local policy\n",
+        encoding="utf-8",
+    )
+    args = ["check", "--engine", "quanto", "--scheme", "qint8", "--json", "--matrix", str(overlay)]
+    assert json.loads(run(cache, *args, env_file=env_file).stdout)["status"] == "blocked"
+    assert len(list(store(cache).glob("overlay-*.json"))) == 1
+    assert json.loads(run(cache, *args, env_file=env_file).stdout)["status"] == "blocked"
+    overlay.write_text(overlay.read_text().replace("block", "info"), encoding="utf-8")
+    assert json.loads(run(cache, *args, env_file=env_file).stdout)["status"] == "ok"
