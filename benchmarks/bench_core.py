@@ -139,17 +139,13 @@ def fixtures(work: Path) -> dict[str, Path]:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    overlay = work / "rules10k.yaml"
+    overlay = work / "rules10k.yaml"  # flow style: 10,000 rules within the 1 MiB overlay limit
     lines = ["rules:"]
     for i in range(10000):
-        lines += [
-            f"- id: bench.rule{i}",
-            "  select: {engine: quanto}",
-            f"  when: {{fact: gpu.memory_gb, lt: {i % 97}}}",
-            "  severity: warn",
-            f"  message: rule {i}",
-            "  source: benchmark",
-        ]
+        lines.append(
+            f"- {{id: b.r{i}, when: {{fact: gpu.memory_gb, lt: {i % 97}}}, severity: warn, "
+            "message: m, source: b}"
+        )
     overlay.write_text("\n".join(lines) + "\n")
     return {"env": env, "envs": envs, "gguf": gguf_path, "overlay": overlay}
 

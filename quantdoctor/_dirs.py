@@ -10,9 +10,10 @@ user, writable by nobody else, with the marker in it; otherwise it works without
 Entries are written to a private temporary file (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0600,
 random name) and renamed into place; pruning deletes only entries of that folder whose
 names quantdoctor gives (``<kind>-<hex digest>.json``), never anything else in the cache
-dir. Each entry is ``{"format", "kind", "key", "digest", "data"}``: read back only when the
-format, kind and key are the ones asked for and ``digest`` is the SHA-256 of ``data``; the
-caller then validates ``data`` itself (a bad entry is rebuilt, never trusted).
+dir. Each entry is one line of JSON, ``{"format", "kind", "key", "digest"}``, then the data
+as JSON: read back only when the format, kind and key are the ones asked for and
+``digest`` is the SHA-256 of the data's bytes; the caller then validates the data itself
+(a bad entry is rebuilt, never trusted).
 
 Someone who can write as the user can still forge an entry (and could as well edit the
 installed package); the checks keep out everyone else (a shared ``QUANTDOCTOR_CACHE_DIR``),
@@ -202,21 +203,19 @@ def _sha256(data: bytes) -> Any:
     return sha256(data)
 
 
-def _digest(payload: str) -> str:
-    return str(_sha256(payload.encode("utf-8")).hexdigest())
-
-
 def _unwrap(raw: bytes, kind: str, key: str) -> Any:
-    try:
-        entry = json.loads(raw)
-    except (ValueError, RecursionError):
+    head, newline, payload = raw.partition(b"\n")
+    if not newline:
         return None  # torn, truncated or not ours
+    try:
+        entry = json.loads(head)
+    except (ValueError, RecursionError):
+        return None
     if not isinstance(entry, dict) or entry.get("format") != FORMAT:
         return None
     if entry.get("kind") != kind or entry.get("key") != key:
         return None
-    payload = entry.get("data")
-    if not isinstance(payload, str) or entry.get("digest") != _digest(payload):
+    if entry.get("digest") != str(_sha256(payload).hexdigest()):
         return None
     try:
         return json.loads(payload)
@@ -230,11 +229,11 @@ def write_entry(kind: str, key: str, data: Any, *, keep: int = 1, prune: bool = 
     read-only home, a file where the folder should be, a folder of someone else's) the
     command works without it."""
     try:
-        payload = json.dumps(data, separators=(",", ":"), allow_nan=False)
+        payload = json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except (TypeError, ValueError):
         return  # not plain data (a date in an overlay, say): not cached
-    entry = {"format": FORMAT, "kind": kind, "key": key, "digest": _digest(payload)}
-    blob = json.dumps({**entry, "data": payload}).encode("utf-8")
+    entry = {"format": FORMAT, "kind": kind, "key": key, "digest": _sha256(payload).hexdigest()}
+    blob = json.dumps(entry).encode("utf-8") + b"\n" + payload
     folder = store_dir(create=True)
     if folder is None:
         return

@@ -313,51 +313,53 @@ def _plain(parsed: MatrixFile) -> dict[str, Any]:
     return data
 
 
-_FACET_VOCAB: dict[str, tuple[str, ...] | None] = {
+_FACET_VOCAB: dict[str, frozenset[str] | None] = {
     "engine": None,
     "scheme": None,
-    "mode": MODES,
-    "offload": OFFLOADS,
-    "component": COMPONENTS,
-    "dtype": DTYPES,
+    "mode": frozenset(MODES),
+    "offload": frozenset(OFFLOADS),
+    "component": frozenset(COMPONENTS),
+    "dtype": frozenset(DTYPES),
 }
 
 
 def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+_SEVERITIES = frozenset(("block", "warn", "info"))
 
 
 def _rule_ok(rule: Any) -> bool:
     """Whether a cached rule has the shape the evaluator reads (the rest is the schema's)."""
-    if not isinstance(rule, dict):
-        return False
-    if not (isinstance(rule.get("id"), str) and RULE_ID.match(rule["id"])):
-        return False
-    if rule.get("severity") not in ("block", "warn", "info"):
-        return False
-    if not isinstance(rule.get("message"), str) or not isinstance(rule.get("fix", ""), str):
-        return False
-    source = rule.get("source")
-    if not (isinstance(source, str) or (_strings(source) and source)):
-        return False
-    select = rule.get("select", {})
-    if not isinstance(select, dict) or not set(select) <= set(_FACET_VOCAB):
-        return False
-    for facet, values in select.items():
-        vocab = _FACET_VOCAB[facet]
-        if not _strings(values) or (vocab is not None and not set(values) <= set(vocab)):
+    try:
+        if type(rule["id"]) is not str or not RULE_ID.match(rule["id"]):
             return False
-    holds_for = rule.get("holds_for", {})
-    if not isinstance(holds_for, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in holds_for.items()
-    ):
+        if rule["severity"] not in _SEVERITIES or type(rule["message"]) is not str:
+            return False
+        if type(rule.get("fix", "")) is not str:
+            return False
+        source = rule["source"]
+        if type(source) is not str and not (source and _strings(source)):
+            return False
+        for facet, values in (rule.get("select") or {}).items():
+            if not values:
+                continue
+            vocab = _FACET_VOCAB[facet]  # KeyError: not a facet
+            if not _strings(values) or (vocab is not None and not set(values) <= vocab):
+                return False
+        for dist, spec in (rule.get("holds_for") or {}).items():
+            if type(dist) is not str or type(spec) is not str:
+                return False
+        replaces = rule.get("replaces")
+        if replaces is not None and type(replaces) is not str:
+            return False
+        for sig in rule.get("signatures") or ():
+            if type(sig["pattern"]) is not str:
+                return False
+    except (KeyError, TypeError, AttributeError):
         return False
-    replaces = rule.get("replaces")
-    signatures = rule.get("signatures", [])
-    return (replaces is None or isinstance(replaces, str)) and (
-        isinstance(signatures, list)
-        and all(isinstance(sig, dict) and isinstance(sig.get("pattern"), str) for sig in signatures)
-    )
+    return True
 
 
 def _engine_ok(spec: Any) -> bool:
