@@ -15,6 +15,18 @@ as JSON: read back only when the format, kind and key are the ones asked for and
 ``digest`` is the SHA-256 of the data's bytes; the caller then validates the data itself
 (a bad entry is rebuilt, never trusted).
 
+What is cached on disk (kind: key): ``matrix`` (the validated built-in matrix: a digest of
+quantdoctor's own files), ``overlay`` (an overlay's validated rules: its text and the code),
+``costs`` (the validated cost model), ``env`` (an ``--env`` file's validated facts: its
+text), ``report`` (the doctor report: the facts, the flags, the code and the overlays).
+What is cached per process, for its life: the built-in matrix and cost model as loaded
+(``rules.matrix._builtin_loaded``, ``advise.recommend._base_costs``/``_merged``), the
+default matrix (``rules.evaluate.default_matrix``), each matrix's rules per engine and per
+plan (``Matrix.compiled_for``/``selecting``), parsed versions and specifiers
+(``rules.conditions``), compiled error signatures (``rules.explain``), this digest of the
+code (``code_digest``), and within one evaluation each condition's result on the machine
+(``rules.core.Core``).
+
 Someone who can write as the user can still forge an entry (and could as well edit the
 installed package); the checks keep out everyone else (a shared ``QUANTDOCTOR_CACHE_DIR``),
 torn or corrupt files, and caches left by other versions.
