@@ -243,3 +243,23 @@ def test_a_new_engine_quantizes_through_its_own_adapter(toyq: Path) -> None:
         "quant_method": "toyq",
         "scheme": "T4",
     }
+
+
+# ---------------------------------------------------------------- one backends table
+
+
+def test_rules_select_backends_by_their_row_in_the_one_table() -> None:
+    from quantdoctor.rules.evaluate import to_facts
+    from quantdoctor.rules.vocab import BACKEND_TABLE, BACKENDS
+
+    assert BACKENDS == tuple(row[0] for row in BACKEND_TABLE)
+    facts = to_facts({"backend": "rocm"})
+    assert (facts["backend.vendor"], facts["backend.accelerator"], facts["backend.triton"]) == (
+        "amd",
+        True,
+        "hip",
+    )
+    assert "backend.vendor" not in to_facts({})  # an unknown backend: unknown facts
+    for row in BACKEND_TABLE:
+        verdict = evaluate(Plan(engine="gguf", scheme="Q8_0", offload="model"), {"backend": row[0]})
+        assert ("offload.needs-accelerator" in holding(verdict)) is (not row[2]), row[0]

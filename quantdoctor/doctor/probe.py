@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from quantdoctor.doctor._probe_nvidia import VendorResult
 from quantdoctor.doctor._probe_util import DEFAULT_TIMEOUT, Json, Notes, ProbeContext
+from quantdoctor.rules.vocab import BACKEND_TABLE
 
 if TYPE_CHECKING:
     from quantdoctor.rules.models import Environment
@@ -21,13 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TIMEOUT", "ProbeContext", "derive_backend", "probe", "probe_dict"]
 
 #: The vendor whose GPUs the backend numbers 0, 1, ... (``--device N`` counts these first).
-BACKEND_VENDOR = {
-    "cuda": "nvidia",
-    "zluda": "amd",
-    "rocm": "amd",
-    "xpu": "intel",
-    "mps": "apple",
-}
+BACKEND_VENDOR = {name: vendor for name, vendor, _, _ in BACKEND_TABLE if vendor}
 
 
 def probe(

@@ -10,8 +10,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from quantdoctor.rules.vocab import BACKEND_TABLE
+
 Facts = dict[str, Any]
 
+_BACKEND_ROWS = {row[0]: row for row in BACKEND_TABLE}
 _TOP = ("os", "wsl", "arch", "python", "backend")
 _TORCH = ("version", "cuda", "hip", "xpu")
 _GPU = ("vendor", "name", "cuda_cc", "gfx", "memory_gb", "driver")
@@ -20,6 +23,9 @@ _TRITON = ("version", "works")
 #: Every fact name a rule may read (``packages.<name>`` stands for any distribution).
 FACT_NAMES: tuple[str, ...] = (
     *_TOP,
+    "backend.vendor",
+    "backend.accelerator",
+    "backend.triton",
     *(f"torch.{k}" for k in _TORCH),
     *(f"gpu.{k}" for k in _GPU),
     "gpu.count",
@@ -41,6 +47,11 @@ def _nested(out: Facts, data: Mapping[str, Any], key: str, fields: tuple[str, ..
 def facts_from_json(data: Mapping[str, Any], *, device: int = 0) -> Facts:
     """Facts from an Environment JSON mapping; ``device`` picks the GPU the model runs on."""
     out: Facts = {k: data[k] for k in _TOP if k in data}
+    if "backend" in data:
+        row = _BACKEND_ROWS.get(data["backend"])  # none: the backend is known absent
+        out["backend.vendor"] = row[1] if row else None
+        out["backend.accelerator"] = row[2] if row else None
+        out["backend.triton"] = row[3] if row else None
     _nested(out, data, "torch", _TORCH)
     _nested(out, data, "triton", _TRITON)
     if "gpus" in data:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from quantdoctor.rules.conditions import Node, parse, rule_condition
 from quantdoctor.rules.core import RULE_ID, bytes_per_weight
 from quantdoctor.rules.verified import Verified
-from quantdoctor.rules.vocab import BACKENDS, COMPONENTS, DTYPES, MODES, OFFLOADS
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 #: An engine's name: the first part of its rule ids and the ``--engine`` value.
@@ -18,7 +18,10 @@ ENGINE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class SchemeSpec(BaseModel):
-    """One scheme of an engine: its API name, family, bits, and storage layout."""
+    """One scheme of an engine: its API name, family, bits, and storage layout.
+
+    Where it computes fast and where it is storage-only (dequantized at every forward)
+    depends on versions and GPUs: rules say it (``gguf.storage-only``, ...), not lists here."""
 
     model_config = _STRICT
 
@@ -34,17 +37,7 @@ class SchemeSpec(BaseModel):
     api_args: dict[str, str] = Field(default_factory=dict)
     #: how diffusers' quantization config spells the scheme, where it differs ("" if none)
     diffusers: str | None = None
-    compute: tuple[str, ...] = ()
-    storage: tuple[str, ...] = ()
     note: str = ""
-
-    @field_validator("compute", "storage")
-    @classmethod
-    def _backends(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for b in v:
-            if b not in BACKENDS:
-                raise ValueError(f"{b!r} is not a backend; valid values are {', '.join(BACKENDS)}")
-        return v
 
     def bytes_per_weight(self, in_features: int = 4096) -> float:
         """Exact bytes a weight takes, blocks and scales included."""

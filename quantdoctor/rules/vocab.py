@@ -12,16 +12,22 @@ MODES: tuple[str, ...] = ("pre", "post", "prequantized")
 OFFLOADS: tuple[str, ...] = ("none", "model", "sequential", "balanced", "group")
 COMPONENTS: tuple[str, ...] = ("transformer", "unet", "text_encoder", "vae", "all_in_one")
 DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32")
-BACKENDS: tuple[str, ...] = (
-    "cuda",
-    "rocm",
-    "zluda",
-    "xpu",
-    "directml",
-    "mps",
-    "cpu",
-    "openvino",
+
+#: Every backend, once: (name, the GPU vendor whose devices it numbers (None: any or
+#: none), whether it runs the model on an accelerator, Triton's device kind there (None:
+#: Triton has no backend for it)). Rules select on these as facts: ``backend.vendor``,
+#: ``backend.accelerator``, ``backend.triton``; the probe numbers GPUs by the vendor.
+BACKEND_TABLE: tuple[tuple[str, str | None, bool, str | None], ...] = (
+    ("cuda", "nvidia", True, "cuda"),
+    ("rocm", "amd", True, "hip"),
+    ("zluda", "amd", True, None),  # CUDA's API on AMD GPUs; Triton has no ZLUDA target
+    ("xpu", "intel", True, "xpu"),
+    ("directml", None, True, None),  # any vendor's GPU through DirectX 12
+    ("mps", "apple", True, None),
+    ("cpu", None, False, None),
+    ("openvino", None, False, None),  # torch on the CPU, OpenVINO's runtime for nncf
 )
+BACKENDS: tuple[str, ...] = tuple(row[0] for row in BACKEND_TABLE)
 OS_NAMES: tuple[str, ...] = ("linux", "windows", "darwin")
 
 
