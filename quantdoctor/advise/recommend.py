@@ -298,10 +298,10 @@ def parse_costs(data: Any, name: str = "costs.yaml") -> Costs:
 def _read_costs(path: str) -> dict[str, Any]:
     import yaml
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise MatrixError(f"{path}: cannot read the cost model: {err.strerror}") from None
+    from quantdoctor.rules.untrusted import OVERLAY_LIMIT, read_user_file
+
+    # A regular file of bounded size, opened without blocking (a FIFO, /dev/zero, ...).
+    text = read_user_file(path, "", MatrixError, OVERLAY_LIMIT)
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:

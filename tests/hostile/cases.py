@@ -1952,9 +1952,8 @@ def _(sb: Sandbox) -> list[str]:
         "r = subprocess.run([sys.executable, '-m', 'quantdoctor', '--json'], capture_output=True, text=True)\n"
         f"cache = {str(sb.cache)!r}\n"
         "for p in glob.glob(os.path.join(cache, '**', 'report-*.json'), recursive=True):\n"
-        "    d = json.load(open(p)); d['forged'] = 'FORGED'\n"
-        "    for k in d: pass\n"
-        "    open(p, 'w').write(json.dumps(d).replace('linux', 'FORGEDOS'))\n"
+        "    data = open(p, 'rb').read()\n"
+        "    open(p, 'wb').write(data.replace(b'linux', b'FORGEDOS'))\n"
         "r = subprocess.run([sys.executable, '-m', 'quantdoctor', '--json'], capture_output=True, text=True)\n"
         "print('forged' if 'FORGEDOS' in r.stdout else 'rebuilt')\n"
     )
