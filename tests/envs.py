@@ -20,6 +20,11 @@ CURRENT_PACKAGES: dict[str, str | None] = {
     "torch-directml": None,
     "openvino": None,
     "kernels": None,
+    "nvidia-modelopt": None,
+    "auto-round": None,
+    "nunchaku": None,
+    "flashinfer-python": None,
+    "gptqmodel": None,
 }
 
 H100_LINUX: dict[str, Any] = {

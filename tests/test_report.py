@@ -135,8 +135,11 @@ def test_the_text_names_each_check_and_engine_with_its_mark(matrix: Matrix) -> N
     report = report_for(RX6800_ZLUDA, matrix)
     lines = text_of(report).splitlines()
     assert lines[0].startswith("quantdoctor report")
+    marked = "\n".join(lines).replace("\n    ", " ")  # a mark line with its wrapped lines
     for e in report["engines"]:
-        assert any(e["engine"] in ln and ln.startswith("[") for ln in lines), e["engine"]
+        assert any(e["engine"] in ln and ln.startswith("[") for ln in marked.splitlines()), e[
+            "engine"
+        ]
     assert "[✗] bitsandbytes" in "\n".join(lines)
     summary = next(i for i, ln in enumerate(lines) if ln.startswith("• "))
     assert report["summary"]["text"] in " ".join(" ".join(lines[summary:]).split())

@@ -57,8 +57,8 @@ def test_every_covered_gate_keeps_a_rule_that_cites_it() -> None:
 def test_every_plan_gate_of_the_committed_diffusers_has_a_rule() -> None:
     gates = _committed()["gates"]
     uncovered = [g["citation"] for g in gates if g["kind"] != "argument" and not g["rules"]]
-    done = {"bitsandbytes", "gguf", "quanto", "torchao"}
-    assert not [c for c in uncovered if c.split("/quantizers/")[1].split("/")[0] in done]
+    pending = {"sdnq"}  # the sdnq engine's rules are written with its engine
+    assert not [c for c in uncovered if c.split("/quantizers/")[1].split("/")[0] not in pending]
 
 
 def test_argument_checks_say_why_no_plan_reaches_them() -> None:

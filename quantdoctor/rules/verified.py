@@ -53,7 +53,9 @@ def verified_rules(
     """One ``info`` rule per verified distribution, as matrix data.
 
     ``packages`` maps each engine to its distribution: a verified engine package selects
-    that engine's plans; any other distribution (torch, diffusers, ...) concerns every plan.
+    that engine's plans; any other distribution (torch, diffusers, ...) concerns every plan,
+    and so does one several engines share (diffusers is bfl's and layerwise_casting's
+    package, and every engine's loader).
     """
     rules: list[dict[str, object]] = []
     for dist, v in verified.items():
@@ -70,7 +72,7 @@ def verified_rules(
             "fix": f'if a plan fails here, pip install "{dist}=={v.version}" (the version checked)',
             "source": f"matrix.yaml verified: {dist} {v.version} ({v.how})",
         }
-        if engines:
+        if len(engines) == 1:
             rule["select"] = {"engine": engines}
         rules.append(rule)
     return rules

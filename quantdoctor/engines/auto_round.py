@@ -1,0 +1,44 @@
+"""Intel AutoRound (``auto-round``): sign-gradient-descent rounding, W4A16 and W8A16.
+
+diffusers' AutoRound quantizer loads pre-quantized checkpoints only (their
+``quantization_config`` says quant_method ``auto-round``); quantizing needs calibration
+data and runs in auto-round's own CLI or API. quantdoctor applies nothing itself (no
+adapter): auto-round 0.16.1 installs on this project's CPU machines, but its quantize API
+needs a tokenizer and a calibration data set from the Hub.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from quantdoctor.engines.base import EngineAdapter, Progress
+from quantdoctor.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from quantdoctor.rules.models import Plan
+
+PREQUANTIZED_HINT = (
+    "an AutoRound checkpoint loads with from_pretrained(path), which reads its "
+    "quantization_config (quant_method auto-round); quantize with auto-round's own CLI first"
+)
+
+
+class AutoRoundAdapter(EngineAdapter):
+    """Applies nothing: the engine's checkpoints come quantized and diffusers loads them."""
+
+    engine = "auto_round"
+
+    def apply(
+        self,
+        module: torch.nn.Module,
+        plan: Plan,
+        *,
+        example_input: Any,
+        progress: Progress | None,
+    ) -> torch.nn.Module:
+        raise InvalidInputError(f"mode: {PREQUANTIZED_HINT}")
+
+
+ADAPTER = AutoRoundAdapter
