@@ -16,8 +16,8 @@ The citation format is
     e.g. diffusers@0.42.1:src/diffusers/quantizers/gguf/gguf_quantizer.py:L45
 
 where ``<line>`` is the line of the ``raise`` keyword or of the warning call in that released
-version (the file at the tag ``v<version>`` on GitHub).  One citation names one gate; a rule
-that predicts several gates cites each of them.
+version (the file at the tag ``v<version>`` on GitHub). ``:L30-L34`` cites the gates on those
+lines; a rule that predicts several gates cites each of them.
 
 Some checks only reject a value of the wrong Python type (``load_in_4bit must be a
 boolean``): no plan quantdoctor builds can reach them, so they are listed with kind
@@ -46,7 +46,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "upstream_gates.json"
 CITATION = re.compile(
-    r"(?P<dist>[A-Za-z0-9_.\-]+)@(?P<version>[A-Za-z0-9_.+\-]+):(?P<path>[\w./\-]+\.py):L(?P<line>\d+)"
+    r"(?P<dist>[A-Za-z0-9_.\-]+)@(?P<version>[A-Za-z0-9_.+\-]+):(?P<path>[\w./\-]+\.py)"
+    r":L(?P<line>\d+)(?:-L(?P<end>\d+))?"
 )
 
 #: backend directory under diffusers/quantizers -> config class in quantization_config.py
@@ -356,18 +357,33 @@ def cited_by(rule: Any) -> list[str]:
     return [*rule.sources, *(s.source for s in rule.signatures)]
 
 
-def citations(matrix_files: list[Path] | None = None) -> dict[str, list[str]]:
-    """Citation -> the ids of the rules that cite it, read from the loaded matrix."""
+def _spans(text: str) -> list[tuple[str, int, int]]:
+    """(dist@version:path, first line, last line) of each citation in a text."""
+    out = []
+    for m in CITATION.finditer(text):
+        where = f"{m['dist']}@{m['version']}:{m['path']}"
+        out.append((where, int(m["line"]), int(m["end"] or m["line"])))
+    return out
+
+
+def cites(rule: Any, citation: str) -> bool:
+    """Whether a rule cites a gate: its line, or a range ``:L30-L34`` holding it."""
+    ((where, line, _),) = _spans(citation)
+    return any(
+        w == where and first <= line <= last
+        for text in cited_by(rule)
+        for w, first, last in _spans(text)
+    )
+
+
+def rules_citing(gates: list[Gate], matrix_files: list[Path] | None = None) -> None:
+    """Fill each gate's ``rules`` from the loaded matrix."""
     sys.path.insert(0, str(ROOT))
     from quantdoctor import load_matrix
 
     matrix = load_matrix(extra=matrix_files or None)
-    out: dict[str, list[str]] = {}
-    for rule in matrix.rules:
-        for source in cited_by(rule):
-            for m in CITATION.finditer(source):
-                out.setdefault(m.group(0), []).append(rule.id)
-    return out
+    for gate in gates:
+        gate.rules = sorted({r.id for r in matrix.rules if cites(r, gate.citation)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,9 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     VERSION = importlib.metadata.version("diffusers")
     gates = collect(Path(spec.origin).parent)
-    cited = citations(args.matrix)
-    for gate in gates:
-        gate.rules = sorted(set(cited.get(gate.citation, [])))
+    rules_citing(gates, args.matrix)
 
     table: dict[str, dict[str, int]] = {}
     for gate in gates:

@@ -42,13 +42,13 @@ def _script() -> Any:
 
 def test_every_covered_gate_keeps_a_rule_that_cites_it() -> None:
     rules = {r.id: r for r in load_matrix(defaults=False).rules}
-    cited_by = _script().cited_by
+    cites = _script().cites
     covered = [g for g in _committed()["gates"] if g["rules"]]
     assert covered
     for gate in covered:
         for rule_id in gate["rules"]:
             assert rule_id in rules, f"{gate['citation']}: rule {rule_id} is gone"
-            assert any(gate["citation"] in s for s in cited_by(rules[rule_id])), (
+            assert cites(rules[rule_id], gate["citation"]), (
                 f"{rule_id} no longer cites {gate['citation']}: cite it in the rule's source, "
                 "or in a signature's source (an engine's `missing:` for <engine>.not-installed)"
             )
@@ -71,6 +71,7 @@ def test_citations_follow_the_documented_format() -> None:
     for gate in _committed()["gates"]:
         match = script.CITATION.fullmatch(gate["citation"])
         assert match and match["dist"] == "diffusers" and match["path"] == gate["file"]
+        assert match["end"] is None
         assert int(match["line"]) == gate["line"]
 
 
@@ -149,3 +150,18 @@ def test_a_device_map_gate_is_named_for_balanced_offload_through_from_pretrained
 ) -> None:
     assert rule in holding(check(H100_LINUX, engine, scheme, mode=mode, offload="balanced"))
     assert rule not in holding(check(H100_LINUX, engine, scheme, mode=mode, offload="model"))
+
+
+def test_a_line_range_cites_every_gate_inside_it() -> None:
+    script = _script()
+
+    class Rule:
+        sources = ["diffusers@0.42.1:src/diffusers/quantizers/sdnq/sdnq_quantizer.py:L30-L34"]
+        signatures = ()
+
+    path = "diffusers@0.42.1:src/diffusers/quantizers/sdnq/sdnq_quantizer.py"
+    assert script.cites(Rule, f"{path}:L31")
+    assert not script.cites(Rule, f"{path}:L37")
+    assert not script.cites(
+        Rule, "diffusers@0.42.0:src/diffusers/quantizers/sdnq/sdnq_quantizer.py:L31"
+    )
