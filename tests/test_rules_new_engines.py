@@ -241,3 +241,41 @@ def test_a_new_engine_package_newer_than_verified_is_said(
     newer = with_(RTX4090, packages={package: "99.0.0"})
     assert rule in holding(check(newer, engine, scheme))
     assert rule not in holding(check(RTX4090, engine, scheme))
+
+
+@pytest.mark.parametrize(
+    ("qc", "engine", "scheme"),
+    [
+        (
+            {"quant_method": "nunchaku_lite", "svdq_w4a4": {"precision": "nvfp4", "group_size": 16,
+             "rank": 32, "targets": ["a"]}},
+            "nunchaku_lite",
+            "svdq_w4a4_nvfp4",
+        ),
+        (
+            {"quant_method": "nunchaku_lite", "awq_w4a16": {"precision": "int4", "group_size": 64,
+             "targets": ["a"]}},
+            "nunchaku_lite",
+            "awq_w4a16_int4",
+        ),
+        ({"quant_method": "auto-round", "bits": 4, "group_size": 128}, "auto_round", "W4A16"),
+        ({"quant_method": "modelopt", "quant_type": "FP8_INT8"}, "modelopt", "FP8"),
+    ],
+)
+def test_detect_reads_a_new_engine_from_its_saved_quantization_config(
+    tmp_path: Any, qc: dict[str, Any], engine: str, scheme: str
+) -> None:
+    import json
+    import struct
+
+    from quantdoctor.files.detect import detect
+
+    header = json.dumps({"a.weight": {"dtype": "BF16", "shape": [4, 4], "data_offsets": [0, 32]}})
+    raw = header.encode() + b" " * (-len(header) % 8)
+    (tmp_path / "diffusion_pytorch_model.safetensors").write_bytes(
+        struct.pack("<Q", len(raw)) + raw + bytes(32)
+    )
+    config = {"_class_name": "FluxTransformer2DModel", "quantization_config": qc}
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    found = detect(tmp_path)
+    assert (found.engine, found.scheme) == (engine, scheme)

@@ -9,6 +9,7 @@ needs a tokenizer and a calibration data set from the Hub.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor.engines.base import EngineAdapter, Progress
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.schema import EngineSpec
 
 PREQUANTIZED_HINT = (
     "an AutoRound checkpoint loads with from_pretrained(path), which reads its "
@@ -42,3 +44,10 @@ class AutoRoundAdapter(EngineAdapter):
 
 
 ADAPTER = AutoRoundAdapter
+
+
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+    """``AutoRoundConfig`` as saved: ``bits`` weights, 16-bit activations (W4A16 ...)."""
+    bits = qc.get("bits")
+    scheme = f"W{bits}A16" if isinstance(bits, int) else ""
+    return scheme if scheme in spec.schemes else None

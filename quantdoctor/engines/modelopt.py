@@ -11,6 +11,7 @@ packed uint8), which is where the memory goes.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor.engines.base import EngineAdapter, Progress, engine_module, scheme_api
@@ -69,3 +70,12 @@ def diffusers_config(plan: Plan, spec: EngineSpec) -> Any:
     """``NVIDIAModelOptConfig(quant_type=<the scheme's diffusers spelling>)``."""
     quant_type = spec.schemes[plan.scheme].diffusers or plan.scheme
     return engine_module("diffusers").NVIDIAModelOptConfig(quant_type=quant_type)
+
+
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+    """``NVIDIAModelOptConfig`` as saved: the weight part of ``quant_type`` (FP8 of FP8_INT8)."""
+    quant_type = qc.get("quant_type")
+    if not isinstance(quant_type, str):
+        return None
+    weights = quant_type.split("_")[0]
+    return next((s for s, v in spec.schemes.items() if v.diffusers == weights), None)

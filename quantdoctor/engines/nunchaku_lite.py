@@ -9,6 +9,7 @@ whether the load works. The SVDQuant engine of the nunchaku project is a differe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor.engines.base import EngineAdapter, Progress
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.schema import EngineSpec
 
 PREQUANTIZED_HINT = (
     "a Nunchaku Lite checkpoint loads with from_pretrained(path, torch_dtype=...), which "
@@ -43,3 +45,14 @@ class NunchakuLiteAdapter(EngineAdapter):
 
 
 ADAPTER = NunchakuLiteAdapter
+
+
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+    """The compact config's W4A4 section (``svdq_w4a4`` with its ``precision``), else its
+    W4A16 one: ``svdq_w4a4_nvfp4``, ``svdq_w4a4_int4`` or ``awq_w4a16_int4``."""
+    for section in ("svdq_w4a4", "awq_w4a16"):
+        raw = qc.get(section)
+        if isinstance(raw, dict) and isinstance(raw.get("precision"), str):
+            scheme = f"{section}_{raw['precision']}"
+            return scheme if scheme in spec.schemes else None
+    return None
