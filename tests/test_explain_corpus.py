@@ -206,6 +206,9 @@ def test_a_message_never_shows_an_unknown_fact_as_a_value() -> None:
 #: block rules with no signature, and why: quantdoctor's own refusals of a plan (no engine
 #: runs, so no engine error exists) or failures no user thread has recorded a text for yet
 NO_ERROR_TEXT = {
+    "layerwise_casting.directml": "no report of the text torch-directml gives for a float8 tensor",
+    "modelopt.nf4.post": "quantdoctor refuses the plan; modelopt has no NF4 preset to call",
+    "modelopt.torch-min": "pip refuses the install (nvidia-modelopt requires torch>=2.8)",
     "mode.pre.needs-diffusers": "quantdoctor refuses the plan; nothing is loaded",
     "gguf.mode.pre": "quantdoctor refuses the plan; diffusers has no GGUF quantize-on-load",
     "nncf.mode.pre": "quantdoctor refuses the plan; no nncf config exists to pass",
