@@ -41,3 +41,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# Every in-process evaluation records the rules that held: the matrix test that runs last
+# checks each rule was exercised by one (or carries an example of its own).
+import quantdoctor.rules.evaluate as _evaluate  # noqa: E402
+
+EXERCISED: set[str] = set()
+_find = _evaluate._findings
+
+
+def _recording(plan, facts, rules):  # type: ignore[no-untyped-def]
+    found = _find(plan, facts, rules)
+    EXERCISED.update(f.rule for f in found if f.state == "holds")
+    return found
+
+
+_evaluate._findings = _recording  # type: ignore[assignment]
+LAST = "test_every_rule_is_exercised_by_an_evaluation"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # the check of what the session exercised runs after everything else
+    last = [i for i in session.items if i.name == LAST]
+    session.items[:] = [i for i in session.items if i.name != LAST] + last

@@ -279,6 +279,7 @@ def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
     """The valid field names of the model where an unknown key was found."""
     from quantdoctor.rules.schema import (
         EngineSpec,
+        Example,
         MatrixFile,
         Rule,
         SchemeSpec,
@@ -293,6 +294,7 @@ def _fields_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
         ("rules",): Rule,
         ("rules", "select"): Selector,
         ("rules", "signatures"): Signature,
+        ("rules", "examples"): Example,
         ("engines",): EngineSpec,
     }
     if keys[0] == "engines" and "schemes" in keys:

@@ -190,6 +190,28 @@ def _members(field: str, values: tuple[str, ...], valid: tuple[str, ...]) -> tup
     return values
 
 
+class Example(BaseModel):
+    """A rule's own test: on this environment, this plan gets this status, and the rule
+    holds, might hold or stays silent (``tests/test_matrix_file.py`` checks each one).
+
+    ``env`` is Environment JSON, partial as any (a missing fact is unknown); ``plan``
+    names the facets, the rest from the rule's selector (its first engine, that engine's
+    first scheme it selects, ...) or the defaults."""
+
+    model_config = _STRICT
+
+    env: dict[str, Any] = Field(default_factory=dict)
+    plan: dict[str, str] = Field(default_factory=dict)
+    status: Literal["blocked", "unknown", "warn", "ok"] | None = None
+    finding: Literal["holds", "unknown", "none"] | None = None
+
+    @model_validator(mode="after")
+    def _expects(self) -> Example:
+        if self.status is None and self.finding is None:
+            raise ValueError("an example expects a status, a finding, or both")
+        return self
+
+
 class Rule(BaseModel):
     """A sourced, versioned compatibility fact about a set of plans."""
 
@@ -209,6 +231,7 @@ class Rule(BaseModel):
     #: its cause cannot be told from the facts quantdoctor probes
     signature_only: bool = False
     replaces: str | None = None
+    examples: tuple[Example, ...] = ()
 
     _condition: Node = PrivateAttr()
 
