@@ -45,19 +45,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # Every in-process evaluation records the rules that held: the matrix test that runs last
 # checks each rule was exercised by one (or carries an example of its own).
-import quantdoctor.rules.evaluate as _evaluate  # noqa: E402
+from quantdoctor.rules.core import Core  # noqa: E402
 
 EXERCISED: set[str] = set()
-_find = _evaluate._findings
+_applying = Core._applying
 
 
-def _recording(plan, facts, rules):  # type: ignore[no-untyped-def]
-    found = _find(plan, facts, rules)
-    EXERCISED.update(f.rule for f in found if f.state == "holds")
-    return found
+def _recording(self, plan):  # type: ignore[no-untyped-def]
+    for rule, holds in _applying(self, plan):
+        if holds:
+            EXERCISED.add(rule.id)
+        yield rule, holds
 
 
-_evaluate._findings = _recording  # type: ignore[assignment]
+Core._applying = _recording  # type: ignore[method-assign]
 LAST = "test_every_rule_is_exercised_by_an_evaluation"
 
 
