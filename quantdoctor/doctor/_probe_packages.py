@@ -32,11 +32,6 @@ PACKAGES: tuple[str, ...] = (
     "fbgemm-gpu-genai",
     "fbgemm-gpu",
     "kernels",
-    "nvidia-modelopt",
-    "auto-round",
-    "nunchaku",
-    "flashinfer-python",
-    "gptqmodel",
     "safetensors",
     "numpy",
 )
