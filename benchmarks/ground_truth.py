@@ -8,7 +8,9 @@ downloads) is saved with ``save_pretrained`` and then, per case:
   post          bf16 ``from_pretrained``, ``.to(cuda)``, then quantdoctor's adapter for the
                 plan (the same call ``quantdoctor.quantize`` makes, without its check)
   prequantized  a real GGUF file of the model (gguf.GGUFWriter; K-quants and IQ types
-                packed by ``quantdoctor.engines.gguf_pack``) through ``from_single_file``
+                packed by ``quantdoctor.engines.gguf_pack``) through ``from_single_file``;
+                for sdnq, the folder ``save_pretrained`` wrote after a pre-mode load, read
+                back with plain ``from_pretrained`` (diffusers imports sdnq itself)
 
 and run under each offload:
 
@@ -49,13 +51,14 @@ sys.path.insert(0, ROOT)
 
 OFFLOADS = ("none", "model", "sequential", "group", "balanced")
 #: quanto last: its CUDA extension is built (1-2 min on a fresh machine) in the background meanwhile
-ENGINES = ("bitsandbytes", "torchao", "nncf", "gguf", "quanto")
+ENGINES = ("bitsandbytes", "torchao", "nncf", "gguf", "sdnq", "quanto")
 MODES = {
     "bitsandbytes": ("pre", "post"),
     "quanto": ("pre", "post"),
     "torchao": ("pre", "post"),
     "nncf": ("post",),
     "gguf": ("prequantized", "post"),
+    "sdnq": ("pre", "post", "prequantized"),
 }
 #: (engine, scheme, offload) whose failure can destroy the CUDA context: one child each.
 CRASH_PRONE = {("bitsandbytes", s, "group") for s in ("nf4", "fp4")}
@@ -109,6 +112,7 @@ def err_info(exc):
         "torchao",
         "nncf",
         "gguf",
+        "sdnq",
         "quantdoctor",
     )
     lib = next((f for f in reversed(tb) if any(k in f.filename for k in libs)), None)
@@ -212,6 +216,10 @@ def gguf_path(scheme):
     return os.path.join(Ctx.work, "gguf", f"flux_small-{scheme}.gguf")
 
 
+def sdnq_dir(scheme):
+    return os.path.join(Ctx.work, "sdnq", f"flux_small-{scheme}")
+
+
 _PIPE = []
 
 
@@ -275,6 +283,11 @@ def load(case, torch, dev, inp):
         return FluxTransformer2DModel.from_pretrained(
             model_dir(), quantization_config=plan.to_diffusers(), torch_dtype=torch.bfloat16
         )
+    if case["mode"] == "prequantized" and case["engine"] == "sdnq":
+        path = sdnq_dir(case["scheme"])
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} was not written (see the sdnq writer's log)")
+        return FluxTransformer2DModel.from_pretrained(path, torch_dtype=torch.bfloat16)
     if case["mode"] == "prequantized":
         path = gguf_path(case["scheme"])
         if not os.path.exists(path):
@@ -447,6 +460,31 @@ def write_ggufs():
         f.write("ok")
 
 
+def write_sdnq():
+    """An SDNQ-quantized copy of the saved model per scheme (pre mode, then save_pretrained)."""
+    warnings.filterwarnings("ignore")
+    import torch
+    from diffusers import FluxTransformer2DModel
+
+    from quantdoctor.rules.models import Plan
+
+    os.makedirs(os.path.join(Ctx.work, "sdnq"), exist_ok=True)
+    wanted = [s for s in os.environ.get("GT_SCHEMES", "").split(",") if s]
+    for scheme in wanted or schemes_of("sdnq"):
+        t = time.time()
+        try:
+            plan = Plan(engine="sdnq", scheme=scheme, mode="pre")
+            model = FluxTransformer2DModel.from_pretrained(
+                model_dir(), quantization_config=plan.to_diffusers(), torch_dtype=torch.bfloat16
+            )
+            model.save_pretrained(sdnq_dir(scheme))
+            emit(kind="sdnq_write", scheme=scheme, s=round(time.time() - t, 2), ok=True)
+        except Exception as exc:
+            emit(kind="sdnq_write", scheme=scheme, ok=False, **err_info(exc))
+    with open(os.path.join(Ctx.work, "sdnq", "done"), "w") as f:
+        f.write("ok")
+
+
 def warm_quanto():
     """Build quanto's CUDA extension (first use on a machine compiles it) off the clock."""
     warnings.filterwarnings("ignore")
@@ -515,14 +553,14 @@ def worker(job, cases):
             emit(kind="case", **case, ok=None, skipped="deadline")
             continue
         if case["mode"] == "prequantized":
-            wait_for_ggufs()
+            wait_for_ggufs("sdnq" if case["engine"] == "sdnq" else "gguf")
         rec = run_case(case, torch, dev, inp, ref)
         if not rec["ok"] and rec.get("stage") == "load":
             failed_load[plan_key] = rec
 
 
-def wait_for_ggufs():
-    flag = os.path.join(Ctx.work, "gguf", "done")
+def wait_for_ggufs(kind="gguf"):
+    flag = os.path.join(Ctx.work, kind, "done")
     while not os.path.exists(flag) and time.time() < Ctx.deadline - 20:
         time.sleep(0.5)
 
@@ -563,6 +601,7 @@ def run_jobs(args, jobs):
         GT_WORK=Ctx.work,
         GT_DEADLINE=str(Ctx.deadline),
         GT_OFFLOADS=",".join(Ctx.offloads),
+        GT_SCHEMES=",".join(sorted(args.schemes)),
     )
 
     def child(argv, cap):
@@ -583,7 +622,7 @@ def run_jobs(args, jobs):
     rc = child(["prep"], 120)
     emit(kind="job_done", job="prep", rc=rc)
     background = []
-    for engine, cmd in (("gguf", "write_ggufs"), ("quanto", "warm_quanto")):
+    for engine, cmd in (("gguf", "write_ggufs"), ("sdnq", "write_sdnq"), ("quanto", "warm_quanto")):
         if engine in args.engines:
             background.append(
                 subprocess.Popen(
@@ -874,7 +913,7 @@ def main():
         "cmd",
         nargs="?",
         default="all",
-        choices=["all", "prep", "write_ggufs", "warm_quanto", "worker", "report"],
+        choices=["all", "prep", "write_ggufs", "write_sdnq", "warm_quanto", "worker", "report"],
     )
     p.add_argument("job", nargs="?")
     p.add_argument("payload", nargs="?")
@@ -910,6 +949,8 @@ def main():
         prep()
     elif args.cmd == "write_ggufs":
         write_ggufs()
+    elif args.cmd == "write_sdnq":
+        write_sdnq()
     elif args.cmd == "warm_quanto":
         warm_quanto()
     else:
