@@ -11,6 +11,7 @@ CURRENT_PACKAGES: dict[str, str | None] = {
     "torchao": "0.18.0",
     "gguf": "0.19.0",
     "nncf": "3.4.0",
+    "sdnq": "0.2.8",
     "diffusers": "0.42.1",
     "accelerate": "1.15.0",
     "transformers": "5.24.0",

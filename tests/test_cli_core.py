@@ -127,8 +127,8 @@ def test_check_reads_overlays_from_matrix_flag_and_env_var(env_file: Any, tmp_pa
     ("args", "expected"),
     [
         (["--engine", "quant", "--scheme", "qint8"], "--engine: 'quant' is not valid; valid values"
-         " are bitsandbytes, quanto, torchao, gguf, nncf, nunchaku_lite, modelopt, bfl, auto_round,"
-         " layerwise_casting (did you mean quanto?)"),
+         " are bitsandbytes, quanto, torchao, gguf, nncf, sdnq, nunchaku_lite, modelopt, bfl,"
+         " auto_round, layerwise_casting (did you mean quanto?)"),
         (["--engine", "quanto", "--scheme", "qint9"], "did you mean qint8?"),
         (["--engine", "quanto", "--scheme", "nf4"], "nf4 is a bitsandbytes scheme"),
         (["--engine", "quanto", "--scheme", "qint8", "--offload", "balance"],

@@ -19,6 +19,7 @@ VERIFIED_RULES = {
     "torchao": "verified.torchao",
     "gguf": "verified.gguf",
     "nncf": "verified.nncf",
+    "sdnq": "verified.sdnq",
     "diffusers": "verified.diffusers",
     "accelerate": "verified.accelerate",
     "transformers": "verified.transformers",
@@ -26,9 +27,9 @@ VERIFIED_RULES = {
     "intel-extension-for-pytorch": "verified.intel-extension-for-pytorch",
 }
 ENGINE_OF = {"bitsandbytes": "bitsandbytes", "optimum-quanto": "quanto", "torchao": "torchao",
-             "gguf": "gguf", "nncf": "nncf"}  # fmt: skip
+             "gguf": "gguf", "nncf": "nncf", "sdnq": "sdnq"}  # fmt: skip
 SCHEME_OF = {"bitsandbytes": "nf4", "quanto": "qint8", "torchao": "int8wo", "gguf": "Q8_0",
-             "nncf": "int8_asym"}  # fmt: skip
+             "nncf": "int8_asym", "sdnq": "int8"}  # fmt: skip
 
 
 def _bumped(env: dict[str, Any], dist: str, version: str) -> dict[str, Any]:

@@ -182,6 +182,26 @@ def test_bnb_balanced_is_not_the_only_engine_with_balanced_offload() -> None:
     assert_passes(check(H100_LINUX, "torchao", "int8wo", offload="balanced"))
 
 
+def test_bnb_is_not_the_only_engine_with_balanced_offload_and_on_the_fly_quantization() -> None:
+    """seed: 'BnB is the only quantization method that allows for usage of balanced offload
+    as well as quantization on-the-fly during load' has drifted: today bitsandbytes, torchao
+    and SDNQ do both (measured on an H200), as do the engines added since; quanto, gguf and
+    nncf do not."""
+    matrix = load_matrix(defaults=False)
+    both = {
+        engine
+        for engine, spec in matrix.engines.items()
+        if any(
+            check(H100_LINUX, engine, scheme, mode="pre", offload="balanced").passes
+            for scheme in spec.schemes
+        )
+    }
+    assert both >= {"bitsandbytes", "torchao", "sdnq"}
+    assert not both & {"quanto", "gguf", "nncf"}
+    verdict = check(H100_LINUX, "sdnq", "int8", mode="pre", offload="balanced")
+    assert "sdnq.balanced-and-on-the-fly" in holding(verdict)
+
+
 # ---------------------------------------------------------------- quanto
 
 
