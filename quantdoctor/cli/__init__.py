@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from quantdoctor._outcome import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from quantdoctor.errors import InvalidInputError
 
 #: subcommand -> (module, one-line help). ``None`` is the bare doctor report.
@@ -28,7 +29,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 REPORT_MODULE = "quantdoctor.cli.report"
 
-EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
 EXIT_CODES = (
     "exit codes: 0 nothing marked ✗ or ?, 1 something marked ✗ (blocked), "
     "3 something marked ? (a fact is unknown) and nothing ✗, 2 bad input"

@@ -8,11 +8,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from quantdoctor._outcome import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN
+from quantdoctor._outcome import MARKS as _MARKS
+from quantdoctor._outcome import STYLES as _STYLES
 from quantdoctor.errors import InvalidInputError
 
-MARKS = {"ok": "✓", "warn": "!", "blocked": "✗", "unknown": "?"}
-STYLES = {"ok": "green", "warn": "yellow", "blocked": "red", "unknown": "magenta"}
-EXIT = {"ok": 0, "warn": 0, "blocked": 1, "unknown": 3}
+#: A verdict's status -> the mark, style and exit code of its outcome (``_outcome``).
+_OUTCOME = {"ok": "ok", "warn": "warn", "blocked": "fail", "unknown": "unknown"}
+MARKS = {status: _MARKS[o] for status, o in _OUTCOME.items()}
+STYLES = {status: _STYLES[o] for status, o in _OUTCOME.items()}
+EXIT = {"ok": EXIT_OK, "warn": EXIT_OK, "blocked": EXIT_BLOCKED, "unknown": EXIT_UNKNOWN}
 
 
 def add_env_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
@@ -26,6 +31,13 @@ def add_env_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
         )
     else:
         p.add_argument("--env", metavar="FILE", help="an Environment JSON; default: probe here")
+    add_device_arg(p)
+    add_python_arg(p)
+    add_matrix_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
         type=int,
@@ -33,7 +45,9 @@ def add_env_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
         metavar="N",
         help="the GPU that runs the model (default: 0)",
     )
-    add_python_arg(p)
+
+
+def add_matrix_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--matrix",
         action="append",
@@ -41,7 +55,6 @@ def add_env_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
         default=[],
         help="an overlay of rules (repeatable)",
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def add_python_arg(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from quantdoctor.cli.common import add_python_arg, probe_context
+from quantdoctor.cli.common import add_device_arg, add_python_arg, probe_context
 from quantdoctor.errors import InvalidInputError
 
 
@@ -22,13 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also compile and run a Triton kernel (a subprocess; takes seconds)",
     )
-    parser.add_argument(
-        "--device",
-        type=int,
-        default=0,
-        metavar="N",
-        help="the GPU that will run the model (default: 0)",
-    )
+    add_device_arg(parser)
     add_python_arg(parser)
 
 

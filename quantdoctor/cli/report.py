@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from quantdoctor._dirs import code_digest, config_dir, digest, read_entry, write_entry
-from quantdoctor.cli.common import add_python_arg
+from quantdoctor.cli.common import add_device_arg, add_matrix_arg, add_python_arg
 
 #: Bump when the report's JSON shape changes in a way the key would not see.
 CACHE_FORMAT = 2
@@ -36,20 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env", metavar="FILE", help="report for another machine's Environment JSON"
     )
-    parser.add_argument(
-        "--device",
-        type=int,
-        default=0,
-        metavar="N",
-        help="the GPU that will run the model (default: 0)",
-    )
+    add_device_arg(parser)
     add_python_arg(parser)
     parser.add_argument(
         "--deep", action="store_true", help="also test that Triton compiles and runs a kernel"
     )
-    parser.add_argument(
-        "--matrix", metavar="FILE", action="append", help="an overlay of rules (repeatable)"
-    )
+    add_matrix_arg(parser)
     parser.add_argument(
         "--no-cache", action="store_true", help="rebuild the report instead of reading it back"
     )

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from quantdoctor._outcome import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN, MARKS, STYLES
 from quantdoctor.rules.vocab import OFFLOADS
 
 if TYPE_CHECKING:
@@ -21,10 +22,7 @@ if TYPE_CHECKING:
     from quantdoctor.rules.models import Verdict
 
 #: Marks, as flutter doctor prints them; ``-`` is a neutral fact (nothing to fix).
-MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "unknown": "?", "none": "-"}
-STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "unknown": "magenta", "none": "dim"}
 
-EXIT_OK, EXIT_BLOCKED, EXIT_UNKNOWN = 0, 1, 3
 
 #: Where to get a torch build for a GPU, per vendor (PyTorch's install selector).
 TORCH_INSTALL = "pip install torch  (https://pytorch.org/get-started/locally/ picks the build)"

@@ -12,38 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from quantdoctor.engines.base import EngineAdapter, Progress
-from quantdoctor.errors import InvalidInputError
-
 if TYPE_CHECKING:
-    import torch
-
-    from quantdoctor.rules.models import Plan
     from quantdoctor.rules.schema import EngineSpec
 
 PREQUANTIZED_HINT = (
     "an AutoRound checkpoint loads with from_pretrained(path), which reads its "
     "quantization_config (quant_method auto-round); quantize with auto-round's own CLI first"
 )
-
-
-class AutoRoundAdapter(EngineAdapter):
-    """Applies nothing: the engine's checkpoints come quantized and diffusers loads them."""
-
-    engine = "auto_round"
-
-    def apply(
-        self,
-        module: torch.nn.Module,
-        plan: Plan,
-        *,
-        example_input: Any,
-        progress: Progress | None,
-    ) -> torch.nn.Module:
-        raise InvalidInputError(f"mode: {PREQUANTIZED_HINT}")
-
-
-ADAPTER = AutoRoundAdapter
 
 
 def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:

@@ -3,7 +3,9 @@
 An engine is its section of matrix.yaml plus one module (``quantdoctor.engines.<name>``,
 or the section's ``module:``). The module defines:
 
-- ``ADAPTER``: a class whose instances apply a plan that ``rules/`` has already allowed
+- ``ADAPTER`` (for engines with mode "post"; an engine whose checkpoints only load
+  pre-quantized has none, and ``quantize`` says so): a class whose instances apply a
+  plan that ``rules/`` has already allowed
   (``Adapter`` below); it never decides compatibility, and imports its engine inside
   ``apply``, so importing the module costs nothing but torch.
 - ``diffusers_config(plan, spec)`` (optional): the diffusers quantization config that

@@ -12,13 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from quantdoctor.engines.base import EngineAdapter, Progress
-from quantdoctor.errors import InvalidInputError
-
 if TYPE_CHECKING:
-    import torch
-
-    from quantdoctor.rules.models import Plan
     from quantdoctor.rules.schema import EngineSpec
 
 PREQUANTIZED_HINT = (
@@ -26,25 +20,6 @@ PREQUANTIZED_HINT = (
     "reads its compact quantization_config (quant_method nunchaku_lite) from config.json; "
     "set DIFFUSERS_TRUST_REMOTE_KERNELS=true for its Hub kernels"
 )
-
-
-class NunchakuLiteAdapter(EngineAdapter):
-    """Applies nothing: the engine's checkpoints come quantized and diffusers loads them."""
-
-    engine = "nunchaku_lite"
-
-    def apply(
-        self,
-        module: torch.nn.Module,
-        plan: Plan,
-        *,
-        example_input: Any,
-        progress: Progress | None,
-    ) -> torch.nn.Module:
-        raise InvalidInputError(f"mode: {PREQUANTIZED_HINT}")
-
-
-ADAPTER = NunchakuLiteAdapter
 
 
 def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
