@@ -7,27 +7,46 @@ its overlays), so that adding one touches the matrix and the engine's module onl
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 MODES: tuple[str, ...] = ("pre", "post", "prequantized")
 OFFLOADS: tuple[str, ...] = ("none", "model", "sequential", "balanced", "group")
 COMPONENTS: tuple[str, ...] = ("transformer", "unet", "text_encoder", "vae", "all_in_one")
 DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32")
+#: The values of each plan facet the vocabulary fixes (engines and schemes are the matrix's).
+FACET_VALUES: dict[str, tuple[str, ...]] = {
+    "mode": MODES,
+    "offload": OFFLOADS,
+    "component": COMPONENTS,
+    "dtype": DTYPES,
+}
+
+
+class Backend(NamedTuple):
+    """A row of ``BACKEND_TABLE``."""
+
+    name: str
+    vendor: str | None
+    accelerator: bool
+    triton: str | None
+
 
 #: Every backend, once: (name, the GPU vendor whose devices it numbers (None: any or
 #: none), whether it runs the model on an accelerator, Triton's device kind there (None:
 #: Triton has no backend for it)). Rules select on these as facts: ``backend.vendor``,
 #: ``backend.accelerator``, ``backend.triton``; the probe numbers GPUs by the vendor.
-BACKEND_TABLE: tuple[tuple[str, str | None, bool, str | None], ...] = (
-    ("cuda", "nvidia", True, "cuda"),
-    ("rocm", "amd", True, "hip"),
-    ("zluda", "amd", True, None),  # CUDA's API on AMD GPUs; Triton has no ZLUDA target
-    ("xpu", "intel", True, "xpu"),
-    ("directml", None, True, None),  # any vendor's GPU through DirectX 12
-    ("mps", "apple", True, None),
-    ("cpu", None, False, None),
-    ("openvino", None, False, None),  # torch on the CPU, OpenVINO's runtime for nncf
+BACKEND_TABLE: tuple[Backend, ...] = (
+    Backend("cuda", "nvidia", True, "cuda"),
+    Backend("rocm", "amd", True, "hip"),
+    Backend("zluda", "amd", True, None),  # CUDA's API on AMD GPUs; Triton has no ZLUDA target
+    Backend("xpu", "intel", True, "xpu"),
+    Backend("directml", None, True, None),  # any vendor's GPU through DirectX 12
+    Backend("mps", "apple", True, None),
+    Backend("cpu", None, False, None),
+    Backend("openvino", None, False, None),  # torch on the CPU, OpenVINO's runtime for nncf
 )
-BACKENDS: tuple[str, ...] = tuple(row[0] for row in BACKEND_TABLE)
+BACKENDS: tuple[str, ...] = tuple(row.name for row in BACKEND_TABLE)
+BACKEND_ROWS: dict[str, Backend] = {row.name: row for row in BACKEND_TABLE}
 OS_NAMES: tuple[str, ...] = ("linux", "windows", "darwin")
 
 

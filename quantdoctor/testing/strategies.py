@@ -20,7 +20,7 @@ from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.evaluate import EnvLike, default_matrix, to_facts
 from quantdoctor.rules.matrix import Matrix
 from quantdoctor.rules.models import Environment, Plan
-from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, suggest
+from quantdoctor.rules.vocab import BACKEND_ROWS, FACET_VALUES, suggest
 
 __all__ = ["environments", "plans", "supported_plans"]
 
@@ -44,7 +44,7 @@ def _choices(facet: str, engine: str, matrix: Matrix) -> tuple[str, ...]:
         return tuple(spec.schemes)
     if facet == "mode":
         return tuple(sorted(spec.modes, key=lambda m: m != spec.default_mode))
-    return {"offload": OFFLOADS, "component": COMPONENTS, "dtype": DTYPES}[facet]
+    return FACET_VALUES[facet]
 
 
 def _check_fixed(caller: str, fixed: dict[str, Facet], matrix: Matrix) -> list[str]:
@@ -54,10 +54,7 @@ def _check_fixed(caller: str, fixed: dict[str, Facet], matrix: Matrix) -> list[s
         "scheme": tuple(
             dict.fromkeys(s for e in matrix.engines for s in matrix.engines[e].schemes)
         ),
-        "mode": MODES,
-        "offload": OFFLOADS,
-        "component": COMPONENTS,
-        "dtype": DTYPES,
+        **FACET_VALUES,
     }
     values = {k: v for k, v in fixed.items() if v is not None and not _is_strategy(v)}
     for facet, value in values.items():
@@ -120,35 +117,39 @@ def plans(
 
 # --------------------------------------------------------------------------- environments
 
-#: (name, compute capability, memory in GB), ordinary first.
-_NVIDIA: tuple[tuple[str, str, float], ...] = (
-    ("NVIDIA GeForce RTX 4090", "8.9", 24.0),
-    ("NVIDIA H100 80GB HBM3", "9.0", 79.6),
-    ("NVIDIA GeForce RTX 3090", "8.6", 24.0),
-    ("NVIDIA A100-SXM4-80GB", "8.0", 79.2),
-    ("NVIDIA GeForce RTX 5090", "12.0", 31.8),
-    ("NVIDIA B200", "10.0", 178.4),
-    ("NVIDIA GeForce RTX 2080", "7.5", 8.0),
-    ("Tesla T4", "7.5", 15.0),
-    ("Tesla V100-SXM2-16GB", "7.0", 16.0),
-    ("NVIDIA GeForce GTX 1080", "6.1", 8.0),
-    ("NVIDIA GeForce GTX 980", "5.2", 4.0),
+#: GPUs as the probe reports them, each vendor's ordinary first: (vendor, name, memory in
+#: GB, the vendor's own id: CUDA compute capability for NVIDIA, gfx target for AMD).
+_GPUS: tuple[tuple[str, str, float, str | None], ...] = (
+    ("nvidia", "NVIDIA GeForce RTX 4090", 24.0, "8.9"),
+    ("nvidia", "NVIDIA H100 80GB HBM3", 79.6, "9.0"),
+    ("nvidia", "NVIDIA GeForce RTX 3090", 24.0, "8.6"),
+    ("nvidia", "NVIDIA A100-SXM4-80GB", 79.2, "8.0"),
+    ("nvidia", "NVIDIA GeForce RTX 5090", 31.8, "12.0"),
+    ("nvidia", "NVIDIA B200", 178.4, "10.0"),
+    ("nvidia", "NVIDIA GeForce RTX 2080", 8.0, "7.5"),
+    ("nvidia", "Tesla T4", 15.0, "7.5"),
+    ("nvidia", "Tesla V100-SXM2-16GB", 16.0, "7.0"),
+    ("nvidia", "NVIDIA GeForce GTX 1080", 8.0, "6.1"),
+    ("nvidia", "NVIDIA GeForce GTX 980", 4.0, "5.2"),
+    ("amd", "AMD Radeon RX 7900 XTX", 24.0, "gfx1100"),
+    ("amd", "AMD Instinct MI300X", 192.0, "gfx942"),
+    ("amd", "AMD Instinct MI250X", 64.0, "gfx90a"),
+    ("amd", "AMD Radeon RX 6800", 16.0, "gfx1030"),
+    ("amd", "AMD Radeon RX 9070 XT", 16.0, "gfx1201"),
+    ("amd", "AMD Instinct MI355X", 288.0, "gfx950"),
+    ("intel", "Intel Arc A770", 16.0, None),
+    ("intel", "Intel Arc B580", 12.0, None),
+    ("intel", "Intel Data Center GPU Max 1550", 128.0, None),
+    ("apple", "Apple M2 Max", 32.0, None),
+    ("apple", "Apple M1", 8.0, None),
 )
-#: (name, gfx target, memory in GB).
-_AMD: tuple[tuple[str, str, float], ...] = (
-    ("AMD Radeon RX 7900 XTX", "gfx1100", 24.0),
-    ("AMD Instinct MI300X", "gfx942", 192.0),
-    ("AMD Instinct MI250X", "gfx90a", 64.0),
-    ("AMD Radeon RX 6800", "gfx1030", 16.0),
-    ("AMD Radeon RX 9070 XT", "gfx1201", 16.0),
-    ("AMD Instinct MI355X", "gfx950", 288.0),
+_BY_VENDOR = {v: tuple(g for g in _GPUS if g[0] == v) for v in dict.fromkeys(g[0] for g in _GPUS)}
+#: DirectML runs on any vendor's card and the probe learns only its name and memory.
+_ANY_VENDOR: tuple[tuple[str, str, float, str | None], ...] = (
+    ("amd", "AMD Radeon RX 580", 8.0, None),
+    ("intel", "Intel Arc A770", 16.0, None),
+    ("nvidia", "NVIDIA GeForce GTX 1660", 6.0, None),
 )
-_INTEL: tuple[tuple[str, float], ...] = (
-    ("Intel Arc A770", 16.0),
-    ("Intel Arc B580", 12.0),
-    ("Intel Data Center GPU Max 1550", 128.0),
-)
-_APPLE: tuple[tuple[str, float], ...] = (("Apple M2 Max", 32.0), ("Apple M1", 8.0))
 
 #: (backend, os, wsl): every backend, an ordinary Linux/CUDA machine first.
 _MACHINES: tuple[tuple[str, str, bool], ...] = (
@@ -202,31 +203,20 @@ _BACKEND_PACKAGES: dict[str, dict[str, tuple[str | None, ...]]] = {
 
 
 def _gpu(draw: st.DrawFn, backend: str) -> dict[str, Any] | None:
-    if backend in ("cuda",):
-        name, cc, mem = draw(st.sampled_from(_NVIDIA))
-        return {"vendor": "nvidia", "name": name, "cuda_cc": cc, "gfx": None, "memory_gb": mem}
-    if backend in ("rocm", "zluda"):
-        name, gfx, mem = draw(st.sampled_from(_AMD))
-        return {"vendor": "amd", "name": name, "cuda_cc": None, "gfx": gfx, "memory_gb": mem}
-    if backend == "xpu":
-        name, mem = draw(st.sampled_from(_INTEL))
-        return {"vendor": "intel", "name": name, "memory_gb": mem}
-    if backend == "mps":
-        name, mem = draw(st.sampled_from(_APPLE))
-        return {"vendor": "apple", "name": name, "memory_gb": mem}
-    if backend == "directml":
-        # DirectML runs on any vendor's card and the probe learns only its name and memory.
-        vendor, name, mem = draw(
-            st.sampled_from(
-                [
-                    ("amd", "AMD Radeon RX 580", 8.0),
-                    ("intel", "Intel Arc A770", 16.0),
-                    ("nvidia", "NVIDIA GeForce GTX 1660", 6.0),
-                ]
-            )
-        )
-        return {"vendor": vendor, "name": name, "memory_gb": mem}
-    return None
+    """The GPU the backend runs on: one of its vendor's (BACKEND_TABLE), none without an
+    accelerator, any vendor's where the backend numbers none (DirectML)."""
+    row = BACKEND_ROWS[backend]
+    if not row.accelerator:
+        return None
+    vendor, name, mem, ident = draw(
+        st.sampled_from(_ANY_VENDOR if row.vendor is None else _BY_VENDOR[row.vendor])
+    )
+    gpu: dict[str, Any] = {"vendor": vendor, "name": name, "memory_gb": mem}
+    if row.vendor == "nvidia":
+        gpu.update(cuda_cc=ident, gfx=None)
+    elif row.vendor == "amd":
+        gpu.update(cuda_cc=None, gfx=ident)
+    return gpu
 
 
 def _torch(draw: st.DrawFn, backend: str) -> dict[str, Any]:
@@ -240,13 +230,14 @@ def _torch(draw: st.DrawFn, backend: str) -> dict[str, Any]:
         info.update(version=f"{version}+rocm{hip}", hip=hip)
     elif backend == "xpu":
         info.update(version=f"{version}+xpu", xpu=True)
-    elif backend in ("cpu", "openvino"):
+    elif not BACKEND_ROWS[backend].accelerator:
         info.update(version=f"{version}+cpu")
     return info
 
 
 def _triton(draw: st.DrawFn, backend: str, os: str) -> dict[str, Any] | None:
-    if backend in ("cuda", "rocm", "xpu") and (os == "linux" or backend == "cuda"):
+    # Triton runs where it has a device kind (BACKEND_TABLE); off Linux, only CUDA's
+    if BACKEND_ROWS[backend].triton and (os == "linux" or backend == "cuda"):
         return draw(
             st.sampled_from(
                 [
