@@ -28,14 +28,6 @@ np = pytest.importorskip("numpy")
 # ---------------------------------------------------------------------- GGUF types
 
 
-def test_ggml_type_table_matches_gguf_py() -> None:
-    sizes = {t.name: (t.value, *gguf.GGML_QUANT_SIZES[t]) for t in gguf.GGML_QUANT_SIZES}
-    ours = {
-        name: (tid, block, nbytes) for tid, (name, block, nbytes) in _gguf_header.GGML_TYPES.items()
-    }
-    assert ours == sizes
-
-
 @pytest.fixture(scope="module")
 def every_type(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tensor of each ggml type, as raw blocks, in one GGUF written by gguf-py."""

@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 gguf = pytest.importorskip("gguf")
 
-from quantdoctor.engines.gguf_dequant import SIZES, dequantize  # noqa: E402
+from quantdoctor._ggml import BY_NAME  # noqa: E402
+from quantdoctor.engines.gguf_dequant import dequantize  # noqa: E402
 from quantdoctor.engines.gguf_loader import GGUFLinear, load_gguf, save_gguf  # noqa: E402
 from quantdoctor.engines.gguf_pack import pack, quantize  # noqa: E402
 from quantdoctor.errors import InvalidInputError, UnreadableFileError  # noqa: E402
@@ -54,7 +55,7 @@ def as_bytes(blocks: np.ndarray, device: str = "cpu") -> torch.Tensor:
 
 def random_blocks(qtype: str, n_blocks: int, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    size = SIZES[qtype][1]
+    size = BY_NAME[qtype].block_bytes
     raw = rng.integers(0, 256, size=(n_blocks, size), dtype=np.uint8)
     for off in HALF_OFFSETS[qtype]:
         scales = rng.uniform(0.001, 0.1, size=n_blocks).astype(np.float16)
@@ -74,7 +75,7 @@ def test_torch_dequantizer_matches_gguf_py_bit_for_bit(qtype: str) -> None:
 
 @pytest.mark.parametrize("qtype", sorted(HALF_OFFSETS))
 def test_torch_dequantizer_matches_gguf_py_on_every_code_pattern(qtype: str) -> None:
-    block = SIZES[qtype][0]
+    block = BY_NAME[qtype].block
     raw = random_blocks(qtype, 64)
     shape = (64 * block // 256, 256) if block == 256 else (64, block)
     ref = reference(raw, qtype).reshape(shape)
@@ -87,7 +88,7 @@ def test_packed_k_quant_blocks_decode_close_to_their_values(qtype: str) -> None:
     x = values(16, 1024, seed=3)
     blocks = pack(x, qtype)
     assert blocks.dtype == np.uint8
-    assert blocks.shape == (16, 1024 // SIZES[qtype][0] * SIZES[qtype][1])
+    assert blocks.shape == (16, 1024 // BY_NAME[qtype].block * BY_NAME[qtype].block_bytes)
     err = np.linalg.norm(reference(blocks, qtype).reshape(x.shape) - x) / np.linalg.norm(x)
     assert 0 < err < PACK_ERROR[qtype], f"{qtype}: rel err {err:.3f}"
 
@@ -134,7 +135,8 @@ def test_a_real_gguf_file_loads_into_a_module_that_keeps_the_blocks(
     load_gguf(path, fresh, dtype="float32", check=False)
     assert isinstance(fresh.proj_in, GGUFLinear) and fresh.proj_in.qtype == qtype
     assert fresh.proj_in.qweight.dtype == torch.uint8
-    assert fresh.proj_in.qweight.numel() == 512 * 256 // SIZES[qtype][0] * SIZES[qtype][1]
+    t = BY_NAME[qtype]
+    assert fresh.proj_in.qweight.numel() == 512 * 256 // t.block * t.block_bytes
     assert isinstance(fresh.norm, torch.nn.LayerNorm)
     assert torch.equal(fresh.norm.weight, src.norm.weight)  # float tensors are copied as they are
     with torch.no_grad():

@@ -124,6 +124,24 @@ rules:
     source: studio policy 12
 """
 
+#: An engine whose schemes are GGML types (the table in quantdoctor/_ggml.py); ``{bad}``
+#: is replaced by a scheme line.
+GGML_FORK = """\
+engines:
+  fork:
+    package: ggml-fork
+    install: pip install ggml-fork
+    schemes:
+      Q4_K: {ggml: Q4_K}
+      {bad}
+rules: []
+"""
+#: Scheme lines the GGML type table refuses, and the error's text after the scheme's place.
+GGML_REFUSED = {
+    "Q8_0: {ggml: Q8_0, block_bytes: 32}": r"Q8_0: block_bytes: 32, but GGML type Q8_0 has 34",
+    "Q9_0: {ggml: Q9_0}": r"Q9_0: ggml: 'Q9_0' is not a GGML type; valid values are F32",
+}
+
 
 def test_an_overlay_rule_with_an_existing_id_replaces_it(tmp_path: Path) -> None:
     path = tmp_path / "ours.yaml"
@@ -219,6 +237,10 @@ def test_an_overlay_naming_an_unknown_scheme_is_refused(tmp_path: Path) -> None:
             ),
             r"'>=2\.x' is not a version specifier",
         ),
+        *(
+            (GGML_FORK.replace("{bad}", line), rf"bad\.yaml:7: engines\.fork\.schemes\.{error}")
+            for line, error in GGML_REFUSED.items()
+        ),
         ("rules: [\n", r"bad\.yaml:2: not valid YAML"),
         ("- just\n- a list\n", r"bad\.yaml:1: \(top\): expected a mapping"),
     ],
@@ -232,6 +254,14 @@ def test_a_malformed_overlay_is_named_by_file_line_and_field(
     with pytest.raises(MatrixError, match=expected):
         load_matrix(extra=path, defaults=False)
     assert path.read_bytes() == before
+
+
+def test_an_overlay_engine_can_name_ggml_types(tmp_path: Path) -> None:
+    path = tmp_path / "fork.yaml"
+    path.write_text(GGML_FORK.replace("{bad}", "Q8_0: {ggml: Q8_0, bits: 8}"), encoding="utf-8")
+    matrix = load_matrix(extra=path, defaults=False)
+    assert matrix.scheme("fork", "Q8_0").block_bytes == 34
+    assert matrix.engines["fork"].schemes["Q4_K"].api == "Q4_K"
 
 
 def test_a_missing_overlay_file_is_named() -> None:

@@ -12,31 +12,13 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from quantdoctor._ggml import BY_NAME
 from quantdoctor.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import torch
 
 QK_K = 256
-
-#: GGML type name -> (block size in values, block size in bytes); gguf-py's GGML_QUANT_SIZES.
-SIZES: dict[str, tuple[int, int]] = {
-    "F32": (1, 4),
-    "F16": (1, 2),
-    "BF16": (1, 2),
-    "Q4_0": (32, 18),
-    "Q4_1": (32, 20),
-    "Q5_0": (32, 22),
-    "Q5_1": (32, 24),
-    "Q8_0": (32, 34),
-    "Q2_K": (256, 84),
-    "Q3_K": (256, 110),
-    "Q4_K": (256, 144),
-    "Q5_K": (256, 176),
-    "Q6_K": (256, 210),
-    "IQ4_NL": (32, 18),
-    "IQ4_XS": (256, 136),
-}
 
 _IQ4_KVALUES = (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
 
@@ -291,7 +273,7 @@ def dequantize(
         )
     if raw.dtype != torch.uint8:
         raise InvalidInputError(f"GGUF {qtype} data: expected uint8 bytes, got {raw.dtype}")
-    block, size = SIZES[qtype]
+    block, size = BY_NAME[qtype].block, BY_NAME[qtype].block_bytes
     numel = math.prod(shape)
     if numel % block or raw.numel() != numel // block * size:
         raise InvalidInputError(

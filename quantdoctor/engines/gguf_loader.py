@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from quantdoctor._ggml import BY_ID, BY_NAME, GGML_TYPES
 from quantdoctor.engines.base import (
     engine_module,
     layer_progress,
@@ -25,7 +26,7 @@ from quantdoctor.engines.base import (
     set_submodule,
     torch_dtype,
 )
-from quantdoctor.engines.gguf_dequant import SIZES, TYPES, dequantize
+from quantdoctor.engines.gguf_dequant import TYPES, dequantize
 from quantdoctor.errors import IncompatiblePlanError, InvalidInputError, UnreadableFileError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 #: Types gguf-py (0.19) can quantize to; K-quants and IQ types it only dequantizes.
 QUANTIZABLE: tuple[str, ...] = ("F32", "F16", "BF16", "Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0")
 #: Types that are plain floating point: loaded as ordinary weights, not kept as blocks.
-FLOAT_TYPES: tuple[str, ...] = ("F32", "F16", "BF16")
+FLOAT_TYPES: tuple[str, ...] = tuple(t.name for t in GGML_TYPES if t.plain_float)
 
 
 class GGUFLinear(torch.nn.Module):
@@ -52,7 +53,7 @@ class GGUFLinear(torch.nn.Module):
         compute_dtype: torch.dtype,
     ) -> None:
         super().__init__()
-        if qtype not in SIZES:
+        if qtype not in TYPES:
             raise InvalidInputError(f"GGUF type {qtype}: valid types are {', '.join(TYPES)}")
         self.qtype = qtype
         self.in_features = in_features
@@ -114,7 +115,7 @@ def quantize_linears(
         )
     count = 0
     for name, linear in named_linears(module):
-        if linear.in_features % SIZES[qtype][0] == 0:
+        if linear.in_features % BY_NAME[qtype].block == 0:
             set_submodule(module, name, GGUFLinear.from_linear(linear, qtype, compute_dtype))
             count += 1
         if progress is not None:
@@ -154,14 +155,13 @@ def read_gguf(path: str | os.PathLike[str]) -> list[_FileTensor]:
         ) from exc
     tensors = []
     for t in reader.tensors:
-        try:
-            qtype = gguf.GGMLQuantizationType(int(t.tensor_type)).name
-        except ValueError:
+        ggml = BY_ID.get(int(t.tensor_type))
+        if ggml is None:
             raise UnreadableFileError(
                 f"{os.fspath(path)}: tensor {t.name!r} has unknown GGML type id {t.tensor_type}"
-            ) from None
+            )
         shape = tuple(int(d) for d in reversed(t.shape.tolist()))
-        tensors.append(_FileTensor(t.name, qtype, shape, t.data))
+        tensors.append(_FileTensor(t.name, ggml.name, shape, t.data))
     return tensors
 
 
@@ -254,7 +254,7 @@ def _match(
         raise InvalidInputError(f"{where}: the file does not match the module; " + "; ".join(parts))
     plan: list[tuple[_FileTensor, str | None]] = []
     for t in tensors:
-        if t.qtype not in SIZES:
+        if t.qtype not in TYPES:
             raise InvalidInputError(
                 f"{where}: tensor {t.name!r} is {t.qtype}, which has no torch dequantizer; "
                 f"valid types are {', '.join(TYPES)}"
@@ -299,7 +299,7 @@ def save_gguf(
     quantized = 0
     for name, tensor in module.state_dict().items():
         array = tensor.detach().to("cpu", torch.float32).numpy()
-        if name in linear_weights and array.shape[-1] % SIZES[qtype][0] == 0:
+        if name in linear_weights and array.shape[-1] % BY_NAME[qtype].block == 0:
             blocks = gguf_pack.quantize(array, qtype)
             if qtype in ("F32", "F16"):  # plain numpy floats: the writer reads their type
                 writer.add_tensor(name, blocks)

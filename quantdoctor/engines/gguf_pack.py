@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from quantdoctor.engines.gguf_dequant import _IQ4_KVALUES, QK_K, SIZES
+from quantdoctor._ggml import BY_NAME
+from quantdoctor.engines.gguf_dequant import _IQ4_KVALUES, QK_K
 from quantdoctor.errors import InvalidInputError
 
 _KVALUES = np.array(_IQ4_KVALUES, dtype=np.float32)
@@ -183,7 +184,7 @@ def pack(values: Array, qtype: str) -> Array:
     fn = _PACKERS.get(qtype)
     if fn is None:
         raise InvalidInputError(f"GGUF type {qtype}: no packer; valid types are {', '.join(TYPES)}")
-    block, size = SIZES[qtype]
+    block, size = BY_NAME[qtype].block, BY_NAME[qtype].block_bytes
     x = np.asarray(values, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] % block:
         raise InvalidInputError(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from quantdoctor._fileio import open_regular, unreadable
+from quantdoctor._ggml import BY_ID
 
 GGUF_MAGIC = b"GGUF"
 MAX_TENSORS = 1_000_000
@@ -36,44 +37,6 @@ KEEP_ARRAY_LEN = 64
 #: KB (a chat template is the longest); a file of gigabytes of strings is refused.
 MAX_KEPT_BYTES = 64 * 1024 * 1024
 _WINDOW = 1 << 16
-
-#: ggml type id -> (name, block size, bytes per block), as gguf-py's GGML_QUANT_SIZES.
-GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    0: ("F32", 1, 4),
-    1: ("F16", 1, 2),
-    2: ("Q4_0", 32, 18),
-    3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22),
-    7: ("Q5_1", 32, 24),
-    8: ("Q8_0", 32, 34),
-    9: ("Q8_1", 32, 40),
-    10: ("Q2_K", 256, 84),
-    11: ("Q3_K", 256, 110),
-    12: ("Q4_K", 256, 144),
-    13: ("Q5_K", 256, 176),
-    14: ("Q6_K", 256, 210),
-    15: ("Q8_K", 256, 292),
-    16: ("IQ2_XXS", 256, 66),
-    17: ("IQ2_XS", 256, 74),
-    18: ("IQ3_XXS", 256, 98),
-    19: ("IQ1_S", 256, 50),
-    20: ("IQ4_NL", 32, 18),
-    21: ("IQ3_S", 256, 110),
-    22: ("IQ2_S", 256, 82),
-    23: ("IQ4_XS", 256, 136),
-    24: ("I8", 1, 1),
-    25: ("I16", 1, 2),
-    26: ("I32", 1, 4),
-    27: ("I64", 1, 8),
-    28: ("F64", 1, 8),
-    29: ("IQ1_M", 256, 56),
-    30: ("BF16", 1, 2),
-    34: ("TQ1_0", 256, 54),
-    35: ("TQ2_0", 256, 66),
-    39: ("MXFP4", 32, 17),
-    40: ("NVFP4", 64, 36),
-    41: ("Q1_0", 128, 18),
-}
 
 #: ``general.file_type`` (gguf-py's ``LlamaFileType``) -> (name, the ggml type that holds
 #: most of such a file, as llama.cpp's ``llama_model_quantize_impl`` picks its default
@@ -296,9 +259,10 @@ def _tensor(s: _Stream, index: int) -> tuple[str, tuple[int, ...], int, int]:
 def _sized(path: str | os.PathLike[str], raw: tuple[str, tuple[int, ...], int, int]) -> GGUFTensor:
     name, shape, type_id, offset = raw
     where = f"tensor {name[:120]!r}"
-    if type_id not in GGML_TYPES:
+    ggml = BY_ID.get(type_id)
+    if ggml is None:
         raise unreadable(path, f"{where}: unknown ggml type {type_id}")
-    type_name, block, block_bytes = GGML_TYPES[type_id]
+    type_name, block, block_bytes = ggml.name, ggml.block, ggml.block_bytes
     numel = 1
     for d in shape:
         numel *= d

@@ -38,6 +38,31 @@ class SchemeSpec(BaseModel):
     #: how diffusers' quantization config spells the scheme, where it differs ("" if none)
     diffusers: str | None = None
     note: str = ""
+    #: a GGML type (the table in ``quantdoctor/_ggml.py``): api, family, bits, block and
+    #: block_bytes come from the table; written here as well, they must agree with it
+    ggml: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_ggml(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("ggml") is None:
+            return data
+        from quantdoctor._ggml import BY_NAME
+
+        name = data["ggml"]
+        t = BY_NAME.get(name) if isinstance(name, str) else None
+        if t is None:
+            raise ValueError(
+                f"ggml: {name!r} is not a GGML type; valid values are {', '.join(BY_NAME)}"
+            )
+        facts = {"family": t.family, "bits": t.bits, "block": t.block, "block_bytes": t.block_bytes}
+        for key, value in facts.items():
+            if key in data and data[key] is not None and data[key] != value:
+                raise ValueError(
+                    f"{key}: {data[key]!r}, but GGML type {t.name} has {value} "
+                    "(quantdoctor/_ggml.py); leave it out"
+                )
+        return {"api": t.name, **data, **facts}
 
     def bytes_per_weight(self, in_features: int = 4096) -> float:
         """Exact bytes a weight takes, blocks and scales included."""
