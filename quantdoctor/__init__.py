@@ -11,27 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_LAZY: dict[str, str] = {
-    "Plan": "quantdoctor.rules.models",
-    "Environment": "quantdoctor.rules.models",
-    "Verdict": "quantdoctor.rules.models",
-    "Finding": "quantdoctor.rules.models",
-    "evaluate": "quantdoctor.advise.ranked",
-    "load_matrix": "quantdoctor.rules.matrix",
-    "probe": "quantdoctor.doctor.probe",
-    "preflight": "quantdoctor.gate",
-    "guard": "quantdoctor.gate",
-    "explain": "quantdoctor.rules.explain",
-    "detect": "quantdoctor.files.detect",
-    "quantize": "quantdoctor.engines",
-    "recommend": "quantdoctor.advise.recommend",
-    "QuantDoctorError": "quantdoctor.errors",
-    "InvalidInputError": "quantdoctor.errors",
-    "MatrixError": "quantdoctor.errors",
-    "IncompatiblePlanError": "quantdoctor.errors",
-    "EngineError": "quantdoctor.errors",
-    "QuantDoctorWarning": "quantdoctor.errors",
+#: module -> the public names it defines, each loaded on first use
+_LAZY_FROM: dict[str, tuple[str, ...]] = {
+    "quantdoctor.rules.models": ("Plan", "Environment", "Verdict", "Finding"),
+    "quantdoctor.advise.ranked": ("evaluate",),
+    "quantdoctor.rules.matrix": ("load_matrix",),
+    "quantdoctor.doctor.probe": ("probe",),
+    "quantdoctor.gate": ("preflight", "guard"),
+    "quantdoctor.rules.explain": ("explain",),
+    "quantdoctor.files.detect": ("detect",),
+    "quantdoctor.engines": ("quantize",),
+    "quantdoctor.advise.recommend": ("recommend",),
+    "quantdoctor.errors": (
+        "QuantDoctorError",
+        "InvalidInputError",
+        "MatrixError",
+        "IncompatiblePlanError",
+        "EngineError",
+        "QuantDoctorWarning",
+    ),
 }
+_LAZY: dict[str, str] = {name: module for module, names in _LAZY_FROM.items() for name in names}
 
 __all__ = sorted(_LAZY)
 

@@ -81,15 +81,21 @@ def _user_dir(kind: str) -> Path:
     return path if path.is_absolute() else NOWHERE
 
 
+def _home(xdg: str, xdg_default: str, kind: str) -> Path:
+    """quantdoctor's folder of one kind: the XDG one on Linux (the variable ``xdg``, else
+    ``xdg_default``), platformdirs' ``kind`` elsewhere."""
+    if sys.platform.startswith("linux"):
+        base = _xdg(xdg, xdg_default)
+        return base if base == NOWHERE else base / "quantdoctor"
+    return _user_dir(kind)
+
+
 def config_dir() -> Path:
     """The user config dir (``QUANTDOCTOR_CONFIG_DIR`` overrides); its matrix.yaml is an overlay."""
     override = os.environ.get("QUANTDOCTOR_CONFIG_DIR")
     if override:
         return Path(override)
-    if sys.platform.startswith("linux"):
-        base = _xdg("XDG_CONFIG_HOME", "~/.config")
-        return base if base == NOWHERE else base / "quantdoctor"
-    return _user_dir("user_config_dir")
+    return _home("XDG_CONFIG_HOME", "~/.config", "user_config_dir")
 
 
 def cache_dir() -> Path:
@@ -97,10 +103,7 @@ def cache_dir() -> Path:
     override = os.environ.get("QUANTDOCTOR_CACHE_DIR")
     if override:
         return Path(override)
-    if sys.platform.startswith("linux"):
-        base = _xdg("XDG_CACHE_HOME", "~/.cache")
-        return base if base == NOWHERE else base / "quantdoctor" / __version__
-    home = _user_dir("user_cache_dir")
+    home = _home("XDG_CACHE_HOME", "~/.cache", "user_cache_dir")
     return home if home == NOWHERE else home / __version__
 
 

@@ -118,7 +118,7 @@ def _decode(data: bytes, label: str) -> Any:
 def _spawned(module: str, func: str, arg: Any, timeout: float, label: str) -> Any:
     import subprocess
 
-    from quantdoctor.doctor._probe_util import _communicate, _TooMuchOutput, kill_tree
+    from quantdoctor.doctor._probe_util import _communicate, _TooMuchOutput, kill_tree, start
 
     # The child imports what this process can: the same search path, quantdoctor's first.
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -129,19 +129,8 @@ def _spawned(module: str, func: str, arg: Any, timeout: float, label: str) -> An
         f"from {module} import {func} as fn\n"
         "sys.stdout.write(json.dumps({'ok': fn(json.loads(sys.argv[1]))}))\n"
     )
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-    else:
-        kwargs["start_new_session"] = True
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, json.dumps(arg)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            **kwargs,
-        )
+        proc = start([sys.executable, "-c", code, json.dumps(arg)])
     except OSError as err:
         return f"{label}: could not start a process: {err.strerror or err}"
     try:

@@ -203,20 +203,8 @@ def run_tool(argv: Sequence[str], ctx: ProbeContext, timeout: float | None = Non
     import subprocess
 
     limit = ctx.timeout if timeout is None else timeout
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-    else:
-        kwargs["start_new_session"] = True
     try:
-        proc = subprocess.Popen(
-            [exe, *argv[1:]],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(ctx.environ),
-            **kwargs,
-        )
+        proc = start([exe, *argv[1:]], ctx.environ)
     except OSError as err:
         return ToolResult(error=f"{argv[0]} could not start: {err.strerror or err}")
     try:
@@ -233,6 +221,27 @@ def run_tool(argv: Sequence[str], ctx: ProbeContext, timeout: float | None = Non
         last = _last_line(err_bytes) or _last_line(out) or "no output"
         return ToolResult(error=f"{argv[0]} exited with {proc.returncode}: {last}")
     return ToolResult(stdout=out.decode("utf-8", "replace"))
+
+
+def start(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Any:
+    """``subprocess.Popen`` of ``argv`` in a session of its own (no console window on
+    Windows), stdin closed, stdout and stderr piped: ``kill_tree`` then stops it and all
+    it spawned. ``environ`` replaces the environment; ``OSError`` if it cannot start."""
+    import subprocess
+
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+    else:
+        kwargs["start_new_session"] = True
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=None if environ is None else dict(environ),
+        **kwargs,
+    )
 
 
 class _TooMuchOutput(Exception):

@@ -14,30 +14,17 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from quantdoctor.rules.vocab import (
-    BACKENDS,
-    COMPONENTS,
-    DTYPES,
-    MODES,
-    OFFLOADS,
-    OS_NAMES,
-    suggest,
-)
+from quantdoctor.rules.core import check_choice, check_name, plan_label
+from quantdoctor.rules.vocab import BACKENDS, FACET_VALUES, OS_NAMES
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-_CC = re.compile(r"^\d+\.\d+$")
-_GFX = re.compile(r"^gfx[0-9a-f]{3,5}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-
-
-def _check_choice(field: str, value: str, valid: tuple[str, ...]) -> str:
-    if value not in valid:
-        from quantdoctor.rules.aliases import resolve
-
-        value = resolve(field, value, valid)
-    if value not in valid:
-        raise ValueError(f"{field}: {value!r} is not valid; {suggest(value, valid)}")
-    return value
+#: the shape of each id a GPU reports, and one such id
+_GPU_IDS: dict[str, tuple[re.Pattern[str], str]] = {
+    "cuda_cc": (re.compile(r"^\d+\.\d+$"), "8.9"),
+    "gfx": (re.compile(r"^gfx[0-9a-f]{3,5}$"), "gfx1100"),
+}
+#: the Environment keys whose values are the vocabulary's
+_ENV_CHOICES: dict[str, tuple[str, ...]] = {"os": OS_NAMES, "backend": BACKENDS}
 
 
 def check_version(field: str, value: str | None) -> str | None:
@@ -74,41 +61,19 @@ class Plan(BaseModel):
     @field_validator("engine", "scheme")
     @classmethod
     def _name(cls, v: str, info: ValidationInfo) -> str:
-        if not _NAME.match(v):
-            raise ValueError(
-                f"{info.field_name}: {v!r} is not valid; a name of letters, digits, '_', '.' "
-                "and '-'"
-            )
-        return v
+        return check_name(str(info.field_name), v)
 
-    @field_validator("mode")
+    @field_validator("mode", "offload", "component", "dtype")
     @classmethod
-    def _mode(cls, v: str) -> str:
-        return v and _check_choice("mode", v, MODES)
-
-    @field_validator("offload")
-    @classmethod
-    def _offload(cls, v: str) -> str:
-        return _check_choice("offload", v, OFFLOADS)
-
-    @field_validator("component")
-    @classmethod
-    def _component(cls, v: str) -> str:
-        return _check_choice("component", v, COMPONENTS)
-
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, v: str) -> str:
-        return _check_choice("dtype", v, DTYPES)
+    def _choice(cls, v: str, info: ValidationInfo) -> str:
+        field = str(info.field_name)
+        if field == "mode" and not v:  # filled in by the matrix's default mode
+            return v
+        return check_choice(field, v, FACET_VALUES[field])
 
     def label(self) -> str:
-        """A short one-line name: ``quanto qint8 (post, offload=balanced)``."""
-        parts = [f"{self.engine} {self.scheme}", f"mode={self.mode}", f"offload={self.offload}"]
-        if self.component != "transformer":
-            parts.append(f"component={self.component}")
-        if self.dtype != "bfloat16":
-            parts.append(f"dtype={self.dtype}")
-        return " ".join(parts)
+        """A short one-line name: ``quanto qint8 mode=post offload=balanced``."""
+        return plan_label(self)
 
     def to_diffusers(self) -> Any:
         """The diffusers quantization config for this plan (``BitsAndBytesConfig``, ...)."""
@@ -127,15 +92,10 @@ class TorchInfo(BaseModel):
     hip: str | None = None
     xpu: bool | None = None
 
-    @field_validator("version")
+    @field_validator("version", "cuda")
     @classmethod
-    def _version(cls, v: str | None) -> str | None:
-        return check_version("torch.version", v)
-
-    @field_validator("cuda")
-    @classmethod
-    def _cuda(cls, v: str | None) -> str | None:
-        return check_version("torch.cuda", v)
+    def _version(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return check_version(f"torch.{info.field_name}", v)
 
     @field_validator("hip")
     @classmethod
@@ -171,18 +131,14 @@ class GPU(BaseModel):
             return f"{v:.1f}"
         return v
 
-    @field_validator("cuda_cc")
+    @field_validator("cuda_cc", "gfx")
     @classmethod
-    def _cc(cls, v: str | None) -> str | None:
-        if v is not None and not _CC.match(v):
-            raise ValueError(f"gpus.cuda_cc: {v!r} is not valid; valid values look like 8.9")
-        return v
-
-    @field_validator("gfx")
-    @classmethod
-    def _gfx(cls, v: str | None) -> str | None:
-        if v is not None and not _GFX.match(v):
-            raise ValueError(f"gpus.gfx: {v!r} is not valid; valid values look like gfx1100")
+    def _id(cls, v: str | None, info: ValidationInfo) -> str | None:
+        shape, example = _GPU_IDS[str(info.field_name)]
+        if v is not None and not shape.match(v):
+            raise ValueError(
+                f"gpus.{info.field_name}: {v!r} is not valid; valid values look like {example}"
+            )
         return v
 
 
@@ -218,15 +174,11 @@ class Environment(BaseModel):
     packages: dict[str, str | None] = Field(default_factory=dict)
     notes: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("os")
+    @field_validator("os", "backend")
     @classmethod
-    def _os(cls, v: str | None) -> str | None:
-        return None if v is None else _check_choice("os", v, OS_NAMES)
-
-    @field_validator("backend")
-    @classmethod
-    def _backend(cls, v: str | None) -> str | None:
-        return None if v is None else _check_choice("backend", v, BACKENDS)
+    def _choice(cls, v: str | None, info: ValidationInfo) -> str | None:
+        field = str(info.field_name)
+        return None if v is None else check_choice(field, v, _ENV_CHOICES[field])
 
     @field_validator("python")
     @classmethod

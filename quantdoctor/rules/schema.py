@@ -5,12 +5,20 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from quantdoctor.rules.conditions import Node, parse, rule_condition
 from quantdoctor.rules.core import RULE_ID, bytes_per_weight
 from quantdoctor.rules.verified import Verified
-from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
+from quantdoctor.rules.vocab import FACET_VALUES, MODES, OFFLOADS
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 #: An engine's name: the first part of its rule ids and the ``--engine`` value.
@@ -185,25 +193,10 @@ class Selector(BaseModel):
                 raise ValueError(f"{name!r} is not an engine name (lower-case letters, digits, _)")
         return v
 
-    @field_validator("mode")
+    @field_validator("mode", "offload", "component", "dtype")
     @classmethod
-    def _mode(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _members("mode", v, MODES)
-
-    @field_validator("offload")
-    @classmethod
-    def _offload(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _members("offload", v, OFFLOADS)
-
-    @field_validator("component")
-    @classmethod
-    def _component(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _members("component", v, COMPONENTS)
-
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _members("dtype", v, DTYPES)
+    def _vocabulary(cls, v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return _members(str(info.field_name), v, FACET_VALUES[str(info.field_name)])
 
 
 def _members(field: str, values: tuple[str, ...], valid: tuple[str, ...]) -> tuple[str, ...]:

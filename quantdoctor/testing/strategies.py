@@ -17,14 +17,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 from quantdoctor.errors import InvalidInputError
+from quantdoctor.rules.core import FACETS
 from quantdoctor.rules.evaluate import EnvLike, default_matrix, to_facts
 from quantdoctor.rules.matrix import Matrix
 from quantdoctor.rules.models import Environment, Plan
 from quantdoctor.rules.vocab import BACKEND_ROWS, FACET_VALUES, suggest
 
 __all__ = ["environments", "plans", "supported_plans"]
-
-FACETS: tuple[str, ...] = ("engine", "scheme", "mode", "offload", "component", "dtype")
 
 #: A facet is fixed by a value, given a strategy, or left free (``None``).
 Facet = Any
