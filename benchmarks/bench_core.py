@@ -14,30 +14,27 @@ minimum is the run least disturbed) with the median beside it. Goals are judged 
 first tree (``after``); other trees (``--tree before=DIR``) are measured for the table.
 
 Baselines: ``python -c pass`` (the interpreter's own start-up), ``import torch``, and
-torchruntime's ``info`` (in its own venv, ``--torchruntime PYTHON``) when given.
+torchruntime's ``info`` in its own venv (installed from the registry, or the one given
+with ``--torchruntime PYTHON``; when it cannot be installed the row says why). The
+timers, rounds, goal judging and files are ``benchmarks/_bench.py``'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import pty
-import select
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+import _bench as B
+
+ROOT = B.ROOT
 sys.path.insert(0, str(ROOT / "tests"))
 
 from envs import H100_LINUX as ENV  # noqa: E402  (the suite's literal H100 machine)
+
+PASS, TORCH = "baseline: python -c pass", "baseline: import torch"
+TRT = "baseline: torchruntime info"
 
 #: goal -> (description, check on the figures) ; figures are min ms of the first tree
 GOALS: list[tuple[str, str, float, str]] = [
@@ -58,61 +55,6 @@ GOALS: list[tuple[str, str, float, str]] = [
 ]
 
 
-def run_piped(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
-    return (time.perf_counter() - start) * 1e3
-
-
-def run_tty(cmd: list[str], env: dict[str, str]) -> float:
-    """The command with stdout and stderr on a pseudo-terminal, read until it exits."""
-    master, slave = pty.openpty()
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    while True:
-        ready, _, _ = select.select([master], [], [], 0.05)
-        if ready:
-            try:
-                if not os.read(master, 65536):
-                    break
-            except OSError:
-                break
-        elif proc.poll() is not None:
-            break
-    proc.wait()
-    elapsed = (time.perf_counter() - start) * 1e3
-    os.close(master)
-    return elapsed
-
-
-def make_venv(name: str, tree: Path, work: Path) -> Path:
-    """A throwaway venv with ``tree`` installed non-editable; returns its python."""
-    base = Path(sys.base_prefix) / "bin" / "python3"
-    venv = work / f"venv-{name}"
-    subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    # the project venv's packages (torch, pydantic ...), without its .pth files
-    import sysconfig
-
-    (site / "_project_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    py = venv / "bin" / "python"
-    src = work / f"src-{name}"
-    shutil.copytree(tree, src, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(src)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    out = subprocess.run(
-        [str(py), "-c", "import quantdoctor, sys; print(quantdoctor.__file__)"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert str(site) in out.stdout, out.stdout  # the installed copy, not a checkout
-    subprocess.run([str(py), "-m", "compileall", "-q", str(site / "quantdoctor")], check=False)
-    return py
-
-
 def fixtures(work: Path) -> dict[str, Path]:
     """The inputs: an env file, 1,000 env files, a Q8_0 GGUF, a 10,000-rule overlay."""
     env = work / "env.json"
@@ -122,23 +64,7 @@ def fixtures(work: Path) -> dict[str, Path]:
     for i in range(1000):
         gpu = {**ENV["gpus"][0], "cuda_cc": f"{7 + i % 3}.{i % 10}", "memory_gb": 8 + i % 80}
         (envs / f"m{i:04d}.json").write_text(json.dumps({**ENV, "gpus": [gpu]}))
-    import numpy as np
-    from gguf import GGMLQuantizationType, GGUFWriter
-    from gguf.quants import quantize
-
-    gguf_path = work / "Q8_0.gguf"
-    writer = GGUFWriter(str(gguf_path), "flux")
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        w = rng.standard_normal((256, 256)).astype(np.float32)
-        q = quantize(w, GGMLQuantizationType.Q8_0)
-        writer.add_tensor(
-            f"double_blocks.{i}.img_attn.qkv.weight", q, raw_dtype=GGMLQuantizationType.Q8_0
-        )
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    gguf_path = B.write_gguf_q8(work / "Q8_0.gguf")
     overlay = work / "rules10k.yaml"  # flow style: 10,000 rules within the 1 MiB overlay limit
     lines = ["rules:"]
     for i in range(10000):
@@ -176,101 +102,76 @@ def commands(py: Path, f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
     }
 
 
+def goals(head: str) -> list[B.Goal]:
+    """GOALS as the shared module's goals on the figures of tree ``head``."""
+    refs = {
+        "x_pass": ("within", PASS),
+        "x_torch": ("faster", TORCH),
+        "ms": ("under_ms", None),
+    }
+    out = []
+    for name, measured, limit, kind in GOALS:
+        if kind == "x_piped":
+            how, ref = "within", f"{head}: {measured.replace(' [tty]', '')}"
+        else:
+            how, ref = refs[kind]
+        out.append(B.Goal(name, f"{head}: {measured}", how, limit, ref))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--slow-rounds", type=int, default=3)
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR")
-    parser.add_argument("--torchruntime", metavar="PYTHON", help="a venv's python with torchruntime")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "core.json"))
+    parser.add_argument(
+        "--torchruntime",
+        metavar="PYTHON",
+        help="a venv's python with torchruntime (default: installed from the registry)",
+    )
+    parser.add_argument("--out", default=str(B.RESULTS / "core.json"))
     args = parser.parse_args()
     trees = [t.split("=", 1) for t in args.tree] or [["after", str(ROOT)]]
     trees = [[name, str(Path(tree).resolve())] for name, tree in trees]
-    args.out = str(Path(args.out).resolve())
-    with tempfile.TemporaryDirectory(prefix="qd-bench-") as tmp:
-        work = Path(tmp)
-        os.chdir(work)  # never the checkout: python -m would import it from the cwd
+    out = Path(args.out).resolve()
+    started = B.machine()
+    with B.workspace("qd-bench-") as work:
         f = fixtures(work)
-        pys = {name: make_venv(name, Path(tree), work) for name, tree in trees}
+        pys = {name: B.make_venv(name, Path(tree), work) for name, tree in trees}
         first = next(iter(pys.values()))
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTDOCTOR_")}
-        base_env.pop("PYTHONPATH", None)
-        base_env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: .pyc written and reused
-        baselines = {
-            "python -c pass": ([str(first), "-c", "pass"], "piped"),
-            "import torch": ([str(first), "-c", "import torch"], "piped"),
-        }
-        if args.torchruntime:
-            baselines["torchruntime info"] = (
-                [args.torchruntime, "-m", "torchruntime", "info"],
-                "piped",
-            )
-        jobs: list[tuple[str, str, list[str], str, dict[str, str]]] = []
-        for name, cmd in baselines.items():
-            jobs.append(("baseline", name, cmd[0], cmd[1], base_env))
-        for tree, py in pys.items():
-            cache = work / f"cache-{tree}"
-            env = {**base_env, "QUANTDOCTOR_CACHE_DIR": str(cache)}
-            for name, (cmd, how) in commands(py, f).items():
-                jobs.append((tree, name, cmd, how, env))
-        samples: dict[tuple[str, str], list[float]] = {(j[0], j[1]): [] for j in jobs}
-        for _, _, cmd, _, env in jobs:  # warm-up: caches written, files in the page cache
-            subprocess.run(cmd, capture_output=True, env=env, check=False)
-        for r in range(args.rounds):
-            for tree, name, cmd, how, env in jobs:
-                if how == "once" and r >= args.slow_rounds:
-                    continue
-                timer = run_tty if how == "tty" else run_piped
-                samples[(tree, name)].append(timer(cmd, env))
-            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    figures = {
-        f"{t}: {n}": {"min_ms": min(s), "median_ms": statistics.median(s), "n": len(s)}
-        for (t, n), s in samples.items()
-    }
-    pass_ms = figures["baseline: python -c pass"]["min_ms"]
-    torch_ms = figures["baseline: import torch"]["min_ms"]
-    print(f"\n{'measurement':48} {'min ms':>9} {'median':>9} {'x pass':>7} {'torch/x':>8}")
-    for key, fig in figures.items():
-        print(
-            f"{key:48} {fig['min_ms']:9.1f} {fig['median_ms']:9.1f} "
-            f"{fig['min_ms'] / pass_ms:7.2f} {torch_ms / fig['min_ms']:8.1f}"
+        trt, trt_note = (
+            (Path(args.torchruntime), "given with --torchruntime")
+            if args.torchruntime
+            else B.make_peer_venv("torchruntime", ["torchruntime"], work)
         )
+        jobs = [
+            B.Job(PASS, [str(first), "-c", "pass"]),
+            B.Job(TORCH, [str(first), "-c", "import torch"]),
+        ]
+        if trt:
+            jobs.append(B.Job(TRT, [str(trt), "-m", "torchruntime", "info"]))
+        for tree, py in pys.items():
+            env = B.clean_env(QUANTDOCTOR_CACHE_DIR=str(work / f"cache-{tree}"))
+            for name, (cmd, how) in commands(py, f).items():
+                rounds = args.slow_rounds if how == "once" else None
+                timer = "tty" if how == "tty" else "piped"
+                jobs.append(B.Job(f"{tree}: {name}", cmd, timer, env, rounds))
+        figures = B.measure(jobs, args.rounds)
+    if not trt:
+        figures[TRT] = B.unavailable(trt_note)
     head = trees[0][0]
-    results = []
-    print(f"\ngoals (judged on '{head}', minimum of each)")
-    for goal, measured, limit, kind in GOALS:
-        ms = figures[f"{head}: {measured}"]["min_ms"]
-        if kind == "x_pass":
-            value, ok, shown = ms / pass_ms, ms / pass_ms <= limit, f"{ms / pass_ms:.2f}x pass"
-        elif kind == "x_torch":
-            value = torch_ms / ms
-            ok, shown = value >= limit, f"{value:.1f}x faster than import torch"
-        elif kind == "x_piped":
-            piped = figures[f"{head}: {measured.replace(' [tty]', '')}"]["min_ms"]
-            value = ms / piped
-            ok, shown = value <= limit, f"{value:.2f}x piped"
-        else:
-            value, ok, shown = ms, ms < limit, f"{ms:.0f} ms"
-        results.append({"goal": goal, "figure": shown, "value": value, "met": ok})
-        print(f"  {'met ' if ok else 'MISS'}  {goal:52} {shown}")
-    out = {
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load": os.getloadavg(),
-        },
-        "how": "installed non-editable per tree; interleaved rounds; min and median per command",
+    verdicts = B.judge(goals(head), figures)
+    measured = {k: v for k, v in figures.items() if "min_ms" in v}
+    pass_ms, torch_ms = figures[PASS]["min_ms"], figures[TORCH]["min_ms"]
+    extra = {
         "trees": dict(trees),
-        "figures": figures,
-        "ratios_vs_python_pass": {k: v["min_ms"] / pass_ms for k, v in figures.items()},
-        "ratios_import_torch_over": {k: torch_ms / v["min_ms"] for k, v in figures.items()},
-        "goals": results,
+        "torchruntime": trt_note,
+        "ratios_vs_python_pass": {k: v["min_ms"] / pass_ms for k, v in measured.items()},
+        "ratios_import_torch_over": {k: torch_ms / v["min_ms"] for k, v in measured.items()},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2), encoding="utf-8")
-    print(f"wrote {args.out}")
-    return 0 if all(r["met"] for r in results) else 1
+    notes = [f"(goals judged on '{head}', minimum of each; torchruntime: {trt_note})"]
+    what = "installed non-editable per tree; interleaved rounds; min and median"
+    return B.finish(out, what, started, figures, verdicts, PASS, notes, extra)
 
 
 if __name__ == "__main__":

@@ -1,307 +1,184 @@
 """How fast ``detect`` reads a model file, beside the readers people use, in one run.
 
-Sparse files of 10 MB, 1 GB and 10 GB (the data is holes: no disk is spent), each with a
-real header: safetensors headers in the writer's own layout (and opened by
-``safetensors.safe_open`` to prove it), GGUF headers written by ``gguf.GGUFWriter``
-(tensor infos only, then the file extended to its data size). A Flux-sized transformer:
-``TENSORS`` tensors of width 3072, bf16 in safetensors, Q8_0 (F32 for vectors) in GGUF.
+Two real files, written by the real writers with tiny tensors (no downloads):
 
-Timed in this process, warm, interleaved round by round so that load from other work
-falls on every reader alike; the median of each is reported:
+- ``flux1-dev.safetensors``: Flux.1-dev's 1,160 tensor names as released (diffusers
+  layout, ``tests/data/layouts``), bf16 tensors of at most 4 per dimension, written by
+  ``safetensors.torch.save_file``: a real header of real size over 21 KB of data;
+- ``Q8_0.gguf``: eight 256 x 256 weights quantized to Q8_0 by gguf-py and written by
+  ``gguf.GGUFWriter``.
 
-- ``detect(path)``: quantdoctor's header reading and recognition;
-- ``safetensors.safe_open(path).keys()`` and the metadata of every tensor (the baseline
-  for safetensors files);
-- ``gguf.GGUFReader(path)`` (the baseline for GGUF files);
-- and, once per file, ``quantdoctor detect PATH --json`` as a whole process.
+quantdoctor is installed non-editable in a throwaway venv (``_bench.make_venv``).
+Whole processes, warm, interleaved round by round (min and median of each):
+``quantdoctor detect FILE`` piped and on a pseudo-terminal, beside ``python -c pass``
+and the readers' own scripts: ``safetensors.safe_open`` reading the keys and every
+tensor's shape, ``gguf.GGUFReader`` opening the file.
 
-Then the released layouts of ``tests/data/layouts`` (the largest real headers: LTX-2,
-Qwen-Image, HiDream, Wan 14B, Mistral 3 24B) as sparse safetensors of their real size:
-``detect`` beside ``safe_open`` on each, interleaved the same way.
+Then in one process of the installed venv, per call, interleaved: ``detect(path)`` beside
+``safe_open`` (keys and shapes) and ``GGUFReader(path)`` (for the table; no goal).
 
-Prints a table and writes ``benchmarks/results/detect.json``.
+Goals (issue #17): ``detect`` within 3x of ``python -c pass`` (whole process) on each
+file; on a terminal within 1.2x of piped. Exits 1 when a goal is missed.
 
-    python benchmarks/bench_detect.py [--rounds N] [--dir D] [--sizes 10MB,1GB,10GB]
+    python benchmarks/bench_detect.py [--rounds N] [--calls N] [--out FILE]
+
+Writes ``benchmarks/results/detect.json`` and the printed table as ``detect.txt``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
-import os
-import platform
 import statistics
-import struct
 import subprocess
-import sys
-import tempfile
-import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
-TENSORS = 780  # about as many as a Flux transformer
-LAYOUTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "layouts"
-RELEASED = ("ltx2", "qwen-image", "hidream-i1", "wan21-i2v-14b", "mistral3-24b")
-WIDTH = 3072
-UNITS = {"MB": 10**6, "GB": 10**9}
+import _bench as B
 
+PASS = "baseline: python -c pass"
+LAYOUT = B.ROOT / "tests" / "data" / "layouts" / "flux1-dev.json.gz"
 
-def parse_size(text: str) -> int:
-    for unit, scale in UNITS.items():
-        if text.upper().endswith(unit):
-            return int(float(text[: -len(unit)]) * scale)
-    return int(text)
+#: what each reader does, as a script of its own (argv[1]: the file)
+SAFE_OPEN = """import sys
+from safetensors import safe_open
+with safe_open(sys.argv[1], framework="numpy") as f:
+    for key in f.keys():
+        f.get_slice(key).get_shape()
+"""
+GGUF_READER = """import sys
+from gguf import GGUFReader
+GGUFReader(sys.argv[1])
+"""
 
-
-def layout(size: int, bytes_per_weight: float = 2.0) -> list[tuple[str, int]]:
-    """(name, rows) of 2-D weights of width WIDTH that together hold about ``size`` bytes."""
-    names = [f"double_blocks.{i // 20}.img_attn.part{i % 20}.weight" for i in range(TENSORS)]
-    names[0] = "double_blocks.0.img_attn.norm.key_norm.scale"  # Flux's marker key
-    rows = max(int(size // (TENSORS * WIDTH * bytes_per_weight)), 1)
-    return [(n, rows) for n in names]
-
-
-def write_safetensors(path: Path, size: int) -> None:
-    """A header as ``safetensors`` writes it (keys sorted, padded to 8 bytes), data sparse."""
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for name, rows in sorted(layout(size)):
-        shape = [WIDTH] if name.endswith(".scale") else [rows, WIDTH]
-        nbytes = 2 * (WIDTH if len(shape) == 1 else rows * WIDTH)
-        header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with path.open("wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw)
-        f.truncate(8 + len(raw) + offset)
-
-
-def write_gguf(path: Path, size: int) -> None:
-    """Tensor infos written by gguf.GGUFWriter (Q8_0 weights), then the file extended."""
-    import gguf
-
-    q8 = gguf.GGMLQuantizationType.Q8_0
-    block, block_bytes = gguf.GGML_QUANT_SIZES[q8]
-    writer = gguf.GGUFWriter(str(path), arch="flux")
-    writer.add_string("general.name", "bench")
-    total = 0
-    for name, rows in layout(size, block_bytes / block):
-        if name.endswith(".scale"):
-            writer.add_tensor_info(name, (WIDTH,), gguf.np.dtype("float32"), 4 * WIDTH)
-            nbytes = 4 * WIDTH
-        else:
-            nbytes = rows * WIDTH // block * block_bytes
-            writer.add_tensor_info(
-                name,
-                (rows, WIDTH // block * block_bytes),
-                gguf.np.dtype("uint8"),
-                nbytes,
-                raw_dtype=q8,
-            )
-        total += nbytes + (-nbytes % 32)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    writer.close()
-    with path.open("r+b") as f:
-        f.seek(0, os.SEEK_END)
-        head = f.tell()
-        f.truncate(head + (-head % 32) + total)
-
-
-def write_released(path: Path, name: str) -> tuple[int, str]:
-    """The released model ``name``'s header (tests/data/layouts) over sparse bf16 data."""
-    import gzip
-
-    with gzip.open(LAYOUTS / f"{name}.json.gz", "rt", encoding="utf-8") as f:
-        record = json.load(f)
-    header: dict[str, Any] = {}
-    offset = 0
-    for key, shape in sorted(record["tensors"].items()):
-        n = 2
-        for d in shape:
-            n *= d
-        header[key] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + n]}
-        offset += n
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with path.open("wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw)
-        f.truncate(8 + len(raw) + offset)
-    return len(header), record["class"]
-
-
-def released_rows(d: str, rounds: int) -> list[dict[str, Any]]:
-    from quantdoctor.files.detect import detect
-
-    files = []
-    for name in RELEASED:
-        path = Path(d) / f"{name}.safetensors"
-        tensors, cls = write_released(path, name)
-        safetensors_open(path)
-        found = detect(path)
-        files.append((name, path, tensors, cls, f"{found.architecture} {found.variant or ''}"))
-    samples: dict[tuple[str, str], list[float]] = {}
-    for _ in range(rounds):
-        for name, path, *_ in files:
-            samples.setdefault((name, "detect"), []).append(timed(detect_fn, path))
-            samples.setdefault((name, "safe_open"), []).append(timed(safetensors_open, path))
-    rows = []
-    for name, path, tensors, cls, named in files:
-        ours = statistics.median(samples[(name, "detect")])
-        theirs = statistics.median(samples[(name, "safe_open")])
-        rows.append(
-            {
-                "model": name,
-                "class": cls,
-                "named": named.strip(),
-                "tensors": tensors,
-                "file_bytes": path.stat().st_size,
-                "detect_ms": round(ours, 3),
-                "safe_open_ms": round(theirs, 3),
-                "safe_open_over_detect": round(theirs / ours, 2),
-            }
-        )
-    return rows
-
-
-def safetensors_open(path: Path) -> None:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as f:
-        for key in f.keys():  # noqa: SIM118 - safe_open is not a dict
+#: per call inside the installed copy: argv[1] safetensors, argv[2] GGUF, argv[3] calls
+IN_PROCESS = """import json, sys, time, warnings
+from pathlib import Path
+from quantdoctor.files.detect import detect
+from safetensors import safe_open
+from gguf import GGUFReader
+warnings.simplefilter("ignore")
+st, gg, calls = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+def shapes(p):
+    with safe_open(str(p), framework="numpy") as f:
+        for key in f.keys():
             f.get_slice(key).get_shape()
+fns = {"detect(flux1-dev.safetensors)": lambda: detect(st),
+       "safe_open(flux1-dev.safetensors) keys+shapes": lambda: shapes(st),
+       "detect(Q8_0.gguf)": lambda: detect(gg),
+       "GGUFReader(Q8_0.gguf)": lambda: GGUFReader(str(gg))}
+for fn in fns.values():
+    fn()
+out = {k: [] for k in fns}
+for _ in range(calls):
+    for k, fn in fns.items():
+        t = time.perf_counter()
+        fn()
+        out[k].append((time.perf_counter() - t) * 1e3)
+print(json.dumps(out))
+"""
 
 
-def gguf_reader(path: Path) -> None:
-    import gguf
+def write_files(work: Path) -> dict[str, Path]:
+    import torch
+    from safetensors.torch import save_file
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gguf.GGUFReader(str(path))
-
-
-def detect_fn(path: Path) -> None:
-    from quantdoctor.files.detect import detect
-
-    detect(path)
-
-
-def timed(fn: Callable[[Path], None], path: Path) -> float:
-    start = time.perf_counter()
-    fn(path)
-    return (time.perf_counter() - start) * 1000
+    with gzip.open(LAYOUT, "rt", encoding="utf-8") as f:
+        tensors = json.load(f)["tensors"]
+    st = work / "flux1-dev.safetensors"
+    tiny = {k: torch.zeros([min(d, 4) for d in shape]) for k, shape in tensors.items()}
+    tiny = {k: t.to(torch.bfloat16) for k, t in tiny.items()}
+    save_file(tiny, str(st), metadata={"format": "pt"})
+    return {"safetensors": st, "gguf": B.write_gguf_q8(work / "Q8_0.gguf")}
 
 
-def cli_ms(path: Path, runs: int = 3) -> float:
-    times = []
-    for _ in range(runs + 1):
-        start = time.perf_counter()
+def sanity(py: Path, files: dict[str, Path], env: dict[str, str]) -> None:
+    """detect names what each file is (the figures are of detect doing its work)."""
+    want = {"safetensors": ("safetensors", "flux"), "gguf": ("gguf", None)}
+    for kind, path in files.items():
         proc = subprocess.run(
-            [sys.executable, "-m", "quantdoctor", "detect", str(path), "--json"],
-            capture_output=True,
-            check=False,
+            [str(py), "-m", "quantdoctor", "detect", str(path), "--json"],
+            capture_output=True, env=env, check=False,
+        )  # fmt: skip
+        data = json.loads(proc.stdout)
+        fmt, arch = want[kind]
+        assert data["format"] == fmt and (arch is None or data["architecture"] == arch), data
+
+
+def jobs(py: Path, files: dict[str, Path], env: dict[str, str]) -> list[B.Job]:
+    st, gg = str(files["safetensors"]), str(files["gguf"])
+    out = [
+        B.Job(PASS, [str(py), "-c", "pass"]),
+        B.Job("reader: safe_open keys+shapes", [str(py), "-c", SAFE_OPEN, st]),
+        B.Job("reader: gguf.GGUFReader", [str(py), "-c", GGUF_READER, gg]),
+    ]
+    for path in files.values():
+        detect = [str(py), "-m", "quantdoctor", "detect", str(path)]
+        out.append(B.Job(f"quantdoctor: detect {path.name}", detect, env=env))
+        out.append(B.Job(f"quantdoctor: detect {path.name} [tty]", detect, "tty", env))
+    return out
+
+
+def goals(files: dict[str, Path]) -> list[B.Goal]:
+    out = []
+    for path in files.values():
+        piped = f"quantdoctor: detect {path.name}"
+        name = f"detect {path.name}"
+        out.append(B.Goal(f"{name} within 3x of python -c pass", piped, "within", 3.0, PASS))
+        tty = B.Goal(
+            f"{name} on a terminal within 1.2x of piped", f"{piped} [tty]", "within", 1.2, piped
         )
-        times.append((time.perf_counter() - start) * 1000)
-        if proc.returncode != 0:
-            raise SystemExit(f"detect failed on {path}: {proc.stderr.decode()[:300]}")
-    return statistics.median(times[1:])
+        out.append(tty)
+    return out
+
+
+def per_call(py: Path, files: dict[str, Path], calls: int, env: dict[str, str]) -> dict[str, Any]:
+    argv = [str(py), "-c", IN_PROCESS, str(files["safetensors"]), str(files["gguf"]), str(calls)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    return {
+        k: {"min_ms": round(min(s), 3), "median_ms": round(statistics.median(s), 3), "n": len(s)}
+        for k, s in json.loads(done.stdout).items()
+    }
+
+
+def per_call_table(rows: dict[str, dict[str, Any]]) -> str:
+    n = next(iter(rows.values()))["n"]
+    lines = [f"\nin one process, per call ({n} calls each, interleaved)"]
+    lines.append(f"{'call':46} {'min ms':>8} {'median':>8}")
+    for key, row in rows.items():
+        lines.append(f"{key:46} {row['min_ms']:8.3f} {row['median_ms']:8.3f}")
+    pairs = (("detect(flux1-dev.safetensors)", "safe_open(flux1-dev.safetensors) keys+shapes"),
+             ("detect(Q8_0.gguf)", "GGUFReader(Q8_0.gguf)"))  # fmt: skip
+    for ours, theirs in pairs:
+        ratio = rows[ours]["min_ms"] / rows[theirs]["min_ms"]
+        lines.append(f"{ours} takes {ratio:.2f}x {theirs} (minimum)")
+    return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--dir", help="where to put the sparse files (default: a temp dir)")
-    parser.add_argument("--sizes", default="10MB,1GB,10GB")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=30, help="per call in one process")
+    parser.add_argument("--out", type=Path, default=B.RESULTS / "detect.json")
     args = parser.parse_args()
-
-    sizes = [(s, parse_size(s)) for s in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory(dir=args.dir) as d:
-        files: list[tuple[str, str, Path, Callable[[Path], None], str]] = []
-        for label, size in sizes:
-            st = Path(d) / f"flux-{label}.safetensors"
-            write_safetensors(st, size)
-            safetensors_open(st)  # the library opens it: the header is real
-            gg = Path(d) / f"flux-{label}-Q8_0.gguf"
-            write_gguf(gg, size)
-            files.append(("safetensors", label, st, safetensors_open, "safetensors.safe_open"))
-            files.append(("gguf", label, gg, gguf_reader, "gguf.GGUFReader"))
-
-        samples: dict[tuple[str, str, str], list[float]] = {}
-        for _fmt, _label, path, baseline, _ in files:  # warm-up, untimed
-            detect_fn(path)
-            baseline(path)
-        for _ in range(args.rounds):
-            for fmt, label, path, baseline, base_name in files:
-                samples.setdefault((fmt, label, "detect"), []).append(timed(detect_fn, path))
-                samples.setdefault((fmt, label, base_name), []).append(timed(baseline, path))
-
-        rows = []
-        for fmt, label, path, _, base_name in files:
-            ours = statistics.median(samples[(fmt, label, "detect")])
-            theirs = statistics.median(samples[(fmt, label, base_name)])
-            rows.append(
-                {
-                    "format": fmt,
-                    "size": label,
-                    "file_bytes": path.stat().st_size,
-                    "disk_bytes": path.stat().st_blocks * 512,
-                    "tensors": TENSORS,
-                    "detect_ms": round(ours, 3),
-                    "baseline": base_name,
-                    "baseline_ms": round(theirs, 3),
-                    "baseline_over_detect": round(theirs / ours, 2),
-                    "cli_detect_ms": round(cli_ms(path), 1),
-                }
-            )
-        released = released_rows(d, args.rounds)
-
-    for fmt in ("safetensors", "gguf"):
-        mine = [r for r in rows if r["format"] == fmt]
-        flat = mine[-1]["detect_ms"] / mine[0]["detect_ms"]
-        for r in mine:
-            r["detect_vs_smallest"] = round(r["detect_ms"] / mine[0]["detect_ms"], 2)
-        print(f"{fmt}: detect on {mine[-1]['size']} / on {mine[0]['size']} = {flat:.2f}x")
-
-    header = (
-        f"{'format':12} {'size':>6} {'detect ms':>10} {'baseline':>22} {'base ms':>9} "
-        f"{'base/detect':>11} {'CLI ms':>8}"
-    )
-    print(header)
-    for r in rows:
-        print(
-            f"{r['format']:12} {r['size']:>6} {r['detect_ms']:>10.2f} {r['baseline']:>22} "
-            f"{r['baseline_ms']:>9.2f} {r['baseline_over_detect']:>10.1f}x "
-            f"{r['cli_detect_ms']:>8.1f}"
-        )
-    print(
-        f"{'released model':16} {'tensors':>7} {'GB':>6} {'detect ms':>10} "
-        f"{'safe_open ms':>13}  named"
-    )
-    for r in released:
-        print(
-            f"{r['model']:16} {r['tensors']:>7} {r['file_bytes'] / 1e9:>6.1f} "
-            f"{r['detect_ms']:>10.2f} {r['safe_open_ms']:>13.2f}  {r['named']}"
-        )
-    out = {
-        "what": "detect vs safetensors.safe_open / gguf.GGUFReader, sparse files, real headers",
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
-        "rounds": args.rounds,
-        "rows": rows,
-        "released": released,
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "detect.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'detect.json'}")
-    return 0
+    out = args.out.resolve()
+    started = B.machine()
+    with B.workspace("qd-bench-detect-") as work:
+        files = write_files(work)
+        py = B.make_venv("installed", B.ROOT, work)
+        env = B.clean_env(QUANTDOCTOR_CACHE_DIR=str(work / "cache"))
+        sanity(py, files, env)
+        figures = B.measure(jobs(py, files, env), args.rounds)
+        calls = per_call(py, files, args.calls, env)
+        sizes = {p.name: p.stat().st_size for p in files.values()}
+    verdicts = B.judge(goals(files), figures)
+    notes = [
+        per_call_table(calls),
+        f"files: {', '.join(f'{k} {v:,} bytes' for k, v in sizes.items())}",
+    ]
+    extra = {"rounds": args.rounds, "files": sizes, "per_call_in_process": calls}
+    return B.finish(out, __doc__.splitlines()[0], started, figures, verdicts, PASS, notes, extra)
 
 
 if __name__ == "__main__":
