@@ -28,7 +28,7 @@ section (``spec``), not from tables here.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -159,6 +159,21 @@ def set_submodule(root: torch.nn.Module, name: str, new: torch.nn.Module) -> Non
     parent_name, _, child = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, child, new)
+
+
+def swap_linears(
+    module: torch.nn.Module,
+    linears: Iterable[tuple[str, torch.nn.Linear]],
+    make: Callable[[str, torch.nn.Linear], torch.nn.Module],
+    progress: Progress | None,
+) -> torch.nn.Module:
+    """Replace each of ``linears`` (name, layer) below ``module`` by ``make(name, layer)``,
+    one step of the bar each; return ``module``."""
+    for name, linear in linears:
+        set_submodule(module, name, make(name, linear))
+        if progress is not None:
+            progress.advance()
+    return module
 
 
 def scheme_api(spec: EngineSpec, plan: Plan) -> str:

@@ -19,7 +19,7 @@ from quantdoctor.engines.base import (
     engine_module,
     named_linears,
     scheme_api,
-    set_submodule,
+    swap_linears,
     torch_dtype,
 )
 from quantdoctor.errors import InvalidInputError
@@ -92,7 +92,8 @@ class BFLAdapter(EngineAdapter):
                     "(input_scale) on one input the model accepts; pass example_input=..."
                 )
             amax = _input_amax(module, [n for n, _ in linears], example_input)
-        for name, linear in linears:
+
+        def make(name: str, linear: torch.nn.Linear) -> torch.nn.Module:
             new = bfl.QUANTIZED_LINEARS[layout](
                 linear.in_features,
                 linear.out_features,
@@ -113,10 +114,10 @@ class BFLAdapter(EngineAdapter):
                     new.bias = torch.nn.Parameter(
                         linear.bias.detach().to(compute), requires_grad=False
                     )
-            set_submodule(module, name, new)
-            if progress is not None:
-                progress.advance()
-        return module
+            built: torch.nn.Module = new  # diffusers' layers are untyped here
+            return built
+
+        return swap_linears(module, linears, make, progress)
 
 
 ADAPTER = BFLAdapter

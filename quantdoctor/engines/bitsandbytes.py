@@ -20,7 +20,7 @@ from quantdoctor.engines.base import (
     module_device,
     named_linears,
     scheme_api,
-    set_submodule,
+    swap_linears,
     torch_dtype,
 )
 from quantdoctor.files.fingerprint import Quantized, TensorView
@@ -50,10 +50,8 @@ class BitsAndBytesAdapter(EngineAdapter):
         quant_type = scheme_api(self.spec, plan)  # nf4, fp4, or int8 (LLM.int8, Linear8bitLt)
         device = module_device(module)
         compute_dtype = torch_dtype(plan.dtype)
-        done = (bnb_nn.Linear4bit, bnb_nn.Linear8bitLt)
-        for name, linear in named_linears(module):
-            if isinstance(linear, done):
-                continue
+
+        def make(_name: str, linear: torch.nn.Linear) -> torch.nn.Module:
             has_bias = linear.bias is not None
             new: torch.nn.Module
             if quant_type == "int8":
@@ -88,10 +86,11 @@ class BitsAndBytesAdapter(EngineAdapter):
                 )
             if has_bias:
                 new.bias = torch.nn.Parameter(linear.bias.data, requires_grad=False)
-            set_submodule(module, name, new.to(device))  # the move quantizes the weight
-            if progress is not None:
-                progress.advance()
-        return module
+            return new.to(device)  # the move quantizes the weight
+
+        done = (bnb_nn.Linear4bit, bnb_nn.Linear8bitLt)
+        linears = [(n, m) for n, m in named_linears(module) if not isinstance(m, done)]
+        return swap_linears(module, linears, make, progress)
 
 
 ADAPTER = BitsAndBytesAdapter
