@@ -15,7 +15,7 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 from quantdoctor import Environment, Plan, evaluate
 from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.evaluate import default_matrix
-from quantdoctor.rules.vocab import BACKENDS, OFFLOADS
+from quantdoctor.rules.vocab import BACKEND_ROWS, BACKENDS, OFFLOADS
 from quantdoctor.testing import environments, plans, supported_plans
 from quantdoctor.testing.strategies import FACETS, _passing
 
@@ -153,6 +153,17 @@ def test_environments_reach_every_backend_fully_known_partial_and_without_torch(
     first(on_it, lambda e: known(e) >= TOP_KEYS and e.torch is not None)
     first(on_it, lambda e: not known(e) >= TOP_KEYS)  # partial: some fact unknown
     first(on_it, lambda e: "torch" in known(e) and e.torch is None)  # known absent
+
+
+@FEW
+@given(environments(partial=False))
+def test_environments_draw_gpus_and_triton_as_the_backends_table_says(env: Environment) -> None:
+    assert env.backend is not None and env.gpus is not None
+    row = BACKEND_ROWS[env.backend]
+    assert bool(env.gpus) is row.accelerator  # no GPU for cpu and openvino
+    assert all(row.vendor in (None, g.vendor) for g in env.gpus)  # DirectML: any vendor's
+    if not row.triton:
+        assert env.triton is None  # Triton has no device kind on this backend
 
 
 def test_environments_shrink_to_a_fully_known_linux_cuda_machine_with_every_engine() -> None:
