@@ -83,7 +83,7 @@ def _context(args: argparse.Namespace, matrix: Any) -> dict[str, str]:
     from quantdoctor.rules.aliases import resolve
     from quantdoctor.rules.vocab import OFFLOADS
 
-    engines = sorted(matrix.engines)
+    engines = sorted(matrix.records)
     context: dict[str, str] = {}
     engine = None
     if args.engine is not None:
@@ -92,9 +92,9 @@ def _context(args: argparse.Namespace, matrix: Any) -> dict[str, str]:
         context["engine"] = engine
     if args.scheme is not None:
         known = (
-            list(matrix.engines[engine].schemes)
+            list(matrix.records[engine].schemes)
             if engine
-            else sorted({s for spec in matrix.engines.values() for s in spec.schemes})
+            else sorted({s for spec in matrix.records.values() for s in spec.schemes})
         )
         scheme = resolve("scheme", args.scheme, known, engine) if engine else args.scheme
         check_choice("--scheme", scheme, known)
@@ -118,8 +118,8 @@ def _oom_advice(
     lines = [first + ".", "This is a memory problem, not a quantization incompatibility."]
     engine, scheme = context.get("engine"), context.get("scheme")
     if params is None:
-        if engine and engine in matrix.engines:
-            specs = matrix.engines[engine].schemes
+        if engine and engine in matrix.records:
+            specs = matrix.records[engine].schemes
             bits = specs[scheme].bits if scheme in specs else None
             lower = [n for n, s in specs.items() if bits is None or s.bits < bits]
             if lower:
@@ -168,15 +168,11 @@ def _oom_advice(
 
 def run(args: argparse.Namespace) -> int:
     from quantdoctor.cli.common import load_env
-    from quantdoctor.rules.evaluate import default_matrix
     from quantdoctor.rules.explain import explain_full, out_of_memory
+    from quantdoctor.rules.matrix import load_matrix
 
     text = read_text(args)
-    matrix = default_matrix()
-    if args.matrix:
-        from quantdoctor.rules.matrix import load_matrix
-
-        matrix = load_matrix(extra=args.matrix)
+    matrix = load_matrix(extra=args.matrix) if args.matrix else load_matrix()
     context = _context(args, matrix)
     env = load_env(args.env) if args.env else None
     result = explain_full(text, matrix, context=context or None, env=env, device=args.device)

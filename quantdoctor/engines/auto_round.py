@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from quantdoctor.rules.schema import EngineSpec
+    from quantdoctor.rules.records import EngineRecord
 
 PREQUANTIZED_HINT = (
     "an AutoRound checkpoint loads with from_pretrained(path), which reads its "
@@ -21,7 +21,7 @@ PREQUANTIZED_HINT = (
 )
 
 
-def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineRecord) -> str | None:
     """``AutoRoundConfig`` as saved: ``bits`` weights, 16-bit activations (W4A16 ...)."""
     bits = qc.get("bits")
     scheme = f"W{bits}A16" if isinstance(bits, int) else ""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.records import EngineRecord
     from quantdoctor.rules.schema import EngineSpec
 
 
@@ -115,7 +116,7 @@ def diffusers_config(plan: Plan, spec: EngineSpec) -> Any:
 ENGINE = "bitsandbytes"
 
 
-def fingerprint(view: TensorView, spec: EngineSpec) -> list[Quantized]:
+def fingerprint(view: TensorView, spec: EngineRecord) -> list[Quantized]:
     """4-bit: ``<m>.weight`` uint8 plus ``<m>.weight.quant_state.bitsandbytes__nf4`` (or
     ``__fp4``, with ``absmax``/``quant_map``); 8-bit: int8 ``<m>.weight`` plus ``<m>.SCB``."""
     by_name = view.by_name
@@ -140,7 +141,7 @@ def fingerprint(view: TensorView, spec: EngineSpec) -> list[Quantized]:
     return list(found.values())
 
 
-def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineRecord) -> str | None:
     """``BitsAndBytesConfig`` as saved: ``load_in_8bit``, else ``bnb_4bit_quant_type``."""
     if qc.get("load_in_8bit"):
         return "int8"

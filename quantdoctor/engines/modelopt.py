@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.records import EngineRecord
     from quantdoctor.rules.schema import EngineSpec
 
 
@@ -72,7 +73,7 @@ def diffusers_config(plan: Plan, spec: EngineSpec) -> Any:
     return engine_module("diffusers").NVIDIAModelOptConfig(quant_type=quant_type)
 
 
-def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineRecord) -> str | None:
     """``NVIDIAModelOptConfig`` as saved: the weight part of ``quant_type`` (FP8 of FP8_INT8)."""
     quant_type = qc.get("quant_type")
     if not isinstance(quant_type, str):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from quantdoctor.rules.schema import EngineSpec
+    from quantdoctor.rules.records import EngineRecord
 
 PREQUANTIZED_HINT = (
     "a Nunchaku Lite checkpoint loads with from_pretrained(path, torch_dtype=...), which "
@@ -22,7 +22,7 @@ PREQUANTIZED_HINT = (
 )
 
 
-def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineRecord) -> str | None:
     """The compact config's W4A4 section (``svdq_w4a4`` with its ``precision``), else its
     W4A16 one: ``svdq_w4a4_nvfp4``, ``svdq_w4a4_int4`` or ``awq_w4a16_int4``."""
     for section in ("svdq_w4a4", "awq_w4a16"):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from quantdoctor.files._safetensors_header import TensorEntry
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.records import EngineRecord
     from quantdoctor.rules.schema import EngineSpec
 
 
@@ -84,7 +85,7 @@ ENGINE = "quanto"
 _DTYPES = {"I8": "qint8", "F8_E4M3": "qfloat8_e4m3fn", "F8_E5M2": "qfloat8_e5m2"}
 
 
-def fingerprint(view: TensorView, spec: EngineSpec) -> list[Quantized]:
+def fingerprint(view: TensorView, spec: EngineRecord) -> list[Quantized]:
     """``<m>.weight._data`` with ``._scale`` (and ``._shift`` for qint4/qint2, whose data is
     packed in ``._data._data``); a ``quanto_qmap.json`` beside it, if saved, names each
     module's qtype."""
@@ -163,7 +164,7 @@ def _read_qmap(folder: Path) -> dict[str, str]:
     }
 
 
-def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineRecord) -> str | None:
     """``QuantoConfig`` as saved: its ``weights_dtype``, spelled as the matrix's ``diffusers``."""
     weights = qc.get("weights_dtype")
     return next((s for s, v in spec.schemes.items() if v.diffusers == weights), None)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from quantdoctor.files.fingerprint import Quantized, TensorView
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.records import EngineRecord
     from quantdoctor.rules.schema import EngineSpec
 
 #: the quant_method SDNQ writes into a quantization_config (``sdnq_training`` while training)
@@ -128,7 +129,7 @@ def scheme_of(quantization_config: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineRecord) -> str | None:
     """The ``weights_dtype`` of a saved SDNQ ``quantization_config`` (any sdnq type: detect
     names it, and says so where the matrix does not list it)."""
     return scheme_of(qc)
@@ -151,7 +152,7 @@ def _model_class(folder: Path, config: Mapping[str, Any]) -> Any:
     )
 
 
-def fingerprint(view: TensorView, spec: EngineSpec) -> list[Quantized]:
+def fingerprint(view: TensorView, spec: EngineRecord) -> list[Quantized]:
     """SDNQ's quantized weights in a safetensors header (``sdnq_weights``); packed codes
     count one parameter per byte here, the config's ``weights_dtype`` names their type."""
     from quantdoctor.files.fingerprint import Quantized

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.records import EngineRecord
     from quantdoctor.rules.schema import EngineSpec
 
 
@@ -95,7 +96,7 @@ _OTHER_CONFIGS: dict[str, str] = {
 }
 
 
-def fingerprint(view: TensorView, spec: EngineSpec) -> list[Quantized]:
+def fingerprint(view: TensorView, spec: EngineRecord) -> list[Quantized]:
     """torchao (>= 0.16 safetensors support): metadata ``tensor_names`` and per-tensor JSON
     whose ``_type`` names the tensor subclass; data in ``<m>._weight_qdata``."""
 
@@ -136,7 +137,7 @@ def _tensor_scheme(kind: str, info: dict[str, Any]) -> str:
     return family
 
 
-def scheme_from_config(qc: Mapping[str, Any], spec: EngineSpec) -> str | None:
+def scheme_from_config(qc: Mapping[str, Any], spec: EngineRecord) -> str | None:
     """``TorchAoConfig`` as saved: a short name, or a config class (``{"_type": ...}``)
     that is a scheme's ``api`` in the matrix."""
     quant_type = qc.get("quant_type")

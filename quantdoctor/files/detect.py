@@ -40,6 +40,7 @@ from quantdoctor.files.fingerprint import Quantized, TensorView, read_json
 if TYPE_CHECKING:
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.records import EngineRecord
 
 __all__ = ["Detection", "checked", "detect"]
 
@@ -132,11 +133,16 @@ def checked(found: Detection, matrix: Matrix | None = None) -> Detection:
     the header reading.
     """
     if matrix is None:
-        from quantdoctor.rules.evaluate import default_matrix
+        from quantdoctor.rules.matrix import engine_sections
 
-        matrix = default_matrix()
-    engines = matrix.engines
-    parts = tuple(checked(p, matrix) for p in found.parts)
+        engines = engine_sections()
+    else:
+        engines = matrix.records
+    return _checked(found, engines)
+
+
+def _checked(found: Detection, engines: dict[str, EngineRecord]) -> Detection:
+    parts = tuple(_checked(p, engines) for p in found.parts)
     if found.plan is None:
         return replace(found, parts=parts)
     engine, scheme = found.plan["engine"], found.plan["scheme"]
@@ -288,12 +294,12 @@ def _engines() -> list[tuple[str, Any, Any]]:
     """(name, matrix section, module) of every engine: the registry is the matrix."""
     import importlib
 
-    from quantdoctor.rules.evaluate import default_matrix
+    from quantdoctor.rules.matrix import engine_sections
 
     # engines' modules are found by the name their section gives, not imported here
     return [
         (name, spec, importlib.import_module(spec.module_name(name)))
-        for name, spec in default_matrix().engines.items()
+        for name, spec in engine_sections().items()
     ]
 
 

@@ -39,7 +39,11 @@ from quantdoctor.rules.patterns import cap_lines
 if TYPE_CHECKING:
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.records import RuleRecord
     from quantdoctor.rules.schema import Rule
+
+    #: what explain reads of a rule: the public model or the matrix's light record
+    RuleLike = Rule | RuleRecord
 
 __all__ = [
     "Explanation",
@@ -280,7 +284,7 @@ def _offload_seen(text: str) -> tuple[str | None, str | None]:
 
 def _render(text: str, facts: Mapping[str, Any]) -> str:
     """A message with its ``{fact}`` names filled in; an unknown one reads "(unknown)"."""
-    from quantdoctor.rules.evaluate import _TEMPLATE  # the evaluator's placeholder syntax
+    from quantdoctor.rules.core import _TEMPLATE  # the evaluator's placeholder syntax
 
     def sub(m: re.Match[str]) -> str:
         key = m.group(1)
@@ -316,7 +320,7 @@ def _is_generic(flagged: bool, matched: str) -> bool:
 
 
 def _weigh(
-    rule: Rule,
+    rule: RuleLike,
     text: str,
     final_at: int,
     ctx: Mapping[str, str],
@@ -469,7 +473,7 @@ def _tells_apart(close: list[Match], ctx: Mapping[str, str], facts_given: bool) 
 
 def explain_text(
     text: str,
-    rules: Iterable[Rule],
+    rules: Iterable[RuleLike],
     *,
     plan: Plan | None = None,
     context: Mapping[str, str] | None = None,
@@ -521,7 +525,7 @@ def explain_text(
 
 def explain_rules(
     text: str,
-    rules: Iterable[Rule],
+    rules: Iterable[RuleLike],
     plan: Plan | None = None,
     facts: Mapping[str, Any] | None = None,
     *,
@@ -574,10 +578,15 @@ def explain_full(
 ) -> Explanation:
     """``explain`` with the ambiguity, what tells the causes apart, and what went unclaimed."""
     if matrix is None:
-        from quantdoctor.rules.evaluate import default_matrix
+        from quantdoctor.rules.matrix import load_matrix
 
-        matrix = default_matrix()
-    packages = {name: spec.package for name, spec in matrix.engines.items()}
+        matrix = load_matrix()
+    packages = {name: spec.package for name, spec in matrix.records.items()}
     return explain_text(
-        text, matrix.rules, plan=plan, context=context, facts=_facts(env, device), packages=packages
+        text,
+        matrix.rule_records,
+        plan=plan,
+        context=context,
+        facts=_facts(env, device),
+        packages=packages,
     )

@@ -26,6 +26,7 @@ from quantdoctor.rules.core import (
 )
 from quantdoctor.rules.facts import canonical_name
 from quantdoctor.rules.named import BUILTIN, default_overlays
+from quantdoctor.rules.records import EngineRecord, RuleRecord, engine_records
 from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
 
@@ -109,6 +110,20 @@ class Matrix:
             )
             self._by_plan[plan] = found
         return found
+
+    @cached_property
+    def records(self) -> dict[str, EngineRecord]:
+        """The engines as light records (``rules.records``): the schema's attribute names,
+        no pydantic; what detect, explain and the report read."""
+        return engine_records(self.engine_data)
+
+    @cached_property
+    def rule_records(self) -> list[RuleRecord]:
+        """Every rule as a light record (``rules.records``), in matrix order: what
+        ``explain`` reads, without pydantic."""
+        return [
+            RuleRecord(r, c.condition) for r, c in zip(self.rule_data, self.compiled, strict=True)
+        ]
 
     @cached_property
     def engines(self) -> dict[str, EngineSpec]:
@@ -439,6 +454,32 @@ def _builtin_loaded() -> tuple[dict[str, Any], list[CompiledRule]]:
     # Parsing and validating the YAML costs more than the rest of a `check`: the validated
     # matrix is kept as plain data, keyed by a digest of quantdoctor's own files.
     return _load_cached("matrix", code_digest(), build)
+
+
+def engine_sections() -> dict[str, EngineRecord]:
+    """The engines of the default matrix (built-in plus default overlays) as records.
+
+    Without overlays this reads the engines alone (a cache entry of their own, a few
+    KiB), not the rules: what ``detect`` needs to name a file's plan."""
+    if default_overlays():
+        return load_matrix().records
+    return _builtin_engines()
+
+
+@lru_cache(maxsize=1)
+def _builtin_engines() -> dict[str, EngineRecord]:
+    key = code_digest()
+    data = read_entry("engines", key)
+    if not (
+        isinstance(data, dict)
+        and all(isinstance(name, str) and _engine_ok(spec) for name, spec in data.items())
+    ):
+        data = _builtin_loaded()[0]["engines"]
+        write_entry("engines", key, data, keep=1)
+    try:
+        return engine_records(data)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a forged entry: rebuild
+        return engine_records(_builtin_loaded()[0]["engines"])
 
 
 def builtin() -> MatrixFile:

@@ -1,0 +1,149 @@
+"""An engine's matrix section and a rule as light read-only records over the validated plain data.
+
+``Matrix.engines`` gives the same sections as pydantic models (``rules.schema``) for the
+public API; the command line's fast paths (``detect``, ``explain``, the report) and the
+engines' ``fingerprint``/``scheme_from_config`` read these instead, which cost no
+pydantic import and no validation (the data was validated when the matrix was built).
+The attribute names are the schema's, so code written against either reads both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from quantdoctor.rules.conditions import Node
+
+
+class SchemeRecord:
+    """One scheme of an engine (``SchemeSpec``'s fields)."""
+
+    __slots__ = (
+        "api",
+        "api_args",
+        "bits",
+        "block",
+        "block_bytes",
+        "diffusers",
+        "family",
+        "note",
+        "row_bytes",
+    )
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.api: str = data["api"]
+        self.family: str = data.get("family", "int")
+        self.bits: int = int(data["bits"])
+        self.block: int = int(data.get("block") or 1)
+        self.block_bytes: float | None = data.get("block_bytes")
+        self.row_bytes: float = float(data.get("row_bytes") or 0.0)
+        self.api_args: dict[str, str] = dict(data.get("api_args") or {})
+        self.diffusers: str | None = data.get("diffusers")
+        self.note: str = data.get("note") or ""
+
+    def __repr__(self) -> str:
+        return f"SchemeRecord(api={self.api!r}, bits={self.bits})"
+
+
+class EngineRecord:
+    """An engine's section (``EngineSpec``'s fields), schemes by name."""
+
+    __slots__ = (
+        "about",
+        "default_mode",
+        "docs",
+        "formats",
+        "imports",
+        "install",
+        "missing",
+        "modes",
+        "module",
+        "package",
+        "quant_method",
+        "schemes",
+        "sources",
+        "versions",
+    )
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.package: str = data["package"]
+        self.install: str = data.get("install") or ""
+        self.docs: str = data.get("docs") or ""
+        self.imports: str = data.get("imports") or ""
+        self.about: str = data.get("about") or ""
+        self.missing: tuple[Mapping[str, Any], ...] = tuple(data.get("missing") or ())
+        self.sources: tuple[str, ...] = tuple(data.get("sources") or ())
+        self.module: str = data.get("module") or ""
+        self.quant_method: str = data.get("quant_method") or ""
+        self.formats: tuple[str, ...] = tuple(data.get("formats") or ())
+        self.modes: tuple[str, ...] = tuple(data["modes"])
+        self.default_mode: str = data.get("default_mode") or "post"
+        self.versions: tuple[str, ...] = tuple(data.get("versions") or ())
+        self.schemes: dict[str, SchemeRecord] = {
+            name: SchemeRecord(spec) for name, spec in data["schemes"].items()
+        }
+
+    def __repr__(self) -> str:
+        return f"EngineRecord(package={self.package!r}, {len(self.schemes)} schemes)"
+
+    def module_name(self, engine: str) -> str:
+        return self.module or f"quantdoctor.engines.{engine}"
+
+    def import_name(self) -> str:
+        return self.imports or self.package.replace("-", "_")
+
+
+def engine_records(engine_data: Mapping[str, Mapping[str, Any]]) -> dict[str, EngineRecord]:
+    """Every engine's section as a record, in matrix order."""
+    return {name: EngineRecord(spec) for name, spec in engine_data.items()}
+
+
+class SelectRecord:
+    """Which plans a rule is about (``Selector``'s fields); an empty facet matches all."""
+
+    __slots__ = ("component", "dtype", "engine", "mode", "offload", "scheme")
+
+    def __init__(self, data: Mapping[str, Any] | None) -> None:
+        data = data or {}
+        self.engine: tuple[str, ...] = tuple(data.get("engine") or ())
+        self.scheme: tuple[str, ...] = tuple(data.get("scheme") or ())
+        self.mode: tuple[str, ...] = tuple(data.get("mode") or ())
+        self.offload: tuple[str, ...] = tuple(data.get("offload") or ())
+        self.component: tuple[str, ...] = tuple(data.get("component") or ())
+        self.dtype: tuple[str, ...] = tuple(data.get("dtype") or ())
+
+
+class SignatureRecord:
+    """An error text a rule produces (``Signature``'s fields)."""
+
+    __slots__ = ("generic", "pattern", "source", "versions")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.pattern: str = data["pattern"]
+        self.source: str = data.get("source") or ""
+        self.versions: str = data.get("versions") or ""
+        self.generic: bool = bool(data.get("generic"))
+
+
+class RuleRecord:
+    """A rule as ``explain`` reads it (``Rule``'s fields), its condition already parsed."""
+
+    __slots__ = ("condition", "fix", "id", "message", "select", "severity", "signatures", "source")
+
+    def __init__(self, data: Mapping[str, Any], condition: Node) -> None:
+        self.id: str = data["id"]
+        self.severity: str = data["severity"]
+        self.message: str = data["message"]
+        self.fix: str = data.get("fix") or ""
+        self.source: str | list[str] = data["source"]
+        self.select = SelectRecord(data.get("select"))
+        self.signatures: tuple[SignatureRecord, ...] = tuple(
+            SignatureRecord(s) for s in data.get("signatures") or ()
+        )
+        self.condition = condition
+
+    def __repr__(self) -> str:
+        return f"RuleRecord({self.id!r})"
