@@ -17,10 +17,13 @@ as JSON: read back only when the format, kind and key are the ones asked for and
 
 What is cached on disk (kind: key): ``matrix`` (the validated built-in matrix: a digest of
 quantdoctor's own files), ``overlay`` (an overlay's validated rules: its text and the code),
-``costs`` (the validated cost model), ``env`` (an ``--env`` file's validated facts: its
+``costs`` (the validated cost model), ``engines`` (the built-in matrix's engines alone,
+for ``detect``), ``named`` (the distributions the matrix files name, for the probe: the
+files' paths, sizes and mtimes), ``env`` (an ``--env`` file's validated facts: its
 text), ``report`` (the doctor report: the facts, the flags, the code and the overlays).
 What is cached per process, for its life: the built-in matrix and cost model as loaded
-(``rules.matrix._builtin_loaded``, ``advise.recommend._base_costs``/``_merged``), the
+(``rules.matrix._builtin_loaded``, ``rules.matrix._builtin_engines``,
+``rules.named._SEEN``, ``advise.recommend._base_costs``/``_merged``), the
 default matrix (``rules.evaluate.default_matrix``), each matrix's rules per engine and per
 plan (``Matrix.compiled_for``/``selecting``), parsed versions and specifiers
 (``rules.conditions``), compiled error signatures (``rules.explain``), this digest of the

@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from quantdoctor.errors import InvalidInputError, MatrixError
 
@@ -54,8 +53,7 @@ _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 # ----------------------------------------------------------------------------- the model
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """A model's shape as far as memory goes.
 
     ``linears`` are ``(out_features, in_features, count)``: the weights a scheme quantizes.
@@ -143,16 +141,14 @@ def scheme_bytes(spec: SchemeSpec | SchemeView, layout: Layout, dtype: str = "bf
 # ----------------------------------------------------------------------------- costs.yaml
 
 
-@dataclass(frozen=True)
-class Measured:
+class Measured(NamedTuple):
     value: float | None
     source: str
     #: where it was measured when that is not this machine's class (else None)
     measured_on: str | None = None
 
 
-@dataclass(frozen=True)
-class Costs:
+class Costs(NamedTuple):
     """The cost model, checked and indexed: costs.yaml with the overlays' ``costs:`` over it.
 
     Tables are listed per GPU class (and workload) in the order they are read: the
@@ -383,8 +379,7 @@ def available_gb(
 # ----------------------------------------------------------------------------- estimates
 
 
-@dataclass(frozen=True)
-class Estimate:
+class Estimate(NamedTuple):
     """What one plan costs here. Memory in GiB; speed and error relative to bf16."""
 
     plan: Plan
@@ -604,8 +599,7 @@ def rank_plans(
 # ----------------------------------------------------------------------------- recommend
 
 
-@dataclass(frozen=True)
-class Recommendation:
+class Recommendation(NamedTuple):
     gpu: str | None
     gpu_class: str | None
     memory_gb: float | None
@@ -757,9 +751,7 @@ def _baseline(
         activation_gb=activation_gb,
         memory_gb=memory,
     )
-    return Estimate(
-        **{**e.__dict__, "speed": 1.0, "speed_source": "bf16 itself", "status": "baseline"}
-    )
+    return e._replace(speed=1.0, speed_source="bf16 itself", status="baseline")
 
 
 def recommend(

@@ -38,6 +38,17 @@ EXIT_CODES = (
 class _Help(argparse.RawDescriptionHelpFormatter):
     """Help that states every option's default, where it has one worth saying."""
 
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        # argparse builds a formatter for every option it adds, and without a width each
+        # one imports shutil (a few ms with its compression modules) for the terminal's
+        super().__init__(prog, indent_increment, max_help_position, width or _width())
+
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
@@ -48,6 +59,22 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         ):
             return text
         return f"{text} (default: {default})"
+
+
+def _width() -> int:
+    """``shutil.get_terminal_size().columns - 2``, as argparse computes it, without shutil."""
+    import os
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,13 +102,19 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     from quantdoctor import __version__
 
     parser.add_argument("--version", action="version", version=f"quantdoctor {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # the first word that names a command (an option's value never does in practice)
     wanted = next((a for a in argv if a in COMMANDS), None)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == wanted:  # only the command that runs pays for its imports
-            _load(module).add_arguments(p)  # type: ignore[attr-defined]
+    helping = wanted is None and any(a in ("-h", "--help") for a in argv)
+    if wanted is not None or helping:
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+        for name, (module, help_text) in COMMANDS.items():
+            # only the command that runs is built (each parser costs ~1 ms); --help lists all
+            if name == wanted or helping:
+                p = sub.add_parser(name, help=help_text, description=help_text)
+            if name == wanted:  # only the command that runs pays for its imports
+                _load(module).add_arguments(p)  # type: ignore[attr-defined]
+    else:
+        parser.set_defaults(command=None)
     if wanted is None:
         _load(REPORT_MODULE).add_arguments(parser)  # type: ignore[attr-defined]
     return parser

@@ -85,15 +85,45 @@ def default_overlays() -> list[str]:
 def named_packages(extra: Iterable[str | os.PathLike[str]] = ()) -> list[str]:
     """The distributions the built-in matrix, the default overlays and ``extra`` files name.
 
-    A file that cannot be read is skipped: loading the matrix names it properly."""
+    A file that cannot be read is skipped: loading the matrix names it properly. Scanning
+    the built-in matrix's text costs more than the rest of a probe, so the names are kept
+    in quantdoctor's cache folder (``quantdoctor._dirs``) under a key of every file's
+    path, size and mtime (this module's among them), and once per process."""
+    return list(_named(tuple(os.fspath(p) for p in (BUILTIN, *default_overlays(), *extra))))
+
+
+def _named(paths: tuple[str, ...]) -> tuple[str, ...]:
+    from quantdoctor._dirs import digest, file_digest, read_entry, write_entry
+
+    stats = [file_digest(p) for p in (__file__, *paths)]
+    key = digest("named", stats) if None not in stats else None
+    if key is not None:
+        found = _SEEN.get(key)
+        if found is not None:
+            return found
+        cached = read_entry("named", key)
+        if isinstance(cached, list) and all(type(n) is str for n in cached):
+            _SEEN[key] = tuple(cached)
+            return _SEEN[key]
     names: dict[str, None] = {}
     from quantdoctor.errors import InvalidInputError
     from quantdoctor.rules.untrusted import OVERLAY_LIMIT, read_user_file
 
-    for path in (BUILTIN, *default_overlays(), *extra):
+    for path in paths:
         try:  # regular files of bounded size only: a FIFO here would hang env --json
             text = read_user_file(path, "", InvalidInputError, OVERLAY_LIMIT)
         except InvalidInputError:
             continue
         names.update(dict.fromkeys(packages_in_text(text)))
-    return list(names)
+    if key is not None:
+        write_entry("named", key, list(names), keep=KEEP)
+        _SEEN[key] = tuple(names)
+    return tuple(names)
+
+
+#: This process's answers, by the key above (a report asks twice: its overlays, the probe).
+_SEEN: dict[str, tuple[str, ...]] = {}
+
+
+#: Entries kept: one per recent set of overlays.
+KEEP = 4
