@@ -716,7 +716,10 @@ def _candidates(
 
 def _no_gpu(facts: Mapping[str, Any]) -> bool:
     """Whether this machine is known to run models on its CPU (no GPU backend)."""
-    return facts.get("backend") in ("cpu", "openvino") or facts.get("gpu.count") == 0
+    from quantdoctor.rules.vocab import BACKEND_ROWS
+
+    row = BACKEND_ROWS.get(str(facts.get("backend")))
+    return (row is not None and not row.accelerator) or facts.get("gpu.count") == 0
 
 
 def _baseline(

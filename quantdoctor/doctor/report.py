@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor._outcome import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN, MARKS, STYLES
-from quantdoctor.rules.vocab import OFFLOADS
+from quantdoctor.rules.vocab import BACKEND_ROWS, OFFLOADS
 
 if TYPE_CHECKING:
     from quantdoctor.rules.matrix import Matrix
@@ -144,7 +144,8 @@ def _backend_check(env: Mapping[str, Any], notes: dict[str, str], device: int) -
     gpus = env.get("gpus") or []
     vendors = {g.get("vendor") for g in gpus}
     # A GPU that the installed torch cannot use: the most common broken install.
-    if backend in ("cpu", "openvino") and torch and "cuda" in torch:
+    row = BACKEND_ROWS.get(backend)
+    if row is not None and not row.accelerator and torch and "cuda" in torch:
         if "nvidia" in vendors:
             return _check(
                 "backend",
