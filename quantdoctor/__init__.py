@@ -6,8 +6,7 @@ no rich and no pydantic until a name is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import sys
 
 __version__ = "0.1.0"
 
@@ -35,7 +34,10 @@ _LAZY: dict[str, str] = {name: module for module, names in _LAZY_FROM.items() fo
 
 __all__ = sorted(_LAZY)
 
+TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
+    from typing import Any
+
     from quantdoctor.advise.ranked import evaluate as evaluate
     from quantdoctor.errors import EngineError as EngineError
     from quantdoctor.errors import IncompatiblePlanError as IncompatiblePlanError
@@ -50,11 +52,16 @@ if TYPE_CHECKING:
     from quantdoctor.rules.models import Verdict as Verdict
 
 
+def _module(name: str) -> Any:
+    __import__(name)  # not importlib: it costs every command ~1 ms (it imports warnings)
+    return sys.modules[name]
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'quantdoctor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_module(module), name)
     globals()[name] = value
     return value
 

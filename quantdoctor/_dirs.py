@@ -43,10 +43,12 @@ import os
 import re
 import stat
 import sys
-from pathlib import Path
-from typing import Any
 
 from quantdoctor import __version__
+
+TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The layout of the cache entries; bump it when their shape changes.
 FORMAT = 2
@@ -64,50 +66,50 @@ _ENTRY_NAME = re.compile(r"^([a-z]+)-([0-9a-f]{16,64})\.json$")
 #: Where the user has no home (HOME unset and a uid with no passwd entry, as in bare
 #: containers): a path nothing can be read from or created in, so there is no user
 #: config and no cache, and nothing lands in a folder named "~" in the working directory.
-NOWHERE = Path(os.devnull, "quantdoctor")
+NOWHERE = os.path.join(os.devnull, "quantdoctor")
 
 
-def _xdg(variable: str, fallback: str) -> Path:
+def _xdg(variable: str, fallback: str) -> str:
     """platformdirs' answer on Linux, without importing it (it costs ~10 ms)."""
     value = os.environ.get(variable, "").strip()
-    path = Path(value) if value else Path(os.path.expanduser(fallback))
-    return path if path.is_absolute() else NOWHERE
+    path = os.path.normpath(value or os.path.expanduser(fallback))
+    return path if os.path.isabs(path) else NOWHERE
 
 
-def _user_dir(kind: str) -> Path:
+def _user_dir(kind: str) -> str:
     import platformdirs
 
     try:
-        path = Path(getattr(platformdirs, kind)("quantdoctor"))
+        path = str(getattr(platformdirs, kind)("quantdoctor"))
     except (RuntimeError, KeyError):  # platformdirs could not expand "~"
         return NOWHERE
-    return path if path.is_absolute() else NOWHERE
+    return path if os.path.isabs(path) else NOWHERE
 
 
-def _home(xdg: str, xdg_default: str, kind: str) -> Path:
+def _home(xdg: str, xdg_default: str, kind: str) -> str:
     """quantdoctor's folder of one kind: the XDG one on Linux (the variable ``xdg``, else
     ``xdg_default``), platformdirs' ``kind`` elsewhere."""
     if sys.platform.startswith("linux"):
         base = _xdg(xdg, xdg_default)
-        return base if base == NOWHERE else base / "quantdoctor"
+        return base if base == NOWHERE else os.path.join(base, "quantdoctor")
     return _user_dir(kind)
 
 
-def config_dir() -> Path:
+def config_dir() -> str:
     """The user config dir (``QUANTDOCTOR_CONFIG_DIR`` overrides); its matrix.yaml is an overlay."""
     override = os.environ.get("QUANTDOCTOR_CONFIG_DIR")
     if override:
-        return Path(override)
+        return override
     return _home("XDG_CONFIG_HOME", "~/.config", "user_config_dir")
 
 
-def cache_dir() -> Path:
+def cache_dir() -> str:
     """Where the caches live (``QUANTDOCTOR_CACHE_DIR`` overrides); see the module doc."""
     override = os.environ.get("QUANTDOCTOR_CACHE_DIR")
     if override:
-        return Path(override)
+        return override
     home = _home("XDG_CACHE_HOME", "~/.cache", "user_cache_dir")
-    return home if home == NOWHERE else home / __version__
+    return home if home == NOWHERE else os.path.join(home, __version__)
 
 
 def _ours(info: os.stat_result) -> bool:
@@ -117,19 +119,19 @@ def _ours(info: os.stat_result) -> bool:
     return info.st_uid == getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def store_dir(*, create: bool = False) -> Path | None:
+def store_dir(*, create: bool = False) -> str | None:
     """quantdoctor's own cache folder, or ``None`` where it cannot be trusted or made."""
     base = cache_dir()
-    if base == NOWHERE or not base.is_absolute():
+    if base == NOWHERE or not os.path.isabs(base):
         return None  # HOME unset and no override: nowhere sensible to cache
-    folder = base / SUBDIR
+    folder = os.path.join(base, SUBDIR)
     try:
         info = os.lstat(folder)
     except FileNotFoundError:
         if not create:
             return None
         try:
-            base.mkdir(parents=True, exist_ok=True)
+            os.makedirs(base, exist_ok=True)
             os.mkdir(folder, 0o700)
             _write_marker(folder)
         except OSError:
@@ -140,7 +142,7 @@ def store_dir(*, create: bool = False) -> Path | None:
     if not stat.S_ISDIR(info.st_mode) or not _ours(info):
         return None
     try:
-        marker = os.lstat(folder / MARKER)
+        marker = os.lstat(os.path.join(folder, MARKER))
     except OSError:
         return None
     if not stat.S_ISREG(marker.st_mode) or not _ours(marker):
@@ -148,13 +150,13 @@ def store_dir(*, create: bool = False) -> Path | None:
     return folder
 
 
-def _write_marker(folder: Path) -> None:
-    _write_new(folder / MARKER, _MARKER_TEXT.encode(), folder)
+def _write_marker(folder: str) -> None:
+    _write_new(os.path.join(folder, MARKER), _MARKER_TEXT.encode(), folder)
 
 
-def _write_new(path: Path, data: bytes, folder: Path) -> None:
+def _write_new(path: str, data: bytes, folder: str) -> None:
     """Write ``data`` to a fresh private file, then rename it to ``path``."""
-    tmp = folder / f".tmp-{os.urandom(8).hex()}"
+    tmp = os.path.join(folder, f".tmp-{os.urandom(8).hex()}")
     flags = (
         os.O_WRONLY
         | os.O_CREAT
@@ -191,7 +193,7 @@ def read_entry(kind: str, key: str) -> Any:
         | getattr(os, "O_BINARY", 0)
     )
     try:
-        fd = os.open(folder / entry_name(kind, key), flags)
+        fd = os.open(os.path.join(folder, entry_name(kind, key)), flags)
     except OSError:
         return None
     try:
@@ -256,7 +258,7 @@ def write_entry(kind: str, key: str, data: Any, *, keep: int = 1, prune: bool = 
     if folder is None:
         return
     with contextlib.suppress(OSError):
-        _write_new(folder / entry_name(kind, key), blob, folder)
+        _write_new(os.path.join(folder, entry_name(kind, key)), blob, folder)
         if prune:
             _prune(folder, kind, keep)
 
@@ -269,7 +271,7 @@ def prune_entries(kind: str, keep: int) -> None:
             _prune(folder, kind, keep)
 
 
-def _prune(folder: Path, kind: str, keep: int) -> None:
+def _prune(folder: str, kind: str, keep: int) -> None:
     """Delete all but the ``keep`` newest entries of ``kind``; nothing else is touched."""
     entries: list[tuple[int, str]] = []
     with os.scandir(folder) as it:
@@ -283,7 +285,7 @@ def _prune(folder: Path, kind: str, keep: int) -> None:
     entries.sort()
     for _, name in entries[:-keep] if keep > 0 else entries:
         with contextlib.suppress(OSError):
-            os.unlink(folder / name)
+            os.unlink(os.path.join(folder, name))
 
 
 def digest(*parts: Any) -> str:
@@ -298,7 +300,7 @@ _CODE_DIGEST: list[str] = []
 def code_digest() -> str:
     """A digest of quantdoctor's own files (path, size, mtime), computed once per process."""
     if not _CODE_DIGEST:
-        package = Path(__file__).resolve().parent
+        package = os.path.dirname(os.path.realpath(__file__))
         stats: list[Any] = [__version__, sys.version]
         for folder, dirs, files in os.walk(package):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")

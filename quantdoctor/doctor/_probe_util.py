@@ -13,12 +13,17 @@ import re
 import stat
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from quantdoctor._printable import printable
 
-#: JSON-ready values, as the Environment contract spells them.
-Json = Any
+#: JSON-ready values, as the Environment contract spells them (a name for annotations).
+TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = Any
+else:
+    Json = object
 Notes = dict[str, str]
 
 #: Seconds a vendor tool (nvidia-smi, rocminfo, sycl-ls, PowerShell) may take. They hang

@@ -10,12 +10,12 @@ timeout. ``probe_dict`` builds the JSON without pydantic, for ``env --json``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from quantdoctor.doctor._probe_nvidia import VendorResult
 from quantdoctor.doctor._probe_util import DEFAULT_TIMEOUT, Json, Notes, ProbeContext
 from quantdoctor.rules.vocab import BACKEND_TABLE
 
+TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     from quantdoctor.rules.models import Environment
 

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor._dirs import code_digest, digest, read_entry, write_entry
@@ -25,7 +26,7 @@ from quantdoctor.rules.core import (
     compile_rule,
 )
 from quantdoctor.rules.facts import canonical_name
-from quantdoctor.rules.named import BUILTIN, default_overlays
+from quantdoctor.rules.named import BUILTIN_PATH, default_overlays
 from quantdoctor.rules.records import EngineRecord, RuleRecord, engine_records
 from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from quantdoctor.rules.verified import Verified
 
 Source = str | os.PathLike[str] | Mapping[str, Any]
+
+
+#: The built-in matrix.yaml as a ``Path`` (``rules.named.BUILTIN_PATH`` is the string).
+BUILTIN = Path(BUILTIN_PATH)
 
 
 class Matrix:
@@ -441,12 +446,12 @@ KEEP = {"matrix": 1, "overlay": 8}
 @lru_cache(maxsize=1)
 def _builtin_loaded() -> tuple[dict[str, Any], list[CompiledRule]]:
     def build() -> dict[str, Any]:
-        parsed = _read_file(BUILTIN)
+        parsed = _read_file(BUILTIN_PATH)
         parsed.rules[:] = _with_not_installed(parsed.rules, parsed.engines)
         plain = _plain(parsed)
         schemes = _scheme_sets(plain["engines"])
         for rule in plain["rules"]:  # once per edit of the file, not per load_matrix()
-            _check_selector(rule, schemes, str(BUILTIN))
+            _check_selector(rule, schemes, BUILTIN_PATH)
         written = {r["id"] for r in plain["rules"]}
         plain["rules"] += [r for r in _verified_rules(plain) if r["id"] not in written]
         return plain
@@ -535,7 +540,7 @@ def load_matrix(extra: Source | Sequence[Source] | None = None, *, defaults: boo
             sources.append(extra)
         else:
             sources.extend(extra)
-    files = [str(BUILTIN)]
+    files = [BUILTIN_PATH]
     costs: list[dict[str, Any]] = []
     verified: dict[str, Any] = dict(base.get("verified", {}))
     written: set[str] = set()
