@@ -203,3 +203,21 @@ def test_gguf_layers_dequantize_on_the_gpu(tmp_path: Path) -> None:
         ref = src.cuda()(x)
     assert y.device.type == "cuda"
     assert float((y.float() - ref).norm() / ref.norm()) < 0.15
+
+
+@pytest.mark.parametrize("qtype", ["Q8_0", "Q5_0", "Q4_K", "Q3_K", "IQ4_XS", "BF16"])
+def test_cpu_steps_and_their_remainder_give_the_same_values(
+    qtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quantdoctor.engines import gguf_dequant
+
+    x = values(24, 768, seed=5)
+    blocks = quantize(x, qtype)
+    ref = reference(blocks, qtype).reshape(x.shape)
+    monkeypatch.setattr(gguf_dequant, "CPU_STEP_VALUES", 5 * 256)  # 14 steps, the last short
+    threads = torch.get_num_threads()
+    got = dequantize(as_bytes(blocks), qtype, x.shape)
+    np.testing.assert_array_equal(got.numpy(), ref)
+    half = dequantize(as_bytes(blocks), qtype, x.shape, torch.bfloat16)
+    assert half.dtype == torch.bfloat16 and torch.equal(half, got.to(torch.bfloat16))
+    assert torch.get_num_threads() == threads  # one thread while dequantizing, then back

@@ -1,15 +1,26 @@
 """GGUF dequantization in torch, on whatever device the quantized bytes live.
 
 Each function takes the raw blocks as a ``uint8`` tensor of shape ``(n_blocks, type_size)``
-and returns ``float32`` values of shape ``(n_blocks, block_size)``. They mirror gguf-py's
-numpy dequantizers (``gguf.quants``) step for step, in float32, so the results match
-them bit for bit; the tests check that. Only torch ops that exist on CPU and CUDA are used.
+and writes their ``float32`` values into ``out`` of shape ``(n_blocks, block_size)``. They
+compute what gguf-py's numpy dequantizers (``gguf.quants``) compute, the same float32
+operations in the same order, so the results match them bit for bit (the tests check
+that); integer codes are widened to float32 once, straight into ``out``, and the scales
+are applied there in place. Only torch ops that exist on CPU and CUDA are used.
+
+On a GPU a tensor is dequantized in one go. On the CPU it goes through in steps of
+``CPU_STEP_VALUES`` values written into one output allocated once, in the caller's dtype,
+so the temporaries of a step stay in cache and are reused instead of being allocated (and
+page-faulted) at the size of the whole tensor; and on one thread: torch's intra-op
+threads bring little to ops this memory-bound and collapse when another process holds a
+core (issue #17: 31x slower with the second core busy).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from quantdoctor._ggml import BY_NAME
@@ -23,10 +34,24 @@ QK_K = 256
 _IQ4_KVALUES = (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
 
 
+#: Values dequantized per step on the CPU: 2 MiB of float32, its temporaries a few MiB.
+#: Measured at 3072x12288 on one thread: 256Ki-2Mi values all beat gguf-py's numpy,
+#: 512Ki-1Mi best; smaller steps pay torch's per-op cost (~5 us, ~60 ops a K-quant step).
+CPU_STEP_VALUES = 1 << 19
+
+
 def _shifts(values: tuple[int, ...], like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    return _constant(values, like.device, shape)
+
+
+@lru_cache(maxsize=64)
+def _constant(
+    values: tuple[int, ...], device: torch.device, shape: tuple[int, ...]
+) -> torch.Tensor:
+    """A small uint8 constant, made once per device (not once per step)."""
     import torch
 
-    return torch.tensor(values, dtype=torch.uint8, device=like.device).reshape(shape)
+    return torch.tensor(values, dtype=torch.uint8, device=device).reshape(shape)
 
 
 def _half(b: torch.Tensor) -> torch.Tensor:
@@ -36,92 +61,118 @@ def _half(b: torch.Tensor) -> torch.Tensor:
     return b.contiguous().view(torch.float16).to(torch.float32)
 
 
-def _nibbles(qs: torch.Tensor, group: int) -> torch.Tensor:
-    """Low nibbles of each ``group`` bytes, then their high nibbles: ``(n, k, 2, group)``."""
-    n = qs.shape[0]
-    return (qs.reshape(n, -1, 1, group) >> _shifts((0, 4), qs, (1, 1, 2, 1))) & 0x0F
+def _planes(
+    q: torch.Tensor, group: int, shifts: tuple[int, ...], mask: int, at: int = 0
+) -> torch.Tensor:
+    """``((q >> s) & mask) << at`` for each shift ``s``, each plane of ``group`` bytes in
+    turn: ``(n, k, len(shifts), group)`` codes (nibbles, 2-bit crumbs, bits), moved to bit
+    ``at`` (the high bits of a 5- or 6-bit code).
 
-
-def _bits(qh: torch.Tensor, width: int) -> torch.Tensor:
-    """Bit ``i`` of a little-endian bit field, for each row: ``(n, 8 * bytes)`` of 0/1."""
-    n = qh.shape[0]
-    shifts = _shifts(tuple(range(8)), qh, (1, 1, 8))
-    return ((qh.reshape(n, -1, 1) >> shifts) & 1).reshape(n, width)
-
-
-def _f32(blocks: torch.Tensor) -> torch.Tensor:
+    One shift by a number per plane, then one ``cat``: torch's shift by a broadcast tensor
+    of shifts is several times slower than these together."""
     import torch
 
-    return blocks.contiguous().view(torch.float32)
+    src = q.contiguous().reshape(q.shape[0], -1, 1, group)
+    placed, width = mask << at, mask.bit_length()
+    parts = []
+    for s in shifts:
+        if s > at:
+            part = src >> (s - at)
+        elif s < at:
+            part = src * (1 << (at - s))  # uint8 wraps: the bits above 7 fall off, as in <<
+        else:
+            part = src
+        parts.append(part if at == 0 and s + width == 8 else part & placed)
+    return torch.cat(parts, dim=2)
 
 
-def _bf16(blocks: torch.Tensor) -> torch.Tensor:
+def _scale(out: torch.Tensor, codes: torch.Tensor, d: torch.Tensor, offset: int = 0) -> None:
+    """``out = d * (codes - offset)``: gguf-py's ``d * q.astype(float32)`` with ``q`` the
+    signed code (``codes - offset`` is exact in float32, so the product is the same)."""
+    out.copy_(codes.reshape(out.shape))
+    if offset:
+        out.sub_(offset)
+    out.mul_(d)
+
+
+def _affine(out: torch.Tensor, codes: torch.Tensor, d: torch.Tensor, m: torch.Tensor) -> None:
+    """``out = d * codes + m`` (Q4_1, Q5_1) in gguf-py's order."""
+    out.copy_(codes.reshape(out.shape))
+    out.mul_(d).add_(m)
+
+
+def _affine_sub(out: torch.Tensor, codes: torch.Tensor, dl: torch.Tensor, ml: torch.Tensor) -> None:
+    """``out = dl * codes - ml`` per sub-block (K-quants), in gguf-py's order."""
+    n = out.shape[0]
+    view = out.view(n, dl.shape[1], -1)
+    view.copy_(codes.reshape(view.shape))
+    view.mul_(dl).sub_(ml)
+
+
+def _f32(blocks: torch.Tensor, out: torch.Tensor) -> None:
     import torch
 
-    return blocks.contiguous().view(torch.bfloat16).to(torch.float32)
+    out.copy_(blocks.contiguous().view(torch.float32))
 
 
-def _q8_0(blocks: torch.Tensor) -> torch.Tensor:
+def _f16(blocks: torch.Tensor, out: torch.Tensor) -> None:
     import torch
 
-    d = _half(blocks[:, :2])
-    x = blocks[:, 2:].contiguous().view(torch.int8).to(torch.float32)
-    return x * d
+    out.copy_(blocks.contiguous().view(torch.float16))
 
 
-def _q4_0(blocks: torch.Tensor) -> torch.Tensor:
+def _bf16(blocks: torch.Tensor, out: torch.Tensor) -> None:
     import torch
 
-    n = blocks.shape[0]
-    d = _half(blocks[:, :2])
-    q = _nibbles(blocks[:, 2:], 16).reshape(n, -1).to(torch.int8) - 8
-    return d * q.to(torch.float32)
+    out.copy_(blocks.contiguous().view(torch.bfloat16))
 
 
-def _q4_1(blocks: torch.Tensor) -> torch.Tensor:
+def _q8_0(blocks: torch.Tensor, out: torch.Tensor) -> None:
     import torch
 
-    n = blocks.shape[0]
+    out.copy_(blocks[:, 2:].view(torch.int8))
+    out.mul_(_half(blocks[:, :2]))
+
+
+def _q4_0(blocks: torch.Tensor, out: torch.Tensor) -> None:
+    _scale(out, _planes(blocks[:, 2:], 16, (0, 4), 0x0F), _half(blocks[:, :2]), 8)
+
+
+def _q4_1(blocks: torch.Tensor, out: torch.Tensor) -> None:
     d, m = _half(blocks[:, :2]), _half(blocks[:, 2:4])
-    q = _nibbles(blocks[:, 4:], 16).reshape(n, -1).to(torch.float32)
-    return d * q + m
+    _affine(out, _planes(blocks[:, 4:], 16, (0, 4), 0x0F), d, m)
 
 
-def _q5_0(blocks: torch.Tensor) -> torch.Tensor:
-    import torch
-
+def _five_bit(blocks: torch.Tensor, qh_at: int) -> torch.Tensor:
+    """Q5_0/Q5_1 codes: four bytes of high bits at ``qh_at``, then 16 bytes of nibbles."""
     n = blocks.shape[0]
-    d = _half(blocks[:, :2])
-    qh = _bits(blocks[:, 2:6], 32)
-    ql = _nibbles(blocks[:, 6:], 16).reshape(n, -1)
-    q = (ql | (qh << 4)).to(torch.int8) - 16
-    return d * q.to(torch.float32)
+    # bit i of the little-endian u32 is bit i % 8 of byte i // 8: planes of one byte
+    qh = _planes(blocks[:, qh_at : qh_at + 4], 1, tuple(range(8)), 1, at=4).reshape(n, 32)
+    ql = _planes(blocks[:, qh_at + 4 :], 16, (0, 4), 0x0F).reshape(n, 32)
+    return ql.bitwise_or_(qh)
 
 
-def _q5_1(blocks: torch.Tensor) -> torch.Tensor:
-    import torch
+def _q5_0(blocks: torch.Tensor, out: torch.Tensor) -> None:
+    _scale(out, _five_bit(blocks, 2), _half(blocks[:, :2]), 16)
 
-    n = blocks.shape[0]
+
+def _q5_1(blocks: torch.Tensor, out: torch.Tensor) -> None:
     d, m = _half(blocks[:, :2]), _half(blocks[:, 2:4])
-    qh = _bits(blocks[:, 4:8], 32)
-    ql = _nibbles(blocks[:, 8:], 16).reshape(n, -1)
-    return d * (ql | (qh << 4)).to(torch.float32) + m
+    _affine(out, _five_bit(blocks, 4), d, m)
 
 
-def _q2_k(blocks: torch.Tensor) -> torch.Tensor:
+def _q2_k(blocks: torch.Tensor, out: torch.Tensor) -> None:
     import torch
 
     n = blocks.shape[0]
-    scales, qs = blocks[:, :16], blocks[:, 16:80]
+    scales = blocks[:, :16]
     d, dmin = _half(blocks[:, 80:82]), _half(blocks[:, 82:84])
     dl = (d * (scales & 0x0F).to(torch.float32)).reshape(n, 16, 1)
     ml = (dmin * (scales >> 4).to(torch.float32)).reshape(n, 16, 1)
-    q = (qs.reshape(n, -1, 1, 32) >> _shifts((0, 2, 4, 6), qs, (1, 1, 4, 1))) & 3
-    q = q.reshape(n, 16, 16).to(torch.float32)
-    return (dl * q - ml).reshape(n, QK_K)
+    _affine_sub(out, _planes(blocks[:, 16:80], 32, (0, 2, 4, 6), 3), dl, ml)
 
 
-def _q3_k(blocks: torch.Tensor) -> torch.Tensor:
+def _q3_k(blocks: torch.Tensor, out: torch.Tensor) -> None:
     import torch
 
     n = blocks.shape[0]
@@ -133,14 +184,12 @@ def _q3_k(blocks: torch.Tensor) -> torch.Tensor:
     )
     sc = ((low & 0x0F) | ((high & 0x03) << 4)).to(torch.int8) - 32
     dl = (d * sc.to(torch.float32)).reshape(n, 16, 1)
-    ql = (qs.reshape(n, -1, 1, 32) >> _shifts((0, 2, 4, 6), qs, (1, 1, 4, 1))).reshape(n, 16, 16)
-    qh = (hmask.reshape(n, -1, 1, 32) >> _shifts(tuple(range(8)), hmask, (1, 1, 8, 1))).reshape(
-        n, 16, 16
-    )
-    ql = ql & 3
-    qh = (qh & 1) ^ 1  # the offset is zero where the mask bit is set
-    q = ql.to(torch.int8) - (qh << 2).to(torch.int8)
-    return (dl * q.to(torch.float32)).reshape(n, QK_K)
+    # gguf-py: q = ql - 4 * (1 - bit), bit the hmask bit; q + 4 = ql | bit << 2 (0..7)
+    code = _planes(qs, 32, (0, 2, 4, 6), 3).reshape(n, 16, 16)
+    code.bitwise_or_(_planes(hmask, 32, tuple(range(8)), 1, at=2).reshape(n, 16, 16))
+    view = out.view(n, 16, 16)
+    view.copy_(code)
+    view.sub_(4).mul_(dl)
 
 
 def _k_scale_min(scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,84 +204,84 @@ def _k_scale_min(scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return sc.to(torch.float32), mn.to(torch.float32)
 
 
-def _q4_k(blocks: torch.Tensor) -> torch.Tensor:
-    import torch
-
+def _k_scales(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q4_K/Q5_K: each sub-block's scale ``d * sc`` and offset ``dmin * m``, ``(n, 8, 1)``."""
     n = blocks.shape[0]
     d, dmin = _half(blocks[:, :2]), _half(blocks[:, 2:4])
     sc, mn = _k_scale_min(blocks[:, 4:16])
-    dl = (d * sc).reshape(n, -1, 1)
-    dm = (dmin * mn).reshape(n, -1, 1)
-    q = _nibbles(blocks[:, 16:], 32).reshape(n, -1, 32).to(torch.float32)
-    return (dl * q - dm).reshape(n, QK_K)
+    return (d * sc).reshape(n, -1, 1), (dmin * mn).reshape(n, -1, 1)
 
 
-def _q5_k(blocks: torch.Tensor) -> torch.Tensor:
+def _q4_k(blocks: torch.Tensor, out: torch.Tensor) -> None:
+    dl, dm = _k_scales(blocks)
+    _affine_sub(out, _planes(blocks[:, 16:], 32, (0, 4), 0x0F), dl, dm)
+
+
+def _q5_k(blocks: torch.Tensor, out: torch.Tensor) -> None:
+    n = blocks.shape[0]
+    dl, dm = _k_scales(blocks)
+    code = _planes(blocks[:, 48:], 32, (0, 4), 0x0F).reshape(n, 8, 32)
+    code.bitwise_or_(_planes(blocks[:, 16:48], 32, tuple(range(8)), 1, at=4).reshape(n, 8, 32))
+    _affine_sub(out, code, dl, dm)
+
+
+def _q6_k(blocks: torch.Tensor, out: torch.Tensor) -> None:
     import torch
 
     n = blocks.shape[0]
-    d, dmin = _half(blocks[:, :2]), _half(blocks[:, 2:4])
-    sc, mn = _k_scale_min(blocks[:, 4:16])
-    qh, qs = blocks[:, 16:48], blocks[:, 48:]
-    dl = (d * sc).reshape(n, -1, 1)
-    dm = (dmin * mn).reshape(n, -1, 1)
-    ql = _nibbles(qs, 32).reshape(n, -1, 32)
-    hi = (qh.reshape(n, -1, 1, 32) >> _shifts(tuple(range(8)), qh, (1, 1, 8, 1))) & 1
-    q = (ql | (hi.reshape(n, -1, 32) << 4)).to(torch.float32)
-    return (dl * q - dm).reshape(n, QK_K)
-
-
-def _q6_k(blocks: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    n = blocks.shape[0]
-    ql, qh, scales = blocks[:, :128], blocks[:, 128:192], blocks[:, 192:208]
     d = _half(blocks[:, 208:210])
-    dl = (d * scales.contiguous().view(torch.int8).to(torch.float32)).reshape(n, 16, 1)
-    low = ((ql.reshape(n, -1, 1, 64) >> _shifts((0, 4), ql, (1, 1, 2, 1))) & 0x0F).reshape(
-        n, -1, 32
-    )
-    high = ((qh.reshape(n, -1, 1, 32) >> _shifts((0, 2, 4, 6), qh, (1, 1, 4, 1))) & 0x03).reshape(
-        n, -1, 32
-    )
-    q = (low | (high << 4)).to(torch.int8) - 32
-    return (dl * q.reshape(n, 16, -1).to(torch.float32)).reshape(n, QK_K)
+    dl = (d * blocks[:, 192:208].contiguous().view(torch.int8).to(torch.float32)).reshape(n, 16, 1)
+    code = _planes(blocks[:, :128], 64, (0, 4), 0x0F).reshape(n, -1, 32)
+    code.bitwise_or_(_planes(blocks[:, 128:192], 32, (0, 2, 4, 6), 3, at=4).reshape(n, -1, 32))
+    view = out.view(n, 16, 16)
+    view.copy_(code.reshape(n, 16, 16))
+    view.sub_(32).mul_(dl)
 
 
 def _kvalues(like: torch.Tensor) -> torch.Tensor:
+    return _kvalue_table(like.device)
+
+
+@lru_cache(maxsize=8)
+def _kvalue_table(device: torch.device) -> torch.Tensor:
     import torch
 
-    return torch.tensor(_IQ4_KVALUES, dtype=torch.float32, device=like.device)
+    return torch.tensor(_IQ4_KVALUES, dtype=torch.float32, device=device)
 
 
-def _iq4_nl(blocks: torch.Tensor) -> torch.Tensor:
-    n = blocks.shape[0]
-    d = _half(blocks[:, :2])
-    q = _nibbles(blocks[:, 2:], 16).reshape(n, -1)
-    return d * _kvalues(blocks)[q.long()]
+def _lookup(out: torch.Tensor, codes: torch.Tensor) -> None:
+    """``out`` = the IQ4 non-linear values of ``codes`` (0..15)."""
+    import torch
+
+    flat = out.view(-1)
+    torch.index_select(_kvalues(codes), 0, codes.reshape(-1).to(torch.int32), out=flat)
 
 
-def _iq4_xs(blocks: torch.Tensor) -> torch.Tensor:
+def _iq4_nl(blocks: torch.Tensor, out: torch.Tensor) -> None:
+    _lookup(out, _planes(blocks[:, 2:], 16, (0, 4), 0x0F))
+    out.mul_(_half(blocks[:, :2]))
+
+
+def _iq4_xs(blocks: torch.Tensor, out: torch.Tensor) -> None:
     import torch
 
     n = blocks.shape[0]
     d = _half(blocks[:, :2])
     scales_h = blocks[:, 2].to(torch.int32) | (blocks[:, 3].to(torch.int32) << 8)
     scales_l = blocks[:, 4:8]
-    qs = blocks[:, 8:]
     low = (scales_l.reshape(n, -1, 1) >> _shifts((0, 4), scales_l, (1, 1, 2))).reshape(n, -1)
     low = low & 0x0F
     shifts = torch.arange(0, 16, 2, dtype=torch.int32, device=blocks.device).reshape(1, 8)
     high = ((scales_h.reshape(n, 1) >> shifts) & 0x03).to(torch.uint8)
     sc = (low | (high << 4)).to(torch.int8) - 32
     dl = (d * sc.to(torch.float32)).reshape(n, -1, 1)
-    q = _nibbles(qs, 16).reshape(n, -1, 32)
-    return (dl * _kvalues(blocks)[q.long()]).reshape(n, -1)
+    _lookup(out, _planes(blocks[:, 8:], 16, (0, 4), 0x0F))
+    out.view(n, 8, 32).mul_(dl)
 
 
-_DEQUANT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+_DEQUANT: dict[str, Callable[[torch.Tensor, torch.Tensor], None]] = {
     "F32": _f32,
-    "F16": _half,
+    "F16": _f16,
     "BF16": _bf16,
     "Q8_0": _q8_0,
     "Q4_0": _q4_0,
@@ -280,5 +329,37 @@ def dequantize(
             f"GGUF {qtype} data: {raw.numel()} bytes do not hold a tensor of shape {shape} "
             f"({numel // max(block, 1) * size} expected)"
         )
-    values = fn(raw.reshape(-1, size)).reshape(shape)
-    return values if dtype is None or dtype == torch.float32 else values.to(dtype)
+    blocks = raw.reshape(-1, size)
+    n = blocks.shape[0]
+    dtype = dtype or torch.float32
+    if blocks.device.type != "cpu":
+        values = torch.empty((n, block), dtype=torch.float32, device=blocks.device)
+        fn(blocks, values)
+        return (values if dtype == torch.float32 else values.to(dtype)).reshape(shape)
+    out = torch.empty((n, block), dtype=dtype)
+    step = max(1, CPU_STEP_VALUES // block)
+    # float32 is written in place; another dtype goes through one step-sized buffer
+    buffer = None if dtype == torch.float32 else torch.empty((min(step, n), block))
+    with _one_thread():
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            target = out[start:stop] if buffer is None else buffer[: stop - start]
+            fn(blocks[start:stop], target)
+            if buffer is not None:
+                out[start:stop].copy_(target)
+    return out.reshape(shape)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch's CPU ops on the calling thread only, for the block (its thread count back after)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
