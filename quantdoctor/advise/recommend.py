@@ -16,7 +16,6 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from quantdoctor.errors import InvalidInputError, MatrixError
@@ -46,7 +45,7 @@ PREFERS: tuple[str, ...] = ("speed", "memory", "quality")
 #: Offload modes in the order a plan tries them: the first that passes and fits is taken.
 #: "model" saves nothing for one component, so it only serves a plan that "none" cannot.
 OFFLOAD_ORDER: tuple[str, ...] = ("none", "model", "balanced", "group", "sequential")
-COSTS_FILE = Path(__file__).resolve().parent / "costs.yaml"
+COSTS_FILE = os.path.join(os.path.dirname(os.path.realpath(__file__)), "costs.yaml")
 _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 
 
@@ -318,10 +317,10 @@ def _base_costs(path: str) -> dict[str, Any]:
 
     key = digest(code_digest(), os.path.abspath(path))
     cached = read_entry("costs", key)
-    if costs_ok(cached) and path == str(COSTS_FILE):
+    if costs_ok(cached) and path == COSTS_FILE:
         return cached  # type: ignore[no-any-return]
     plain = _read_costs(path)
-    if path == str(COSTS_FILE):
+    if path == COSTS_FILE:
         write_entry("costs", key, plain, keep=1)
     return plain
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
-
 from quantdoctor.rules.facts import Facts, canonical_name, is_known_fact
+from quantdoctor.rules.versions import compare as compare_versions
+from quantdoctor.rules.versions import satisfies, valid_specifier, version_key
 
 Tri = bool | None  # None is "unknown"
 
@@ -46,17 +44,9 @@ class ConditionError(ValueError):
         super().__init__(f"{path}: {message}")
 
 
-@lru_cache(maxsize=4096)
-def _version(text: str) -> Version | None:
-    try:
-        return Version(str(text))
-    except InvalidVersion:
-        return None
-
-
-@lru_cache(maxsize=1024)
-def _specifier(text: str) -> SpecifierSet:
-    return SpecifierSet(text, prereleases=True)
+def _version(text: str) -> Any:
+    """A sort key of ``text`` as a version, or None (``rules.versions``: no packaging)."""
+    return version_key(text)
 
 
 class Node:
@@ -151,16 +141,11 @@ class Not(Node):
 
 def _compare(op: str, value: Any, operand: Any) -> bool:
     if isinstance(operand, bool) or not isinstance(operand, (int, float)):
-        left, right = _version(str(value)), _version(str(operand))
-        if left is None or right is None:
-            return False
-        a: Any = left
-        b: Any = right
-    else:
-        try:
-            a, b = float(value), float(operand)
-        except (TypeError, ValueError):
-            return False
+        return bool(compare_versions(op, str(value), str(operand)))
+    try:
+        a, b = float(value), float(operand)
+    except (TypeError, ValueError):
+        return False
     return bool({"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op])
 
 
@@ -188,8 +173,7 @@ class Leaf(Node):
 
 
 def _version_test(value: Any, spec: Any) -> bool:
-    version = _version(str(value))
-    return version is not None and version in _specifier(str(spec))
+    return satisfies(str(value), str(spec))
 
 
 _TESTS: dict[str, Callable[[Any, Any], bool]] = {
@@ -277,13 +261,10 @@ def rule_condition(when: Any, holds_for: Mapping[str, str]) -> Node:
 def _check_operand(path: str, op: str, operand: Any) -> None:
     if op in ("in", "not_in") and not isinstance(operand, list):
         raise ConditionError(path, "expected a list")
-    if op == "version":
-        try:
-            SpecifierSet(str(operand))
-        except InvalidSpecifier:
-            raise ConditionError(
-                path, f"{operand!r} is not a version specifier; valid look like '>=0.45,<0.48'"
-            ) from None
+    if op == "version" and not valid_specifier(str(operand)):
+        raise ConditionError(
+            path, f"{operand!r} is not a version specifier; valid look like '>=0.45,<0.48'"
+        )
     if (
         op in ("lt", "le", "gt", "ge")
         and not isinstance(operand, (int, float))

@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property, lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantdoctor._dirs import code_digest, digest, read_entry, write_entry
@@ -41,8 +40,14 @@ if TYPE_CHECKING:
 Source = str | os.PathLike[str] | Mapping[str, Any]
 
 
-#: The built-in matrix.yaml as a ``Path`` (``rules.named.BUILTIN_PATH`` is the string).
-BUILTIN = Path(BUILTIN_PATH)
+def __getattr__(name: str) -> Any:
+    """``BUILTIN``: the built-in matrix.yaml as a ``Path`` (``rules.named.BUILTIN_PATH`` is
+    the string; pathlib is imported only when this is asked for)."""
+    if name == "BUILTIN":
+        from pathlib import Path
+
+        return Path(BUILTIN_PATH)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Matrix:
