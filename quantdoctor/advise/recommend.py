@@ -16,15 +16,19 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from quantdoctor.errors import InvalidInputError, MatrixError
 
 if TYPE_CHECKING:
     from quantdoctor.rules.conditions import Node
-    from quantdoctor.rules.core import SchemeView
+    from quantdoctor.rules.core import Facets, SchemeView
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Environment, Plan, Verdict
+    from quantdoctor.rules.records import VerdictRecord
+
+    #: ``Plan`` models (the public API) or ``Facets`` (the evaluator's named tuples)
+    PlanLike = TypeVar("PlanLike", Plan, Facets)
     from quantdoctor.rules.schema import SchemeSpec
 
 __all__ = [
@@ -208,7 +212,7 @@ def _lookup(
     return None
 
 
-def _keys(plan: Plan) -> tuple[str, ...]:
+def _keys(plan: Plan | Facets) -> tuple[str, ...]:
     return (f"{plan.engine}.{plan.scheme}.{plan.mode}", f"{plan.engine}.{plan.scheme}")
 
 
@@ -321,7 +325,7 @@ def _base_costs(path: str) -> dict[str, Any]:
         return cached  # type: ignore[no-any-return]
     plain = _read_costs(path)
     if path == COSTS_FILE:
-        write_entry("costs", key, plain, keep=1)
+        write_entry("costs", key, plain, keep=4)  # one per install sharing the folder
     return plain
 
 
@@ -381,7 +385,8 @@ def available_gb(
 class Estimate(NamedTuple):
     """What one plan costs here. Memory in GiB; speed and error relative to bf16."""
 
-    plan: Plan
+    #: a ``Plan`` from ``recommend``; ``Facets`` (its attributes, plain) inside the doctor
+    plan: Plan | Facets
     status: str
     bytes_per_param: float
     weight_gb: float | None
@@ -400,7 +405,9 @@ class Estimate(NamedTuple):
             return None if x is None else round(x, n)
 
         return {
-            "plan": self.plan.model_dump(mode="json"),
+            "plan": self.plan.to_json()
+            if isinstance(self.plan, tuple)
+            else self.plan.model_dump(mode="json"),
             "status": self.status,
             "offload": self.plan.offload,
             "bytes_per_param": r(self.bytes_per_param, 4),
@@ -417,7 +424,7 @@ class Estimate(NamedTuple):
 
 
 def _peak_bytes(
-    plan: Plan, weights: float, layout: Layout, activations: float, costs: Costs
+    plan: Plan | Facets, weights: float, layout: Layout, activations: float, costs: Costs
 ) -> tuple[float, list[str]]:
     notes: list[str] = []
     largest = layout.largest_linear
@@ -456,7 +463,7 @@ def _peak_bytes(
 
 
 def estimate(
-    plan: Plan,
+    plan: Plan | Facets,
     facts: Mapping[str, Any],
     *,
     layout: Layout | None = None,
@@ -558,7 +565,7 @@ def _check_prefer(prefer: str) -> None:
 
 
 def rank_plans(
-    plans: Iterable[Plan],
+    plans: Iterable[PlanLike],
     env: Environment | Mapping[str, Any] | None = None,
     *,
     facts: Mapping[str, Any] | None = None,
@@ -568,7 +575,7 @@ def rank_plans(
     activation_gb: float | None = None,
     matrix: Matrix | None = None,
     device: int = 0,
-) -> list[Plan]:
+) -> list[PlanLike]:
     """``plans`` best first by the cost model (rules are not evaluated here).
 
     Give ``env`` (an Environment or its JSON) or ``facts`` (``to_facts(env)``, which the
@@ -581,18 +588,21 @@ def rank_plans(
         facts = _facts(env, device) if env is not None else {}
     memory = available_gb(facts, vram_gb, costs)[0] if layout is not None else None
     scored = [
-        estimate(
+        (
+            estimate(
+                p,
+                facts,
+                layout=layout,
+                matrix=matrix,
+                costs=costs,
+                memory_gb=memory,
+                activation_gb=activation_gb,
+            ),
             p,
-            facts,
-            layout=layout,
-            matrix=matrix,
-            costs=costs,
-            memory_gb=memory,
-            activation_gb=activation_gb,
         )
         for p in plans
     ]
-    return [e.plan for e in sorted(scored, key=lambda e: _sort_key(e, prefer))]
+    return [p for _, p in sorted(scored, key=lambda t: _sort_key(t[0], prefer))]
 
 
 # ----------------------------------------------------------------------------- recommend
@@ -675,12 +685,12 @@ def _model_layout(
 
 def _candidates(
     matrix: Matrix, component: str, dtype: str, fixed: Mapping[str, str] | None
-) -> list[list[Plan]]:
+) -> list[list[Facets]]:
     """Per engine x scheme, its plans in OFFLOAD_ORDER, each offload in every mode the
     engine quantizes in (its default first)."""
-    from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.core import Facets
 
-    out: list[list[Plan]] = []
+    out: list[list[Facets]] = []
     for engine in matrix.engine_names:
         for scheme in matrix.scheme_names(engine):
             if fixed and (engine, scheme) != (fixed["engine"], fixed["scheme"]):
@@ -698,14 +708,7 @@ def _candidates(
                 ]
             out.append(
                 [
-                    Plan(
-                        engine=engine,
-                        scheme=scheme,
-                        mode=mode,
-                        offload=o,
-                        component=component,
-                        dtype=dtype,
-                    )
+                    Facets(engine, scheme, mode, o, component, dtype)
                     for o in OFFLOAD_ORDER
                     for mode in modes
                 ]
@@ -732,18 +735,12 @@ def _baseline(
     activation_gb: float | None,
 ) -> Estimate | None:
     """Unquantized weights (as gguf BF16/F32 stores them), for comparison."""
-    from quantdoctor.rules.models import Plan
+    from quantdoctor.rules.core import Facets
 
     scheme = "F32" if dtype == "float32" else "BF16"
     if scheme not in matrix.scheme_names("gguf"):
         return None
-    plan = Plan(
-        engine="gguf",
-        scheme=scheme,
-        mode=matrix.default_mode("gguf"),
-        component=component,
-        dtype=dtype,
-    )
+    plan = Facets("gguf", scheme, matrix.default_mode("gguf"), "none", component, dtype)
     e = estimate(
         plan,
         facts,
@@ -779,7 +776,63 @@ def recommend(
     ranked by speed and error alone. ``verdicts`` are verdicts already computed for this
     env (the doctor's grid): plans found there are not evaluated again.
     """
-    from quantdoctor.rules.evaluate import _Evaluator, default_matrix
+    from quantdoctor.rules.evaluate import default_matrix
+
+    matrix = matrix or default_matrix()
+    if env is None:
+        from quantdoctor.doctor.probe import probe
+
+        env = probe(packages=matrix.packages())
+    found = plain_recommend(
+        env,
+        model=model,
+        params=params,
+        layout=layout,
+        component=component,
+        dtype=dtype,
+        vram_gb=vram_gb,
+        prefer=prefer,
+        activation_gb=activation_gb,
+        matrix=matrix,
+        device=device,
+        verdicts=verdicts,
+        limit=limit,
+    )
+    # the public API's plans are ``Plan`` models; the evaluator's are named tuples
+    from quantdoctor.rules.evaluate import _plan
+
+    def public(e: Estimate) -> Estimate:
+        return e._replace(plan=_plan(e.plan.to_json())) if isinstance(e.plan, tuple) else e
+
+    return found._replace(
+        plans=tuple(public(e) for e in found.plans),
+        does_not_fit=tuple(public(e) for e in found.does_not_fit),
+        baseline=public(found.baseline) if found.baseline is not None else None,
+    )
+
+
+def plain_recommend(
+    env: Environment | Mapping[str, Any] | None,
+    *,
+    model: str | os.PathLike[str] | None = None,
+    params: int | None = None,
+    layout: Layout | None = None,
+    component: str = "transformer",
+    dtype: str = "bfloat16",
+    vram_gb: float | None = None,
+    prefer: str = "speed",
+    activation_gb: float | None = None,
+    matrix: Matrix,
+    device: int = 0,
+    verdicts: Iterable[Verdict | VerdictRecord] | None = None,
+    limit: int | None = None,
+    facts: Mapping[str, Any] | None = None,
+) -> Recommendation:
+    """``recommend`` on plain data: its estimates' plans are ``Facets`` (named tuples
+    with ``Plan``'s attributes), and ``facts`` (``facts_from_json`` of a probed machine,
+    already checked) spare validating ``env`` again. What the doctor report uses: it
+    builds no pydantic model."""
+    from quantdoctor.rules.core import Core, Facets
     from quantdoctor.rules.vocab import COMPONENTS, DTYPES, suggest
 
     _check_prefer(prefer)
@@ -791,13 +844,11 @@ def recommend(
         raise InvalidInputError(f"dtype: {dtype!r} is not valid; {suggest(dtype, DTYPES)}")
     if vram_gb is not None and vram_gb <= 0:
         raise InvalidInputError(f"vram: {vram_gb:g} is not a memory size; give GiB > 0")
-    matrix = matrix or default_matrix()
-    if env is None:
-        from quantdoctor.doctor.probe import probe
-
-        env = probe(packages=matrix.packages())
     costs = load_costs(matrix=matrix)
-    facts = _facts(env, device)
+    if facts is None:
+        if env is None:
+            raise InvalidInputError("recommend: give an environment or its facts")
+        facts = _facts(env, device)
     fixed = None
     if layout is None:
         layout, model_info, fixed = _model_layout(model, params, component)
@@ -822,13 +873,17 @@ def recommend(
             "no GPU here: --vram sizes a GPU quantdoctor cannot see, so speeds are those "
             "measured on an H100; which plans pass is still decided for this machine"
         )
-    evaluator = _Evaluator(facts, matrix)
-    known = {v.plan: v.status for v in verdicts or ()}
+    core = Core(dict(facts), matrix)
+    known = {
+        Facets(p.engine, p.scheme, p.mode, p.offload, p.component, p.dtype): v.status
+        for v in verdicts or ()
+        if (p := v.plan).mode  # a verdict's plan always names its mode
+    }
 
-    def status(plan: Plan) -> str:
-        return known[plan] if plan in known else evaluator.status(plan)
+    def status(plan: Facets) -> str:
+        return known[plan] if plan in known else core.status(plan)
 
-    def cost(plan: Plan, st: str) -> Estimate:
+    def cost(plan: Facets, st: str) -> Estimate:
         return estimate(
             plan,
             facts,

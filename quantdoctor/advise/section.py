@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from quantdoctor.advise.recommend import Estimate
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Verdict
+    from quantdoctor.rules.records import VerdictRecord
 
 
 def _item(mark: str, text: str) -> dict[str, Any]:
@@ -23,16 +24,28 @@ RECOMMENDED = 3
 
 def recommendation_section(
     env: Mapping[str, Any],
-    verdicts: Sequence[Verdict],
+    verdicts: Sequence[Verdict | VerdictRecord],
     matrix: Matrix | None = None,
     device: int = 0,
+    facts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    from quantdoctor.advise.recommend import recommend
+    """The report's "Recommended" lines. ``facts`` (the report's, already checked) and
+    verdicts as records keep pydantic out of the report (``plain_recommend``)."""
+    from quantdoctor.advise.recommend import plain_recommend
 
     title = "Recommended (fastest first; quantdoctor recommend --model FILE sizes them)"
     try:
-        result = recommend(
-            env=dict(env), matrix=matrix, device=device, verdicts=verdicts, limit=RECOMMENDED
+        if matrix is None:
+            from quantdoctor.rules.matrix import load_matrix
+
+            matrix = load_matrix()
+        result = plain_recommend(
+            dict(env),
+            matrix=matrix,
+            device=device,
+            verdicts=verdicts,
+            limit=RECOMMENDED,
+            facts=facts,
         )
         picks = list(result.plans)[:RECOMMENDED]
     except Exception as err:  # a doctor reports a part that fails; it does not die of it

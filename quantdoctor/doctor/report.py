@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Verdict
+    from quantdoctor.rules.records import VerdictRecord
+
+    #: the public API's verdicts, or the evaluator's plain ones (what the CLI builds)
+    VerdictLike = Verdict | VerdictRecord
 
 #: Marks, as flutter doctor prints them; ``-`` is a neutral fact (nothing to fix).
 
@@ -121,7 +125,7 @@ def environment_checks(env: Mapping[str, Any], device: int = 0) -> list[dict[str
     return checks
 
 
-def drift_checks(verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
+def drift_checks(verdicts: Sequence[VerdictLike]) -> list[dict[str, Any]]:
     """Once per package newer than any version the rules were checked on (``verified.*``)."""
     seen: dict[str, dict[str, Any]] = {}
     for verdict in verdicts:
@@ -296,7 +300,7 @@ def engine_summary(
     package: str,
     install: str,
     schemes: Sequence[str],
-    verdicts: Sequence[Verdict],
+    verdicts: Sequence[VerdictLike],
     env: Mapping[str, Any],
 ) -> dict[str, Any]:
     """For one engine: the plans that work, and per rule the plans it blocks, leaves
@@ -462,7 +466,7 @@ def _add_keys(
 
 def build_report(
     env: Mapping[str, Any],
-    verdicts: Sequence[Verdict],
+    verdicts: Sequence[VerdictLike],
     matrix: Matrix,
     *,
     device: int = 0,
@@ -477,14 +481,14 @@ def build_report(
     ``extra`` are sections appended after the engines (``{"title", "items": [{"mark",
     "text", "fix"}]}``), built by the caller (the recommendation, from ``advise``).
     ``assumed`` are facts the caller inferred (``doctor.infer``), said as such."""
-    by_engine: dict[str, list[Verdict]] = {}
+    by_engine: dict[str, list[VerdictLike]] = {}
     for v in verdicts:
         by_engine.setdefault(v.plan.engine, []).append(v)
     engines = [
         engine_summary(
             name, spec.package, spec.install, list(spec.schemes), by_engine.get(name, []), env
         )
-        for name, spec in matrix.engines.items()
+        for name, spec in matrix.records.items()
     ]
     for e in engines:
         for kind in ("blocked", "caveats"):
@@ -528,7 +532,11 @@ def build_report(
         "summary": {"text": text, "exit_code": code},
     }
     if verbose:
-        report["verdicts"] = [v.model_dump(mode="json") for v in verdicts]
+        from quantdoctor.rules.records import VerdictRecord
+
+        report["verdicts"] = [
+            v.data if isinstance(v, VerdictRecord) else v.model_dump(mode="json") for v in verdicts
+        ]
     return report
 
 

@@ -444,8 +444,10 @@ def _load_cached(kind: str, key: str, build: Any) -> tuple[dict[str, Any], list[
     return checked
 
 
-#: Entries kept per kind: the built-in matrix of this code; a few overlays.
-KEEP = {"matrix": 1, "overlay": 8}
+#: Entries kept per kind: the built-in matrix of a few installs (two apps' venvs with
+#: this version share the cache folder: one entry each, not one evicting the other on
+#: every run); a few overlays.
+KEEP = {"matrix": 4, "overlay": 8, "engines": 4}
 
 
 @lru_cache(maxsize=1)
@@ -485,7 +487,7 @@ def _builtin_engines() -> dict[str, EngineRecord]:
         and all(isinstance(name, str) and _engine_ok(spec) for name, spec in data.items())
     ):
         data = _builtin_loaded()[0]["engines"]
-        write_entry("engines", key, data, keep=1)
+        write_entry("engines", key, data, keep=KEEP["engines"])
     try:
         return engine_records(data)
     except (KeyError, TypeError, ValueError, AttributeError):  # a forged entry: rebuild

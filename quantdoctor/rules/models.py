@@ -14,7 +14,7 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from quantdoctor.rules.core import check_choice, check_name, plan_label
+from quantdoctor.rules.core import PASSING, check_choice, check_name, decides, plan_label
 from quantdoctor.rules.vocab import BACKENDS, FACET_VALUES, OS_NAMES
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -215,11 +215,7 @@ class Finding(BaseModel):
 
     def decides(self, status: str) -> bool:
         """Whether this finding is one that gives a verdict this ``status``."""
-        if status == "blocked":
-            return self.severity == "block" and self.state == "holds"
-        if status == "unknown":
-            return self.state == "unknown"
-        return status == "warn" and self.severity == "warn" and self.state == "holds"
+        return decides(self.severity, self.state, status)
 
 
 class Verdict(BaseModel):
@@ -235,7 +231,7 @@ class Verdict(BaseModel):
     @property
     def passes(self) -> bool:
         """``ok`` or ``warn``: the plan runs here."""
-        return self.status in ("ok", "warn")
+        return self.status in PASSING
 
     @property
     def rule_ids(self) -> tuple[str, ...]:

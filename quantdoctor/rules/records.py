@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from quantdoctor.rules.conditions import Node
+    from quantdoctor.rules.core import Facets
 
 
 class SchemeRecord:
@@ -147,3 +148,49 @@ class RuleRecord:
 
     def __repr__(self) -> str:
         return f"RuleRecord({self.id!r})"
+
+
+class FindingRecord:
+    """One rule that applies (``Finding``'s fields), from the evaluator's plain verdict."""
+
+    __slots__ = ("fix", "message", "missing", "rule", "severity", "source", "state")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.rule: str = data["rule"]
+        self.severity: str = data["severity"]
+        self.message: str = data["message"]
+        self.fix: str = data["fix"]
+        self.source: str = data["source"]
+        self.state: str = data["state"]
+        self.missing: list[str] = list(data["missing"])
+
+    def decides(self, status: str) -> bool:
+        """Whether this finding is one that gives a verdict this ``status``."""
+        from quantdoctor.rules.core import decides
+
+        return decides(self.severity, self.state, status)
+
+
+class VerdictRecord:
+    """A verdict (``Verdict``'s fields) over the evaluator's plain data: what the doctor
+    report and its recommendation read, without building pydantic models. ``data`` is
+    the JSON ``Verdict.model_dump(mode="json")`` gives."""
+
+    __slots__ = ("alternatives", "data", "findings", "plan", "status")
+
+    def __init__(self, data: Mapping[str, Any], plan: Facets) -> None:
+        self.data = data
+        self.status: str = data["status"]
+        self.plan = plan
+        self.findings = [FindingRecord(f) for f in data["findings"]]
+        self.alternatives: list[Mapping[str, str]] = list(data["alternatives"])
+
+    @property
+    def passes(self) -> bool:
+        """``ok`` or ``warn``: the plan runs here."""
+        from quantdoctor.rules.core import PASSING
+
+        return self.status in PASSING
+
+    def __repr__(self) -> str:
+        return f"VerdictRecord({self.plan.label()!r}, {self.status!r})"
