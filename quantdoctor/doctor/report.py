@@ -240,10 +240,11 @@ def offloads_named(fix: str) -> set[str]:
 @lru_cache(maxsize=1)
 def _apps() -> dict[str, Any]:
     import json
-    from pathlib import Path
+    import os
 
-    path = Path(__file__).with_name("apps.json")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    path = os.path.join(os.path.dirname(__file__), "apps.json")
+    with open(path, encoding="utf-8") as f:
+        data: dict[str, Any] = json.load(f)
     data.pop("_about", None)
     return data
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from quantdoctor.rules.core import PASSING, decides
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -166,8 +168,6 @@ class FindingRecord:
 
     def decides(self, status: str) -> bool:
         """Whether this finding is one that gives a verdict this ``status``."""
-        from quantdoctor.rules.core import decides
-
         return decides(self.severity, self.state, status)
 
 
@@ -188,8 +188,6 @@ class VerdictRecord:
     @property
     def passes(self) -> bool:
         """``ok`` or ``warn``: the plan runs here."""
-        from quantdoctor.rules.core import PASSING
-
         return self.status in PASSING
 
     def __repr__(self) -> str:

@@ -82,6 +82,7 @@ class V:
         return self.public[0]
 
 
+@lru_cache(maxsize=4096)
 def _parse(text: str) -> V | None:
     """The version in the normal form, or None (then ``packaging`` decides)."""
     m = _VERSION.fullmatch(text.strip())
