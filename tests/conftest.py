@@ -44,11 +44,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # Every in-process evaluation records the rules that held: the matrix test that runs last
-# checks each rule was exercised by one (or carries an example of its own).
-from quantdoctor.rules.core import Core  # noqa: E402
+# checks each rule was exercised by one (or carries an example of its own). ``status`` and
+# ``decide`` work from the machine's groups of rules (``Core.active``), not the rules that
+# select the plan: each call is also checked against that plain definition here.
+from quantdoctor.rules.core import Core, _status  # noqa: E402
 
 EXERCISED: set[str] = set()
 _applying = Core._applying
+_core_status = Core.status
+_core_decide = Core.decide
 
 
 def _recording(self, plan):  # type: ignore[no-untyped-def]
@@ -58,7 +62,32 @@ def _recording(self, plan):  # type: ignore[no-untyped-def]
         yield rule, holds
 
 
+def _plain_decide(self, plan):  # type: ignore[no-untyped-def]
+    applying = list(_recording(self, plan))
+    order = {"block": 0, "warn": 2}
+    found = sorted(  # stable: matrix order within each group
+        [((1 if not holds else order[r.severity]), r.id) for r, holds in applying
+         if r.severity != "info"],
+        key=lambda t: t[0],
+    )  # fmt: skip
+    return _status((r.severity, holds) for r, holds in applying), [i for _, i in found]
+
+
+def _checked_status(self, plan):  # type: ignore[no-untyped-def]
+    got = _core_status(self, plan)
+    assert got == _plain_decide(self, plan)[0], (plan, got)
+    return got
+
+
+def _checked_decide(self, plan):  # type: ignore[no-untyped-def]
+    got = _core_decide(self, plan)
+    assert got == _plain_decide(self, plan), (plan, got)
+    return got
+
+
 Core._applying = _recording  # type: ignore[method-assign]
+Core.status = _checked_status  # type: ignore[method-assign]
+Core.decide = _checked_decide  # type: ignore[method-assign]
 LAST = "test_every_rule_is_exercised_by_an_evaluation"
 
 

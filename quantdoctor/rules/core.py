@@ -167,6 +167,10 @@ class SchemeView(NamedTuple):
         )
 
 
+#: (facet position, allowed values) for each facet a rule selects on
+Selector = tuple[tuple[int, frozenset[str]], ...]
+
+
 class CompiledRule(NamedTuple):
     """A rule as the evaluator reads it."""
 
@@ -178,7 +182,7 @@ class CompiledRule(NamedTuple):
     fix: str
     source: str
     #: (facet position, allowed values) for the facets the rule selects on
-    select: tuple[tuple[int, frozenset[str]], ...]
+    select: Selector
     condition: Node
     #: explains error texts only: never applied to a plan
     signature_only: bool = False
@@ -226,6 +230,8 @@ _UNKNOWN_WORDS = {
 _TEMPLATE = re.compile(r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}")
 #: Findings are listed as a verdict reads: what blocks, what might, what warns, then notes.
 _SEVERITY_ORDER = {"block": 0, "warn": 2, "info": 3}
+#: The status each group of ``Core.active`` gives a plan it selects, in that order.
+_GROUP_STATUS = ("blocked", "unknown", "warn")
 #: How many alternatives each tier (offload, mode, scheme, engine) offers before the next.
 _TIER_SHARES = (2, 1, 1, 1)
 
@@ -258,6 +264,9 @@ class Core:
         self._conditions: dict[int, tuple[Tri, tuple[str, ...]]] = {}
         self._status: dict[Facets, str] = {}
         self._speed: dict[tuple[str, str], int] | None = None
+        self._active: tuple[tuple[CompiledRule, ...], ...] | None = None
+        self._selectors: tuple[tuple[Selector, ...], ...] = ()
+        self._group: dict[int, int] = {}
 
     def _holds(self, rule: CompiledRule) -> tuple[Tri, tuple[str, ...]]:
         found = self._conditions.get(rule.number)
@@ -280,25 +289,54 @@ class Core:
                 continue  # only a rule that could block makes a verdict unknown
             yield rule, bool(holds)
 
+    def active(self) -> tuple[tuple[CompiledRule, ...], ...]:
+        """The rules that can make a verdict other than ok here, in matrix order, by what
+        they make: a block that holds, a block that might, a warning that holds. Every
+        other rule (false here, info, a warning that might) changes no status and lists
+        in no ``decide``; a plan's verdict is the first of these groups with a rule that
+        selects it. Equal groups on two machines give every plan the same ``decide``."""
+        if self._active is None:
+            block: list[CompiledRule] = []
+            might: list[CompiledRule] = []
+            warn: list[CompiledRule] = []
+            for rule in self.matrix.compiled:
+                if rule.signature_only or rule.severity == "info":
+                    continue
+                holds = self._holds(rule)[0]
+                if holds is False or (holds is None and rule.severity != "block"):
+                    continue
+                (warn if rule.severity == "warn" else block if holds else might).append(rule)
+            self._active = (tuple(block), tuple(might), tuple(warn))
+            self._group = {r.number: g for g, rules in enumerate(self._active) for r in rules}
+            # many rules share a selector (an overlay's rules often select every plan)
+            self._selectors = tuple(
+                tuple(dict.fromkeys(r.select for r in group)) for group in self._active
+            )
+        return self._active
+
     def status(self, plan: Facets) -> str:
         found = self._status.get(plan)
         if found is None:
-            found = _status((r.severity, holds) for r, holds in self._applying(plan))
+            self.active()
+            found = "ok"
+            for name, selectors in zip(_GROUP_STATUS, self._selectors, strict=True):
+                if any(all(plan[i] in allowed for i, allowed in s) for s in selectors):
+                    found = name
+                    break
             self._status[plan] = found
         return found
 
     def decide(self, plan: Facets) -> tuple[str, list[str]]:
         """The status and the ids of the rules that apply but info, in a verdict's order
         (what ``matrix`` shows), without rendering any message."""
-        applying = list(self._applying(plan))
-        status = _status((r.severity, holds) for r, holds in applying)
-        self._status[plan] = status
+        self.active()
+        group = self._group
         found = [
-            (1 if not holds else _SEVERITY_ORDER[rule.severity], rule.id)
-            for rule, holds in applying
-            if rule.severity != "info"
+            (g, r.id) for r in self.matrix.selecting(plan) if (g := group.get(r.number)) is not None
         ]
-        found.sort(key=lambda t: t[0])
+        found.sort(key=_first)
+        status = _GROUP_STATUS[found[0][0]] if found else "ok"
+        self._status[plan] = status
         return status, [rule_id for _, rule_id in found]
 
     def findings(self, plan: Facets) -> list[dict[str, Any]]:
@@ -481,6 +519,10 @@ def _status(found: Iterable[tuple[str, bool]]) -> str:
     if unknown:
         return "unknown"
     return "warn" if warn else "ok"
+
+
+def _first(pair: tuple[int, str]) -> int:
+    return pair[0]
 
 
 def _finding_order(f: Mapping[str, Any]) -> int:
