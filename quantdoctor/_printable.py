@@ -12,6 +12,11 @@ The command line applies it at the one boundary where text leaves for the termin
 ``SafeStream`` wraps stdout and stderr while a command runs, and ``safe_console`` gives a
 rich console (which writes its own colour codes to the real stream) whose every string
 passes through ``printable`` before markup is parsed.
+
+The common case needs no rich (importing it costs more than the whole cached report):
+``styling`` decides whether a stream gets styles as rich's console decides it, and
+``paint`` writes a style with the escape codes rich writes for it. Only text already made
+``printable`` is painted, so the only escapes that reach the terminal are these.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["SafeStream", "printable", "raw_stream", "safe_console"]
+__all__ = ["SafeStream", "paint", "printable", "raw_stream", "safe_console", "styling"]
 
 #: C0 controls but tab and newline, DEL, the C1 controls, the bidi embeddings/overrides/
 #: isolates, and the line/paragraph separators some terminals honour.
@@ -64,6 +69,59 @@ class SafeStream:
 def raw_stream(stream: Any) -> Any:
     """The stream under a ``SafeStream`` (for writers that emit their own escape codes)."""
     return getattr(stream, "raw_stream", stream)
+
+
+#: Select Graphic Rendition codes of the style names the renderers use (rich's names).
+SGR = {
+    "bold": "1", "dim": "2", "italic": "3", "underline": "4", "black": "30", "red": "31",
+    "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36", "white": "37",
+}  # fmt: skip
+_ATTRIBUTES = frozenset(("bold", "dim", "italic", "underline"))
+
+
+def styling(stream: Any) -> str:
+    """The styles ``stream`` gets, decided as rich's console decides them: ``"colour"``;
+    ``"attributes"`` under ``NO_COLOR`` (bold and dim stay, colours go); ``""`` (plain)
+    when it is no terminal or ``TERM`` is ``dumb`` or ``unknown``. ``TTY_COMPATIBLE=1|0``
+    and then ``FORCE_COLOR`` (set and not empty: a terminal; set and empty: none) override
+    what ``isatty`` says."""
+    import os
+    import sys
+
+    env = os.environ
+    compatible = env.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        terminal = compatible == "1"
+    elif "FORCE_COLOR" in env:  # https://force-color.org/
+        terminal = env["FORCE_COLOR"] != ""
+    else:
+        isatty = getattr(stream, "isatty", None)
+        try:
+            terminal = bool(isatty and isatty())
+        except ValueError:  # a closed stream
+            terminal = False
+    if getattr(sys.stdin, "__module__", "").startswith("idlelib"):
+        terminal = False  # IDLE's shell says it is a terminal and shows escapes as text
+    if not terminal or env.get("TERM", "").lower() in ("dumb", "unknown"):
+        return ""
+    return "attributes" if env.get("NO_COLOR", "") != "" else "colour"
+
+
+def paint(text: str, style: str, styling: str = "colour") -> str:
+    """``text`` in ``style`` (rich's names, ``"bold red"`` too) as escape codes, the codes
+    in rich's order; every line of it on its own, so no style runs past a newline.
+    ``styling`` is :func:`styling`'s answer: ``""`` gives the text alone."""
+    if not (text and style and styling):
+        return text
+    words = style.split()
+    if styling != "colour":
+        words = [w for w in words if w in _ATTRIBUTES]
+    if not words:
+        return text
+    on = "\x1b[" + ";".join(sorted((SGR[w] for w in words), key=int)) + "m"
+    if "\n" not in text:
+        return f"{on}{text}\x1b[0m"
+    return "\n".join(f"{on}{part}\x1b[0m" if part else "" for part in text.split("\n"))
 
 
 _CONSOLE: Any = None

@@ -160,9 +160,6 @@ def _finite(data: Any) -> Any:
     return data
 
 
-_ANSI = {"green": "32", "yellow": "33", "red": "31", "magenta": "35", "dim": "2", "bold": "1"}
-
-
 def clean(text: str) -> str:
     """Text from outside (a file, an overlay, a tool) made safe to print on a terminal."""
     from quantdoctor._printable import printable
@@ -187,7 +184,9 @@ def painter(stream: Any = None) -> Any:
     """``paint(text, style)``: ANSI colour on a terminal, the text alone elsewhere."""
     if not colour_on(stream):
         return lambda text, style: text
-    return lambda text, style: f"\x1b[{_ANSI[style]}m{text}\x1b[0m"
+    from quantdoctor._printable import paint
+
+    return paint
 
 
 def write_lines(lines: list[str]) -> None:

@@ -1,7 +1,7 @@
 """The doctor report: built as plain data from facts and verdicts, then rendered.
 
 Deciding lives in ``rules/`` (the verdicts); this module only groups them so the report
-stays short, and renders the same data as text (rich, colour only on a terminal) or
+stays short, and renders the same data as text (colour only on a terminal) or
 JSON. Nothing here re-states a compatibility rule: what blocks a plan is always a
 finding of the evaluator, named by its rule id.
 """
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 #: Where to get a torch build for a GPU, per vendor (PyTorch's install selector).
 TORCH_INSTALL = "pip install torch  (https://pytorch.org/get-started/locally/ picks the build)"
 
-Line = list[tuple[str, str]]  # (text, rich style) segments of one output line
+Line = list[tuple[str, str]]  # (text, style) segments of one output line; rich's style names
 
 
 # ------------------------------------------------------------------------- checks
@@ -810,21 +810,68 @@ def terminal_width(stream: Any) -> int:
 
 
 def print_lines(lines: Sequence[Line], stream: Any = None) -> None:
-    """Styled on a terminal (rich, imported only then), plain text everywhere else;
-    wrapped to the terminal's width either way. Text from outside (GPU names, notes,
-    overlay messages) is made printable first."""
+    """Styled on a terminal, plain text everywhere else; wrapped to the terminal's width
+    either way. Text from outside (GPU names, notes, overlay messages) is made printable
+    first, so the only escape codes written are the styles' own."""
     from quantdoctor._printable import printable, raw_stream
 
-    out = raw_stream(stream or sys.stdout)  # rich writes its own colour codes: the real one
+    out = raw_stream(stream or sys.stdout)  # the styles' codes go to the real stream
     width = terminal_width(out)
     safe = [[(printable(t, newlines=True), style) for t, style in line] for line in lines]
     wrapped = [piece for line in safe for piece in wrap(line, width)]
-    if out.isatty():
-        from rich.console import Console
-        from rich.text import Text
+    if not out.isatty():
+        out.write("".join("".join(t for t, _ in line).rstrip() + "\n" for line in wrapped))
+    elif _WINDOWS:
+        _print_rich(wrapped, out)
+    else:
+        out.write(styled_text(wrapped, out))
 
-        console = Console(file=out, highlight=False, soft_wrap=True)
-        for line in wrapped:
-            console.print(Text.assemble(*line) if line else "")
-        return
-    out.write("".join("".join(t for t, _ in line).rstrip() + "\n" for line in wrapped))
+
+#: A Windows console may take no escape codes (before Windows 10, or with virtual terminal
+#: processing off): rich then styles through the console's own calls, so it earns its cost.
+_WINDOWS = sys.platform == "win32"
+
+
+def styled_text(lines: Sequence[Line], stream: Any) -> str:
+    """``lines`` as a terminal shows them, as rich wrote them (``styling`` decides as rich
+    does; tabs to the next stop of 8) without importing rich: the text's own characters,
+    with the styles' escape codes between them."""
+    from quantdoctor._printable import paint, styling
+
+    mode = styling(stream)
+    out: list[str] = []
+    for line in lines:
+        if any("\t" in text for text, _ in line):
+            line = _expand_tabs(line)
+        runs: Line = []  # neighbours of one style written as one run
+        for text, style in line:
+            if runs and runs[-1][1] == style:
+                runs[-1] = (runs[-1][0] + text, style)
+            elif text:
+                runs.append((text, style))
+        out.append("".join(paint(text, style, mode) for text, style in runs) + "\n")
+    return "".join(out)
+
+
+def _expand_tabs(line: Line, size: int = 8) -> Line:
+    column, out = 0, Line()
+    for text, style in line:
+        chars: list[str] = []
+        for char in text:
+            if char == "\t":
+                chars.append(" " * (size - column % size))
+                column += size - column % size
+            else:
+                chars.append(char)
+                column = 0 if char == "\n" else column + 1
+        out.append(("".join(chars), style))
+    return out
+
+
+def _print_rich(lines: Sequence[Line], out: Any) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    for line in lines:
+        console.print(Text.assemble(*line) if line else "")
