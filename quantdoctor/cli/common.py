@@ -168,7 +168,9 @@ def clean(text: str) -> str:
 
 
 def colour_on(stream: Any = None) -> bool:
-    """Colour as rich decides it: a terminal, unless NO_COLOR or TERM=dumb (FORCE_COLOR wins)."""
+    """Colour for ``check`` and ``matrix``: a terminal, unless NO_COLOR or TERM=dumb; a
+    non-empty FORCE_COLOR wins over both, on a pipe too. (The report and ``env`` decide as
+    rich does, ``_printable.styling``: there NO_COLOR keeps bold and dim, TERM=dumb wins.)"""
     import os
 
     stream = stream or sys.stdout
