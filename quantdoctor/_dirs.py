@@ -22,7 +22,7 @@ for ``detect``), ``named`` (the distributions the matrix files name, for the pro
 files' paths, sizes and mtimes), ``env`` (an ``--env`` file's validated facts: its
 text), ``report`` (the doctor report: the facts, the flags, the code and the overlays).
 What is cached per process, for its life: the built-in matrix and cost model as loaded
-(``rules.matrix._builtin_loaded``, ``rules.matrix._builtin_engines``,
+(``rules.matrix._builtin_loaded``, ``rules.records._builtin_engines``,
 ``rules.named._SEEN``, ``advise.recommend._base_costs``/``_merged``), the
 default matrix (``rules.evaluate.default_matrix``), each matrix's rules per engine and per
 plan (``Matrix.compiled_for``/``selecting``), parsed versions and specifiers

@@ -10,7 +10,6 @@ packed uint8), which is where the memory goes.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
 
 def weight_only(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of a modelopt preset with its activation (input) quantizers disabled."""
+    import copy
+
     config = copy.deepcopy(config)
     entries = config["quant_cfg"]
     if isinstance(entries, list):  # modelopt >= 0.47: later entries override earlier ones

@@ -6,7 +6,6 @@ forms raise ``TypeError``), so its ``TorchAoConfig`` gets the same instance.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +50,8 @@ class TorchAoAdapter(EngineAdapter):
             quantize_(module, config)
             return module
         # torchao's own default filter, counted: it is asked once per module before the swap
+        import inspect  # here, not at import: detect loads this module for its fingerprint
+
         default_filter = inspect.signature(quantize_).parameters["filter_fn"].default
         bar = progress
 

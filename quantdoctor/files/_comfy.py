@@ -24,13 +24,12 @@ scale.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from quantdoctor.files._safetensors_header import TensorEntry
 
 
-@dataclass(frozen=True)
-class ComfyFormat:
+class ComfyFormat(NamedTuple):
     """One of ComfyUI's ``QUANT_ALGOS`` formats, as its files store it."""
 
     name: str
@@ -94,12 +93,11 @@ NEEDS_SCALES = (
 )
 
 
-@dataclass
-class ComfyFinding:
+class ComfyFinding(NamedTuple):
     """Per-weight formats found in one checkpoint, and how they were found."""
 
     how: str
-    weights: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (format, params)
+    weights: dict[str, tuple[str, int]]  # name -> (format, params)
 
 
 def _format_of(weight: TensorEntry, by_name: dict[str, TensorEntry], layer: str) -> str | None:
@@ -141,13 +139,15 @@ def find(by_name: dict[str, TensorEntry], metadata: dict[str, str]) -> ComfyFind
     markers = [n[: -len(".comfy_quant")] for n in by_name if n.endswith(".comfy_quant")]
     sentinel = next((n for n in by_name if n == "scaled_fp8" or n.endswith(".scaled_fp8")), None)
     if declared is not None:
-        found = ComfyFinding("_quantization_metadata in the header")
+        found = ComfyFinding("_quantization_metadata in the header", {})
         layers = list(declared)
     elif markers:
-        found = ComfyFinding("per-layer .comfy_quant tensors (format read from dtypes and scales)")
+        found = ComfyFinding(
+            "per-layer .comfy_quant tensors (format read from dtypes and scales)", {}
+        )
         layers = markers
     elif sentinel is not None:
-        found = ComfyFinding("legacy scaled_fp8 marker with per-layer scale_weight")
+        found = ComfyFinding("legacy scaled_fp8 marker with per-layer scale_weight", {})
         layers = [n[: -len(".scale_weight")] for n in by_name if n.endswith(".scale_weight")]
     else:
         return None

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from quantdoctor._fileio import open_regular, unreadable
 from quantdoctor._ggml import BY_ID
@@ -100,8 +99,7 @@ _STRING, _ARRAY = 8, 9
 Value = int | float | bool | str | list["Value"] | dict[str, int]
 
 
-@dataclass(frozen=True)
-class GGUFTensor:
+class GGUFTensor(NamedTuple):
     name: str
     shape: tuple[int, ...]
     type_id: int
@@ -111,8 +109,7 @@ class GGUFTensor:
     nbytes: int
 
 
-@dataclass(frozen=True)
-class GGUFHeader:
+class GGUFHeader(NamedTuple):
     version: int
     byteorder: str
     metadata: dict[str, Value]

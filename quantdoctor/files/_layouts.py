@@ -22,7 +22,7 @@ order; a family whose markers are a superset of another's comes first.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DIFFUSION_PREFIX = "model.diffusion_model."
 #: Prefixes of the non-diffusion parts of an all-in-one (single-file) checkpoint.
@@ -43,8 +43,7 @@ _CLASS = "diffusers model class (tests/data/layouts)"
 _TRANSFORMERS = "transformers model class (tests/data/layouts)"
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """One family in one layout: all ``markers`` present and no ``unless`` key."""
 
     family: str
@@ -600,8 +599,7 @@ _SD_CONTEXT_KEYS = (
 _UNET_VERSIONS = {768: "sd1", 1024: "sd2"}
 
 
-@dataclass(frozen=True)
-class Recognised:
+class Recognised(NamedTuple):
     """What the key layout says: component, family, variant, layout and the row's origin."""
 
     component: str | None = None

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from quantdoctor._fileio import open_regular, read_exact, unreadable
 
@@ -55,8 +54,7 @@ DTYPE_BITS: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True)
-class TensorEntry:
+class TensorEntry(NamedTuple):
     name: str
     dtype: str
     shape: tuple[int, ...]
@@ -70,8 +68,7 @@ class TensorEntry:
         return self.end - self.begin
 
 
-@dataclass(frozen=True)
-class SafetensorsHeader:
+class SafetensorsHeader(NamedTuple):
     tensors: tuple[TensorEntry, ...]
     metadata: dict[str, str]
     header_bytes: int

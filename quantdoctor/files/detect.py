@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from quantdoctor._fileio import open_regular, read_exact, unreadable
 from quantdoctor.files import _comfy, _gguf_header, _safetensors_header
@@ -50,8 +51,7 @@ FLOAT8 = {"F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 _FLOAT_STORAGE = {"F32", "F16", "BF16", "F64"}
 
 
-@dataclass(frozen=True)
-class Detection:
+class Detection(NamedTuple):
     """What a model file (or folder) holds, and the plan that would load it."""
 
     path: str
@@ -70,7 +70,7 @@ class Detection:
     bytes: int = 0
     tensors: int = 0
     #: storage dtype (safetensors) or ggml type (GGUF) -> bytes of tensor data
-    dtypes: dict[str, int] = field(default_factory=dict)
+    dtypes: Mapping[str, int] = MappingProxyType({})
     notes: tuple[str, ...] = ()
     #: a diffusers pipeline folder's components
     parts: tuple[Detection, ...] = ()
@@ -133,7 +133,7 @@ def checked(found: Detection, matrix: Matrix | None = None) -> Detection:
     the header reading.
     """
     if matrix is None:
-        from quantdoctor.rules.matrix import engine_sections
+        from quantdoctor.rules.records import engine_sections
 
         engines = engine_sections()
     else:
@@ -144,16 +144,16 @@ def checked(found: Detection, matrix: Matrix | None = None) -> Detection:
 def _checked(found: Detection, engines: dict[str, EngineRecord]) -> Detection:
     parts = tuple(_checked(p, engines) for p in found.parts)
     if found.plan is None:
-        return replace(found, parts=parts)
+        return found._replace(parts=parts)
     engine, scheme = found.plan["engine"], found.plan["scheme"]
     if engine in engines and scheme in engines[engine].schemes:
-        return replace(found, parts=parts)
+        return found._replace(parts=parts)
     known = ", ".join(engines[engine].schemes if engine in engines else engines)
     note = (
         f"{engine} {scheme} is not a plan quantdoctor's matrix knows, so it offers none to "
         f"check (known: {known})"
     )
-    return replace(found, parts=parts, plannable=False, notes=(*found.notes, note))
+    return found._replace(parts=parts, plannable=False, notes=(*found.notes, note))
 
 
 def detect(path: str | os.PathLike[str]) -> Detection:
@@ -294,7 +294,7 @@ def _engines() -> list[tuple[str, Any, Any]]:
     """(name, matrix section, module) of every engine: the registry is the matrix."""
     import importlib
 
-    from quantdoctor.rules.matrix import engine_sections
+    from quantdoctor.rules.records import engine_sections
 
     # engines' modules are found by the name their section gives, not imported here
     return [
@@ -423,7 +423,7 @@ def _detect_index(index: Path) -> Detection:
     shards = _shard_paths(index)
     headers = [_safetensors_header.read_header(s) for s in shards]
     found = _analyse(str(index), "safetensors-sharded", headers, index.parent)
-    return replace(found, notes=(f"{len(shards)} shards", *found.notes))
+    return found._replace(notes=(f"{len(shards)} shards", *found.notes))
 
 
 def _weights_in(folder: Path) -> Detection | None:
@@ -438,8 +438,7 @@ def _weights_in(folder: Path) -> Detection | None:
         return parts[0]
     # Several weight files and no index: describe the largest, count them all.
     main = max(parts, key=lambda d: d.bytes)
-    return replace(
-        main,
+    return main._replace(
         parameters=sum(d.parameters for d in parts),
         bytes=sum(d.bytes for d in parts),
         tensors=sum(d.tensors for d in parts),
@@ -497,8 +496,7 @@ def _detect_component(folder: Path) -> Detection:
     elif engine and weights.engine and weights.engine != engine:
         notes.append(f"config says {engine} but the weights look like {weights.engine}")
     architecture = _config_family(config, weights, notes)
-    return replace(
-        weights,
+    return weights._replace(
         path=str(folder),
         format="diffusers",
         engine=engine or weights.engine,

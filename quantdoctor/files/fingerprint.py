@@ -9,9 +9,8 @@ names it in its matrix section (``formats``) instead.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from quantdoctor._fileio import open_regular, read_exact, unreadable
 from quantdoctor.files._safetensors_header import SafetensorsHeader, TensorEntry
@@ -22,17 +21,28 @@ __all__ = ["MAX_JSON_BYTES", "Quantized", "TensorView", "json_field", "read_json
 MAX_JSON_BYTES = 16 * 1024 * 1024
 
 
-@dataclass
 class Quantized:
     """An engine's quantized weights of one scheme: stored tensor name -> parameters."""
 
-    engine: str
-    scheme: str | None
-    weights: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("engine", "scheme", "weights")
+
+    def __init__(self, engine: str, scheme: str | None, weights: dict[str, int] | None = None):
+        self.engine = engine
+        self.scheme = scheme
+        self.weights: dict[str, int] = {} if weights is None else weights
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Quantized) and (self.engine, self.scheme, self.weights) == (
+            other.engine,
+            other.scheme,
+            other.weights,
+        )
+
+    def __repr__(self) -> str:
+        return f"Quantized({self.engine!r}, {self.scheme!r}, {len(self.weights)} weights)"
 
 
-@dataclass(frozen=True)
-class TensorView:
+class TensorView(NamedTuple):
     """One model's safetensors headers (several for a sharded one), read, never loaded."""
 
     #: the file (or index) that errors name

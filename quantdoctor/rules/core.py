@@ -493,19 +493,6 @@ class Core:
         return chosen[:limit]
 
 
-def decides(severity: str, state: str, status: str) -> bool:
-    """Whether a finding (``severity``, ``state``) is one that gives a verdict ``status``."""
-    if status == "blocked":
-        return severity == "block" and state == "holds"
-    if status == "unknown":
-        return state == "unknown"
-    return status == "warn" and severity == "warn" and state == "holds"
-
-
-#: The statuses of a plan that runs here.
-PASSING: tuple[str, ...] = ("ok", "warn")
-
-
 def _status(found: Iterable[tuple[str, bool]]) -> str:
     """blocked / unknown / warn / ok from (severity, holds) pairs of applying rules."""
     unknown = warn = False

@@ -27,6 +27,7 @@ from quantdoctor.rules.core import (
 from quantdoctor.rules.facts import canonical_name
 from quantdoctor.rules.named import BUILTIN_PATH, default_overlays
 from quantdoctor.rules.records import EngineRecord, RuleRecord, engine_records
+from quantdoctor.rules.records import engine_ok as _engine_ok
 from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
 
@@ -389,22 +390,6 @@ def _rule_ok(rule: Any) -> bool:
     return True
 
 
-def _engine_ok(spec: Any) -> bool:
-    if not isinstance(spec, dict) or not isinstance(spec.get("schemes"), dict):
-        return False
-    modes = spec.get("modes")
-    if not isinstance(modes, list) or not _strings(modes) or not set(modes) <= set(MODES):
-        return False
-    if spec.get("default_mode", "post") not in modes or not isinstance(spec.get("package"), str):
-        return False
-    return all(
-        isinstance(s, dict)
-        and isinstance(s.get("bits"), int)
-        and not isinstance(s.get("bits"), bool)
-        for s in spec["schemes"].values()
-    )
-
-
 def _checked(data: Any) -> tuple[dict[str, Any], list[CompiledRule]] | None:
     """A cache entry's data and its compiled rules, or ``None`` when it is not well formed."""
     if not isinstance(data, dict):
@@ -466,32 +451,6 @@ def _builtin_loaded() -> tuple[dict[str, Any], list[CompiledRule]]:
     # Parsing and validating the YAML costs more than the rest of a `check`: the validated
     # matrix is kept as plain data, keyed by a digest of quantdoctor's own files.
     return _load_cached("matrix", code_digest(), build)
-
-
-def engine_sections() -> dict[str, EngineRecord]:
-    """The engines of the default matrix (built-in plus default overlays) as records.
-
-    Without overlays this reads the engines alone (a cache entry of their own, a few
-    KiB), not the rules: what ``detect`` needs to name a file's plan."""
-    if default_overlays():
-        return load_matrix().records
-    return _builtin_engines()
-
-
-@lru_cache(maxsize=1)
-def _builtin_engines() -> dict[str, EngineRecord]:
-    key = code_digest()
-    data = read_entry("engines", key)
-    if not (
-        isinstance(data, dict)
-        and all(isinstance(name, str) and _engine_ok(spec) for name, spec in data.items())
-    ):
-        data = _builtin_loaded()[0]["engines"]
-        write_entry("engines", key, data, keep=KEEP["engines"])
-    try:
-        return engine_records(data)
-    except (KeyError, TypeError, ValueError, AttributeError):  # a forged entry: rebuild
-        return engine_records(_builtin_loaded()[0]["engines"])
 
 
 def builtin() -> MatrixFile:

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from quantdoctor.rules.core import PASSING, check_choice, check_name, decides, plan_label
+from quantdoctor.rules.core import check_choice, check_name, plan_label
+from quantdoctor.rules.records import PASSING, decides
 from quantdoctor.rules.vocab import BACKENDS, FACET_VALUES, OS_NAMES
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")

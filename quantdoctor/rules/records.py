@@ -10,8 +10,9 @@ The attribute names are the schema's, so code written against either reads both.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
-from quantdoctor.rules.core import PASSING, decides
+from quantdoctor.rules.vocab import MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -192,3 +193,69 @@ class VerdictRecord:
 
     def __repr__(self) -> str:
         return f"VerdictRecord({self.plan.label()!r}, {self.status!r})"
+
+
+def decides(severity: str, state: str, status: str) -> bool:
+    """Whether a finding (``severity``, ``state``) is one that gives a verdict ``status``."""
+    if status == "blocked":
+        return severity == "block" and state == "holds"
+    if status == "unknown":
+        return state == "unknown"
+    return status == "warn" and severity == "warn" and state == "holds"
+
+
+#: The statuses of a plan that runs here.
+PASSING: tuple[str, ...] = ("ok", "warn")
+
+
+def engine_ok(spec: Any) -> bool:
+    """Whether a cached engine section has the shape the records and evaluator read."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("schemes"), dict):
+        return False
+    modes = spec.get("modes")
+    if not isinstance(modes, list) or not all(type(m) is str for m in modes):
+        return False
+    if not set(modes) <= set(MODES):
+        return False
+    if spec.get("default_mode", "post") not in modes or not isinstance(spec.get("package"), str):
+        return False
+    return all(
+        isinstance(s, dict)
+        and isinstance(s.get("bits"), int)
+        and not isinstance(s.get("bits"), bool)
+        for s in spec["schemes"].values()
+    )
+
+
+def engine_sections() -> dict[str, EngineRecord]:
+    """The engines of the default matrix (built-in plus default overlays) as records.
+
+    Without overlays this reads the engines alone (a cache entry of their own, a few
+    KiB), not the rules: what ``detect`` needs to name a file's plan."""
+    from quantdoctor.rules.named import default_overlays
+
+    if default_overlays():
+        from quantdoctor.rules.matrix import load_matrix
+
+        return load_matrix().records
+    return _builtin_engines()
+
+
+@lru_cache(maxsize=1)
+def _builtin_engines() -> dict[str, EngineRecord]:
+    from quantdoctor._dirs import code_digest, read_entry, write_entry
+
+    key = code_digest()
+    data = read_entry("engines", key)
+    if isinstance(data, dict) and all(
+        isinstance(name, str) and engine_ok(spec) for name, spec in data.items()
+    ):
+        try:
+            return engine_records(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # a forged entry: rebuilt below
+    from quantdoctor.rules.matrix import KEEP, _builtin_loaded  # the whole matrix: a miss
+
+    data = _builtin_loaded()[0]["engines"]
+    write_entry("engines", key, data, keep=KEEP["engines"])
+    return engine_records(data)
