@@ -30,11 +30,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from quantdoctor.rules.patterns import cap_lines
+from quantdoctor.rules.patterns import cap_lines, literals
 
 if TYPE_CHECKING:
     from quantdoctor.rules.matrix import Matrix
@@ -118,8 +117,7 @@ _GENERIC_TEXT = re.compile(
 AMBIGUOUS_MARGIN = 2.5
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """One rule whose signature matched, with the text it matched and how sure it is."""
 
     rule: str
@@ -168,8 +166,7 @@ class Match:
         }
 
 
-@dataclass(frozen=True)
-class Explanation:
+class Explanation(NamedTuple):
     """All candidates for one text, best first, with what is known about the ambiguity."""
 
     matches: list[Match]
@@ -183,7 +180,7 @@ class Explanation:
     engines_seen: tuple[str, ...] = ()
     offload_seen: str | None = None
     exception_type: str | None = None
-    facts_unknown: tuple[str, ...] = field(default=())
+    facts_unknown: tuple[str, ...] = ()
 
 
 def clean(text: str) -> str:
@@ -233,6 +230,17 @@ def out_of_memory(text: str) -> dict[str, float | None] | None:
 @lru_cache(maxsize=1024)
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.MULTILINE)
+
+
+@lru_cache(maxsize=1024)
+def _literals(pattern: str) -> tuple[str, ...]:
+    return literals(pattern)
+
+
+def _may_match(pattern: str, text: str) -> bool:
+    """False when ``text`` lacks text every match of ``pattern`` has: then the pattern is
+    neither compiled nor searched (compiling them all costs more than the rest)."""
+    return all(part in text for part in _literals(pattern))
 
 
 @lru_cache(maxsize=64)
@@ -330,6 +338,8 @@ def _weigh(
 ) -> Match | None:
     best: tuple[float, re.Match[str], Any] | None = None
     for sig in rule.signatures:
+        if not _may_match(sig.pattern, text):
+            continue
         for m in _compiled(sig.pattern).finditer(text):
             if m.end() == m.start():
                 continue  # an empty match says nothing
@@ -445,7 +455,7 @@ def _confidence(found: list[Match]) -> list[Match]:
         if m.score < 10.0:
             p = min(p, 0.4)  # evidence against it
         word = "high" if p >= 0.75 else "medium" if p >= 0.4 else "low"
-        out.append(replace(m, probability=p, confidence=word))
+        out.append(m._replace(probability=p, confidence=word))
     return out
 
 
@@ -497,14 +507,16 @@ def explain_text(
         if m is not None:
             found.append(m)
         elif any(
-            (hit := _compiled(s.pattern).search(cleaned)) and _is_generic(s.generic, hit.group(0))
+            _may_match(s.pattern, cleaned)
+            and (hit := _compiled(s.pattern).search(cleaned))
+            and _is_generic(s.generic, hit.group(0))
             for s in r.signatures
         ):
             unclaimed.append(r.id)
     shown: dict[str, Any] = dict(facts or {})
     shown.update({f"plan.{k}": v for k, v in ctx.items()})
     found = [
-        replace(m, message=_render(m.message, shown), fix=_render(m.fix, shown)) for m in found
+        m._replace(message=_render(m.message, shown), fix=_render(m.fix, shown)) for m in found
     ]
     found.sort(key=lambda m: m.rank, reverse=True)
     found = _confidence(found)

@@ -20,7 +20,7 @@ _NEW = sys.version_info >= (3, 11)
 _p: Any = importlib.import_module("re._parser" if _NEW else "sre_parse")
 _c: Any = importlib.import_module("re._constants" if _NEW else "sre_constants")
 
-__all__ = ["MAX_LINE", "MAX_PATHS", "MAX_PATTERN", "cap_lines", "unsafe"]
+__all__ = ["MAX_LINE", "MAX_PATHS", "MAX_PATTERN", "cap_lines", "literals", "unsafe"]
 
 #: A signature longer than this is refused (a pattern, not a document).
 MAX_PATTERN = 2000
@@ -95,3 +95,104 @@ def cap_lines(text: str) -> str:
             line = f"{line[:_HEAD]} … {line[-(MAX_LINE - _HEAD) :]}"
         out.append(line)
     return "\n".join(out)
+
+
+#: Escapes that stand for one character class or position, not the character after them.
+_CLASS_ESCAPES = frozenset("dDwWsSbBAZzGnrtfvax0123456789")
+
+
+def literals(pattern: str) -> tuple[str, ...]:
+    """Text every match of ``pattern`` contains: the runs of plain characters outside any
+    group, class or repetition. A text that lacks one cannot match, so ``explain`` skips
+    compiling and searching that pattern (compiling every signature costs more than the
+    rest of a run). Conservative: a pattern with flags or a top-level ``|`` gives none,
+    and a character a quantifier follows is left out of its run."""
+    if "(?" in pattern.replace("(?:", "") or "|" in _top_level(pattern):
+        return ()
+    if any(e in pattern for e in ("\\x", "\\u", "\\U", "\\N", "\\0")):
+        return ()  # escapes with arguments: left to the regular expression itself
+    runs: list[str] = []
+    run: list[str] = []
+    depth = i = 0
+    n = len(pattern)
+
+    def cut() -> None:
+        if len(run) >= 3 and depth == 0:
+            runs.append("".join(run))
+        run.clear()
+
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            i += 2
+            if nxt in _CLASS_ESCAPES or nxt.isalpha():
+                cut()
+            elif depth == 0:
+                run.append(nxt)
+            continue
+        if ch == "[":
+            cut()
+            i = _class_end(pattern, i)
+            continue
+        if ch in "*?{":  # the atom before is optional (or counted): not required text
+            if run:
+                run.pop()
+            cut()
+            if ch == "{":  # skip the count; a "{" that is no count is text, left out
+                close = pattern.find("}", i)
+                i = n if close < 0 else close
+        elif ch in "(":
+            cut()
+            depth += 1
+        elif ch == ")":
+            cut()
+            depth = max(depth - 1, 0)
+        elif ch in ".^$+|":
+            if ch == "+":  # the atom before is there once at least, but not twice in a row
+                cut()
+            cut()
+        elif depth == 0:
+            run.append(ch)
+        i += 1
+    cut()
+    return tuple(runs)
+
+
+def _top_level(pattern: str) -> str:
+    """``pattern`` with escapes, classes and groups taken out (what ``|`` splits)."""
+    out: list[str] = []
+    depth = i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":
+            i = _class_end(pattern, i)
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """The index after the ``]`` closing the class that opens at ``start``."""
+    i = start + 1
+    if i < len(pattern) and pattern[i] == "^":
+        i += 1
+    if i < len(pattern) and pattern[i] == "]":
+        i += 1  # a "]" first is a member
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            i += 2
+            continue
+        if pattern[i] == "]":
+            return i + 1
+        i += 1
+    return i
