@@ -99,7 +99,8 @@ def test_an_invalid_version_has_no_key() -> None:
 
 #: versions the probe reports (torch builds, release candidates, nightlies, dev builds)
 SEEN = (
-    "2.13.0+cpu", "2.11.0+cu128", "2.6.0", "2.5.1+rocm6.2", "2.4.0a0+git1234abc", "2.8.0.dev20250601+cu126",
+    "2.13.0+cpu", "2.11.0+cu128", "2.6.0", "2.5.1+rocm6.2", "2.4.0a0+git1234abc",
+    "2.8.0.dev20250601+cu126",
     "0.45.0", "0.48.2", "0.49.0.dev0", "0.2.7", "0.18.0", "0.19.0", "3.4.0", "0.2.8", "0.47.0",
     "0.42.1", "0.43.0rc1", "1.15.0", "5.24.0", "12.8", "13.0", "3.3.0", "3.7.0", "0.13.1",
 )  # fmt: skip
