@@ -110,6 +110,14 @@ def _forge(entry_path: Path, change: object) -> None:
             id="bad condition",
         ),
         pytest.param(
+            lambda p: _forge(p, lambda d: d["rules"][0].pop("message")),
+            id="a rule without a required field",
+        ),
+        pytest.param(
+            lambda p: _forge(p, lambda d: d["rules"][0].__setitem__("fix", 3)),
+            id="a default field of the wrong type",
+        ),
+        pytest.param(
             lambda p: p.write_text(p.read_text().replace('"format": 2', '"format": 3')),
             id="another format",
         ),
@@ -247,3 +255,54 @@ def test_an_overlay_is_cached_by_its_content(tmp_path: Path, env_file: Path) -> 
     assert json.loads(run(cache, *args, env_file=env_file).stdout)["status"] == "blocked"
     overlay.write_text(overlay.read_text().replace("block", "info"), encoding="utf-8")
     assert json.loads(run(cache, *args, env_file=env_file).stdout)["status"] == "ok"
+
+
+def test_a_cached_rule_leaves_its_defaults_out_and_reads_back_as_the_schema_dumps_it() -> None:
+    from quantdoctor.rules import matrix as M
+    from quantdoctor.rules.schema import Rule
+
+    assert tuple(Rule.model_fields) == M._RULE_FIELDS
+    bare = Rule(id="a.b", severity="warn", message="m", source="s").model_dump(mode="json")
+    assert {k: bare[k] for k in M._RULE_DEFAULTS} == M._RULE_DEFAULTS
+    full = M._builtin_loaded()[0]
+    stored = json.loads(json.dumps(M._compact(full)))
+    assert len(json.dumps(stored["rules"])) < len(json.dumps(full["rules"])) * 0.9
+    for rule, back in zip(full["rules"], stored["rules"], strict=True):
+        again = M._expanded(back)
+        assert again == rule and list(again) == list(rule), rule["id"]
+    one, two = (
+        M._expanded({**bare}),
+        M._expanded({"id": "c.d", **M._compact({"rules": [bare]})["rules"][0]}),
+    )
+    assert (
+        one["select"] is not two["select"]
+        and one["select"]["engine"] is not two["select"]["engine"]
+    )
+
+
+def test_an_overlay_read_back_from_the_cache_gives_what_it_gave_when_built(
+    tmp_path: Path, env_file: Path
+) -> None:
+    cache = tmp_path / "cache"
+    overlay = tmp_path / "overlay.yaml"
+    rules = [
+        "- {id: o.every, when: {fact: gpu.memory_gb, lt: 100}, severity: warn, message: m,"
+        " source: s}",
+        "- {id: o.sig, select: {engine: [quanto], offload: [balanced]}, severity: block,"
+        " message: 'on {gpu.name}', fix: pip install x, holds_for: {optimum-quanto: '>=0.2'},"
+        " signatures: [{pattern: 'boom \\d{1,3}', source: s}], source: [s, t]}",
+        "- {id: o.new, replaces: quanto.offload.balanced, select: {engine: [quanto]},"
+        " severity: info, message: m, source: s}",
+    ]
+    overlay.write_text("rules:\n" + "\n".join(rules) + "\n", encoding="utf-8")
+    args = [*CHECK, "--matrix", str(overlay)]
+    built = run(cache, *args, env_file=env_file)
+    assert built.returncode == 1, built.stderr
+    assert len(list(store(cache).glob("overlay-*.json"))) == 1
+    again = run(cache, *args, env_file=env_file)
+    assert (again.returncode, again.stdout) == (built.returncode, built.stdout)
+    listed = run(cache, "rules", "--json", "--matrix", str(overlay))
+    assert listed.returncode == 0, listed.stderr
+    assert (
+        listed.stdout == run(tmp_path / "other", "rules", "--json", "--matrix", str(overlay)).stdout
+    )

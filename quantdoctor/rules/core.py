@@ -205,9 +205,25 @@ def compile_rule(index: int, rule: Mapping[str, Any]) -> CompiledRule:
         select=tuple(
             (i, frozenset(select[name])) for i, name in enumerate(FACETS) if select.get(name)
         ),
-        condition=rule_condition(rule.get("when"), rule.get("holds_for") or {}),
+        condition=_condition(rule.get("when"), rule.get("holds_for") or {}),
         signature_only=bool(rule.get("signature_only")),
     )
+
+
+#: Conditions parsed in this process, by their text: a large overlay repeats a few
+#: conditions over many rules, and a parsed condition is an immutable value to share.
+_PARSED: dict[str, Node] = {}
+
+
+def _condition(when: Any, holds_for: Mapping[str, str]) -> Node:
+    # the repr of plain data (dicts, lists, strings, numbers: validated JSON) is its text
+    key = repr((when, holds_for))
+    node = _PARSED.get(key)
+    if node is None:
+        if len(_PARSED) >= 4096:
+            _PARSED.clear()
+        node = _PARSED[key] = rule_condition(when, holds_for)
+    return node
 
 
 # ----------------------------------------------------------------------------- evaluation
