@@ -16,7 +16,7 @@ import envs as suite_envs
 import pytest
 
 from quantdoctor.cli.matrix import grid_json
-from quantdoctor.rules.core import Core, Facets, grid
+from quantdoctor.rules.core import Core, Facets, grid, grid_index
 from quantdoctor.rules.facts import facts_from_json
 from quantdoctor.rules.matrix import Matrix, load_matrix
 
@@ -67,6 +67,8 @@ def assert_as_defined(matrix: Matrix) -> None:
             expected = plain_decide(matrix, facts, plan)
             assert Core(facts, matrix).status(plan) == expected[0], (name, plan)
             assert core.decide(plan) == expected, (name, plan)
+        whole = Core(facts, matrix).decide_grid(plans, grid_index(matrix, plans))
+        assert whole == [plain_decide(matrix, facts, plan) for plan in plans], name
         blocked = next((p for p in plans if core.status(p) == "blocked"), None)
         if blocked is not None:  # alternatives read status() of many plans
             for alt in core.alternatives(blocked, 5):

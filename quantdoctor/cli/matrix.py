@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.rules.core import Core, check_device, grid
+    from quantdoctor.rules.core import Core, check_device, grid, grid_index
     from quantdoctor.rules.facts import facts_from_json
 
     matrix = load_matrix_args(args)
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         envs = [load_env_data(None, args.python, matrix.packages())]
     plans = grid(matrix, args.engine or None)
+    index = grid_index(matrix, plans)
     columns = []
     # a column is a function of the rules that can make a verdict there (Core.active):
     # machines that share them share it, and each is worked out once
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         key = tuple(tuple(r.number for r in group) for group in core.active())
         column = seen.get(key)
         if column is None:
-            column = seen[key] = [core.decide(p) for p in plans]
+            column = seen[key] = core.decide_grid(plans, index)
         columns.append(column)
     if args.json:
         # through the command's SafeStream, as every JSON output (dump_json)
@@ -117,9 +118,13 @@ def _block(items: list[str], indent: int, brackets: str) -> str:
 def column_names(paths: list[str]) -> list[str]:
     """One distinct column per env file: its stem, or its path where stems repeat
     (``a/env.json`` and ``b/env.json`` are two machines), numbered if even paths do."""
+    from collections import Counter
+
     stems = [Path(f).stem for f in paths]
-    names = [s if stems.count(s) == 1 else f for s, f in zip(stems, paths, strict=True)]
-    return [n if names.count(n) == 1 else f"{n} #{i + 1}" for i, n in enumerate(names)]
+    repeated = Counter(stems)
+    names = [s if repeated[s] == 1 else f for s, f in zip(stems, paths, strict=True)]
+    repeated = Counter(names)
+    return [n if repeated[n] == 1 else f"{n} #{i + 1}" for i, n in enumerate(names)]
 
 
 def render(names: list[str], rows: list[dict[str, Any]]) -> None:

@@ -355,6 +355,23 @@ class Core:
         self._status[plan] = status
         return status, [rule_id for _, rule_id in found]
 
+    def decide_grid(
+        self, plans: Sequence[Facets], index: Mapping[int, Sequence[int]]
+    ) -> list[tuple[str, list[str]]]:
+        """``decide`` of each plan, all at once: each rule of ``active`` adds its id to the
+        plans it selects (``index``, ``grid_index``'s: rule number -> their positions), so
+        a machine costs what its few active rules select, not every plan's rules."""
+        status = ["ok"] * len(plans)
+        ids: list[list[str]] = [[] for _ in plans]
+        for name, group in zip(_GROUP_STATUS, self.active(), strict=True):
+            for rule in group:
+                for i in index.get(rule.number, ()):
+                    if not ids[i]:
+                        status[i] = name  # the first group that selects the plan
+                    ids[i].append(rule.id)
+        self._status.update(zip(plans, status, strict=True))
+        return list(zip(status, ids, strict=True))
+
     def findings(self, plan: Facets) -> list[dict[str, Any]]:
         shown: Facts | None = None
         out: list[dict[str, Any]] = []
@@ -543,3 +560,13 @@ def grid(matrix: Matrix, engines: Iterable[str] | None = None) -> list[Facets]:
             for offload in OFFLOADS:
                 plans.append(Facets(engine, scheme, mode, offload))
     return plans
+
+
+def grid_index(matrix: Matrix, plans: Sequence[Facets]) -> dict[int, list[int]]:
+    """Rule number -> the positions of the plans it selects (``Core.decide_grid``'s index;
+    the same on every machine)."""
+    index: dict[int, list[int]] = {}
+    for i, plan in enumerate(plans):
+        for rule in matrix.selecting(plan):
+            index.setdefault(rule.number, []).append(i)
+    return index
