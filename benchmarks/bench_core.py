@@ -35,6 +35,13 @@ from envs import H100_LINUX as ENV  # noqa: E402  (the suite's literal H100 mach
 
 PASS, TORCH = "baseline: python -c pass", "baseline: import torch"
 TRT = "baseline: torchruntime info"
+#: What any command line of argparse and json costs before it does anything: the floor
+#: under every "within Nx of python -c pass" goal (no goal; shown for reading them).
+FLOOR = "baseline: argparse + json, no work"
+_FLOOR_CODE = (
+    "import argparse, json; p = argparse.ArgumentParser(); "
+    "p.add_argument('--json', action='store_true'); p.parse_args([])"
+)
 
 #: goal -> (description, check on the figures) ; figures are min ms of the first tree
 GOALS: list[tuple[str, str, float, str]] = [
@@ -147,6 +154,7 @@ def main() -> int:
         jobs = [
             B.Job(PASS, [str(first), "-c", "pass"]),
             B.Job(TORCH, [str(first), "-c", "import torch"]),
+            B.Job(FLOOR, [str(first), "-c", _FLOOR_CODE]),
         ]
         if trt:
             jobs.append(B.Job(TRT, [str(trt), "-m", "torchruntime", "info"]))
