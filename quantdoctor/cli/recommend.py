@@ -10,7 +10,7 @@ from quantdoctor.cli.common import (
     check_choice,
     console,
     dump_json,
-    load_env,
+    load_env_data,
     load_matrix_args,
 )
 from quantdoctor.errors import InvalidInputError
@@ -84,7 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.advise.recommend import recommend
+    from quantdoctor.advise.recommend import plain_recommend
+    from quantdoctor.rules.core import check_device
+    from quantdoctor.rules.facts import facts_from_json
 
     check_choice("--prefer", args.prefer, PREFERS)
     check_choice("--component", args.component, COMPONENTS)
@@ -92,9 +94,12 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise InvalidInputError(f"--top: {args.top} is not valid; give a number >= 0")
     matrix = load_matrix_args(args)
-    env = load_env(args.env, args.python, matrix.packages())
-    rec = recommend(
+    # plain data all the way (an env file validated once, then cached): no pydantic
+    env = load_env_data(args.env, args.python, matrix.packages())
+    check_device(args.device, env.get("gpus"))
+    rec = plain_recommend(
         env,
+        facts=facts_from_json(env, device=args.device),
         model=args.model,
         params=args.params,
         component=args.component,
