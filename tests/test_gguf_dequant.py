@@ -220,4 +220,4 @@ def test_cpu_steps_and_their_remainder_give_the_same_values(
     np.testing.assert_array_equal(got.numpy(), ref)
     half = dequantize(as_bytes(blocks), qtype, x.shape, torch.bfloat16)
     assert half.dtype == torch.bfloat16 and torch.equal(half, got.to(torch.bfloat16))
-    assert torch.get_num_threads() == threads  # one thread while dequantizing, then back
+    assert torch.get_num_threads() == threads  # the idle cores while dequantizing, then back
