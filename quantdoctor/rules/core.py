@@ -281,7 +281,7 @@ class Core:
         self._status: dict[Facets, str] = {}
         self._speed: dict[tuple[str, str], int] | None = None
         self._active: tuple[tuple[CompiledRule, ...], ...] | None = None
-        self._selectors: tuple[tuple[Selector, ...], ...] = ()
+        self._selectors: dict[str, tuple[tuple[Selector, ...], ...]] = {}
         self._group: dict[int, int] = {}
 
     def _holds(self, rule: CompiledRule) -> tuple[Tri, tuple[str, ...]]:
@@ -312,31 +312,37 @@ class Core:
         in no ``decide``; a plan's verdict is the first of these groups with a rule that
         selects it. Equal groups on two machines give every plan the same ``decide``."""
         if self._active is None:
-            block: list[CompiledRule] = []
-            might: list[CompiledRule] = []
-            warn: list[CompiledRule] = []
-            for rule in self.matrix.compiled:
-                if rule.signature_only or rule.severity == "info":
-                    continue
-                holds = self._holds(rule)[0]
-                if holds is False or (holds is None and rule.severity != "block"):
-                    continue
-                (warn if rule.severity == "warn" else block if holds else might).append(rule)
-            self._active = (tuple(block), tuple(might), tuple(warn))
+            self._active = self._groups(self.matrix.compiled)
             self._group = {r.number: g for g, rules in enumerate(self._active) for r in rules}
-            # many rules share a selector (an overlay's rules often select every plan)
-            self._selectors = tuple(
-                tuple(dict.fromkeys(r.select for r in group)) for group in self._active
-            )
         return self._active
+
+    def _groups(self, rules: Iterable[CompiledRule]) -> tuple[tuple[CompiledRule, ...], ...]:
+        block: list[CompiledRule] = []
+        might: list[CompiledRule] = []
+        warn: list[CompiledRule] = []
+        for rule in rules:
+            if rule.signature_only or rule.severity == "info":
+                continue
+            holds = self._holds(rule)[0]
+            if holds is False or (holds is None and rule.severity != "block"):
+                continue
+            (warn if rule.severity == "warn" else block if holds else might).append(rule)
+        return (tuple(block), tuple(might), tuple(warn))
 
     def status(self, plan: Facets) -> str:
         found = self._status.get(plan)
         if found is None:
-            self.active()
+            # the groups of the rules that may select the plan's engine (only those
+            # conditions are evaluated), each selector once: many rules share one (an
+            # overlay's rules often select every plan)
+            selectors = self._selectors.get(plan.engine)
+            if selectors is None:
+                groups = self._groups(self.matrix.compiled_for(plan.engine))
+                selectors = tuple(tuple(dict.fromkeys(r.select for r in g)) for g in groups)
+                self._selectors[plan.engine] = selectors
             found = "ok"
-            for name, selectors in zip(_GROUP_STATUS, self._selectors, strict=True):
-                if any(all(plan[i] in allowed for i, allowed in s) for s in selectors):
+            for name, group in zip(_GROUP_STATUS, selectors, strict=True):
+                if any(all(plan[i] in allowed for i, allowed in s) for s in group):
                     found = name
                     break
             self._status[plan] = found
