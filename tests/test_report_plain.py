@@ -28,11 +28,10 @@ from envs import (
 from quantdoctor.advise.recommend import recommend
 from quantdoctor.advise.section import recommendation_section
 from quantdoctor.doctor.report import build_report
-from quantdoctor.rules.core import Core, grid
 from quantdoctor.rules.evaluate import evaluate_grid
 from quantdoctor.rules.facts import facts_from_json
 from quantdoctor.rules.matrix import load_matrix
-from quantdoctor.rules.records import VerdictRecord
+from quantdoctor.rules.records import VerdictRecord, grid_records
 
 MACHINES = {
     "h100": H100_LINUX,
@@ -49,8 +48,7 @@ MACHINES = {
 
 def _plain(env: dict[str, Any], matrix: Any) -> tuple[list[VerdictRecord], dict[str, Any]]:
     facts = facts_from_json(env)
-    core = Core(facts, matrix)
-    return [VerdictRecord(core.verdict(f, alternatives=0), f) for f in grid(matrix)], facts
+    return grid_records(facts, matrix), facts
 
 
 @pytest.mark.parametrize("name", sorted(MACHINES))

@@ -97,18 +97,16 @@ def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict
     from quantdoctor.advise.section import recommendation_section
     from quantdoctor.doctor.infer import infer
     from quantdoctor.doctor.report import app_from_path, build_report
-    from quantdoctor.rules.core import Core, grid
     from quantdoctor.rules.facts import facts_from_json
     from quantdoctor.rules.matrix import load_matrix
-    from quantdoctor.rules.records import VerdictRecord
+    from quantdoctor.rules.records import grid_records
 
     matrix = load_matrix(extra=args.matrix) if args.matrix else load_matrix()
     env, assumed = infer(env)
     # the grid on plain data (the env is the probe's, or a file already validated):
     # pydantic, ten times the rest of the report's cost, is never imported
     facts = facts_from_json(env, device=args.device)
-    core = Core(facts, matrix)
-    verdicts = [VerdictRecord(core.verdict(f, alternatives=0), f) for f in grid(matrix)]
+    verdicts = grid_records(facts, matrix)
     section = recommendation_section(env, verdicts, matrix, args.device, facts=facts)
     return build_report(
         env,

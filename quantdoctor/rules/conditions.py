@@ -44,11 +44,6 @@ class ConditionError(ValueError):
         super().__init__(f"{path}: {message}")
 
 
-def _version(text: str) -> Any:
-    """A sort key of ``text`` as a version, or None (``rules.versions``: no packaging)."""
-    return version_key(text)
-
-
 class Node:
     """A node of a parsed condition: an immutable value (equal when its fields are)."""
 
@@ -268,7 +263,7 @@ def _check_operand(path: str, op: str, operand: Any) -> None:
     if (
         op in ("lt", "le", "gt", "ge")
         and not isinstance(operand, (int, float))
-        and _version(str(operand)) is None
+        and version_key(str(operand)) is None
     ):
         raise ConditionError(path, f"{operand!r} is neither a number nor a version")
     if op == "matches":

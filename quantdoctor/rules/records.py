@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from quantdoctor.rules.conditions import Node
     from quantdoctor.rules.core import Facets
+    from quantdoctor.rules.matrix import Matrix
 
 
 class SchemeRecord:
@@ -259,3 +260,12 @@ def _builtin_engines() -> dict[str, EngineRecord]:
     data = _builtin_loaded()[0]["engines"]
     write_entry("engines", key, data, keep=KEEP["engines"])
     return engine_records(data)
+
+
+def grid_records(facts: Mapping[str, Any], matrix: Matrix) -> list[VerdictRecord]:
+    """Every engine x scheme x offload of ``matrix`` judged on ``facts`` (``facts_from_json``
+    of an environment already checked), as records: the doctor report's grid, no pydantic."""
+    from quantdoctor.rules.core import Core, grid
+
+    core = Core(dict(facts), matrix)
+    return [VerdictRecord(core.verdict(f, alternatives=0), f) for f in grid(matrix)]
