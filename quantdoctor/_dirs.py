@@ -38,13 +38,12 @@ torn or corrupt files, and caches left by other versions.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import stat
 import sys
 
 from quantdoctor import __version__
+from quantdoctor._json import dumps, loads
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
@@ -60,7 +59,6 @@ _MARKER_TEXT = (
 )
 #: An entry larger than this is not one quantdoctor wrote.
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
-_ENTRY_NAME = re.compile(r"^([a-z]+)-([0-9a-f]{16,64})\.json$")
 
 
 #: Where the user has no home (HOME unset and a uid with no passwd entry, as in bare
@@ -228,7 +226,7 @@ def _unwrap(raw: bytes, kind: str, key: str) -> Any:
     if not newline:
         return None  # torn, truncated or not ours
     try:
-        entry = json.loads(head)
+        entry = loads(head.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
     if not isinstance(entry, dict) or entry.get("format") != FORMAT:
@@ -238,7 +236,7 @@ def _unwrap(raw: bytes, kind: str, key: str) -> Any:
     if entry.get("digest") != str(_sha256(payload).hexdigest()):
         return None
     try:
-        return json.loads(payload)
+        return loads(payload.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
 
@@ -249,11 +247,11 @@ def write_entry(kind: str, key: str, data: Any, *, keep: int = 1, prune: bool = 
     read-only home, a file where the folder should be, a folder of someone else's) the
     command works without it."""
     try:
-        payload = json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        payload = dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except (TypeError, ValueError):
         return  # not plain data (a date in an overlay, say): not cached
     entry = {"format": FORMAT, "kind": kind, "key": key, "digest": _sha256(payload).hexdigest()}
-    blob = json.dumps(entry).encode("utf-8") + b"\n" + payload
+    blob = dumps(entry).encode("utf-8") + b"\n" + payload
     folder = store_dir(create=True)
     if folder is None:
         return
@@ -276,8 +274,7 @@ def _prune(folder: str, kind: str, keep: int) -> None:
     entries: list[tuple[int, str]] = []
     with os.scandir(folder) as it:
         for item in it:
-            match = _ENTRY_NAME.match(item.name)
-            if match is None or match.group(1) != kind:
+            if entry_kind(item.name) != kind:
                 continue
             info = item.stat(follow_symlinks=False)
             if stat.S_ISREG(info.st_mode):
@@ -288,9 +285,19 @@ def _prune(folder: str, kind: str, keep: int) -> None:
             os.unlink(os.path.join(folder, name))
 
 
+def entry_kind(name: str) -> str | None:
+    """The kind of a file named as ``entry_name`` names entries (``kind-HEX.json``)."""
+    kind, dash, key = name.removesuffix(".json").partition("-")
+    if not (name.endswith(".json") and dash and 16 <= len(key) <= 64):
+        return None
+    if not (kind.isascii() and kind.isalpha() and kind.islower()):
+        return None
+    return kind if all(c in "0123456789abcdef" for c in key) else None  # hex digits
+
+
 def digest(*parts: Any) -> str:
     """A short hex key of plain data (for cache entry names)."""
-    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    blob = dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return str(_sha256(blob.encode("utf-8")).hexdigest())[:32]
 
 

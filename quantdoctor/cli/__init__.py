@@ -7,7 +7,6 @@ needs them. A command module offers ``add_arguments(parser)`` and ``run(args) ->
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
@@ -37,90 +36,22 @@ EXIT_CODES = (
 )
 
 
-class _Help(argparse.RawDescriptionHelpFormatter):
-    """Help that states every option's default, where it has one worth saying."""
-
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        # argparse builds a formatter for every option it adds, and without a width each
-        # one imports shutil (a few ms with its compression modules) for the terminal's
-        super().__init__(prog, indent_increment, max_help_position, width or _width())
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        default = action.default
-        if (
-            "default" in text
-            or default in (None, False, [], argparse.SUPPRESS)
-            or not action.option_strings
-        ):
-            return text
-        return f"{text} (default: {default})"
-
-
-def _width() -> int:
-    """``shutil.get_terminal_size().columns - 2``, as argparse computes it, without shutil."""
-    import os
-
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return (columns or 80) - 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but bad input is one line and exit 2, in the house format."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Help)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(EXIT_BAD_INPUT)
-
-
 def _load(module: str) -> object:
     __import__(module)  # importlib itself costs a process ~1 ms (it imports warnings)
     return sys.modules[module]
 
 
-def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="quantdoctor",
-        description="Will this quantization plan work on this machine, why not, and what will?",
-        epilog=EXIT_CODES,
-    )
-    from quantdoctor import __version__
+def _plain_args(argv: list[str]) -> Any:
+    """``argv`` read by ``cli._args`` from the command's own ``add_arguments``, without
+    argparse; ``None`` where argparse must read it."""
+    from quantdoctor.cli import _args
 
-    parser.add_argument("--version", action="version", version=f"quantdoctor {__version__}")
-    # the first word that names a command (an option's value never does in practice)
-    wanted = next((a for a in argv if a in COMMANDS), None)
-    helping = wanted is None and any(a in ("-h", "--help") for a in argv)
-    if wanted is not None or helping:
-        sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-        for name, (module, help_text) in COMMANDS.items():
-            # only the command that runs is built (each parser costs ~1 ms); --help lists all
-            if name == wanted or helping:
-                p = sub.add_parser(name, help=help_text, description=help_text)
-            if name == wanted:  # only the command that runs pays for its imports
-                _load(module).add_arguments(p)  # type: ignore[attr-defined]
-    else:
-        parser.set_defaults(command=None)
-    if wanted is None:
-        _load(REPORT_MODULE).add_arguments(parser)  # type: ignore[attr-defined]
-    return parser
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    recorder = _args.Recorder()
+    module = COMMANDS[command][0] if command else REPORT_MODULE
+    _load(module).add_arguments(recorder)  # type: ignore[attr-defined]
+    values = _args.parse(recorder, argv[1:] if command else argv)
+    return None if values is None else _args.Args(command=command, **values)
 
 
 def _command_first(argv: list[str]) -> list[str]:
@@ -191,8 +122,11 @@ def _main(argv: Sequence[str] | None) -> int:
             f"quantdoctor: error: {word[:100]!r} is not a command; {suggest(word, COMMANDS)}\n"
         )
         return EXIT_BAD_INPUT
-    parser = build_parser(args_list)
-    args = parser.parse_args(args_list)
+    args = _plain_args(args_list)
+    if args is None:  # help, --version, a rarer form or a mistake: argparse's words
+        from quantdoctor.cli._parser import build_parser
+
+        args = build_parser(args_list).parse_args(args_list)
     module = COMMANDS[args.command][0] if args.command else REPORT_MODULE
     try:
         code: int = _load(module).run(args)  # type: ignore[attr-defined]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +12,7 @@ from quantdoctor.errors import InvalidInputError
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 #: A verdict's status -> the mark, style and exit code of its outcome (``_outcome``).
@@ -143,10 +142,12 @@ def check_choice(arg: str, value: str | None, valid: tuple[str, ...] | list[str]
 
 
 def dump_json(data: Any) -> None:
+    from quantdoctor._json import dumps
+
     try:
-        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+        text = dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     except ValueError:  # inf or NaN from an overlay's numbers: not JSON, so null
-        text = json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
+        text = dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
     sys.stdout.write(text + "\n")
 
 

@@ -9,8 +9,11 @@ PowerShell: ``quantdoctor completion powershell >> $PROFILE``.
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
+if TYPE_CHECKING:
+    import argparse
 
 SHELLS = ("bash", "zsh", "powershell")
 
@@ -22,13 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def words() -> dict[str, list[str]]:
     """Command -> the options it takes; ``""`` is the bare report (with the commands)."""
     from quantdoctor.cli import COMMANDS, REPORT_MODULE, _load
+    from quantdoctor.cli._args import Recorder
 
     out: dict[str, list[str]] = {}
     for name, (module, _) in {"": (REPORT_MODULE, ""), **COMMANDS}.items():
-        parser = argparse.ArgumentParser(add_help=True)
-        _load(module).add_arguments(parser)  # type: ignore[attr-defined]
-        opts = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
-        out[name] = sorted(set(opts))
+        recorder = Recorder()
+        _load(module).add_arguments(recorder)  # type: ignore[attr-defined]
+        out[name] = sorted({"--help", *(o for o in recorder.options if o.startswith("--"))})
     out[""] = [*COMMANDS, *out[""], "--version"]
     return out
 

@@ -6,7 +6,6 @@ no rich: this path is the one with a speed budget). The human form is a short ta
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +14,7 @@ from quantdoctor.errors import InvalidInputError
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 
@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     env = collect(args.deep, args.device, args.python)
     check_device(env, args.device)
     if args.json:
-        import json
+        from quantdoctor._json import dumps
 
-        sys.stdout.write(json.dumps(env, indent=2) + "\n")
+        sys.stdout.write(dumps(env, indent=2) + "\n")
         return 0
     from quantdoctor.doctor.report import print_lines, render_env
 

@@ -10,12 +10,15 @@ matched, 1 when none did, 2 on bad input (an empty text too).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
 
 from quantdoctor.errors import InvalidInputError
+
+TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
+if TYPE_CHECKING:
+    import argparse
 
 #: A pasted traceback is kilobytes; a file much larger than this is not one.
 MAX_INPUT_BYTES = 16 * 1024 * 1024

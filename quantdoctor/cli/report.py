@@ -16,8 +16,6 @@ is not writable.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -27,6 +25,7 @@ from quantdoctor.cli.common import add_device_arg, add_matrix_arg, add_python_ar
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 #: Bump when the report's JSON shape changes in a way the key would not see.
@@ -83,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
             if key:
                 write_cached(key, report, env, args)
     if args.json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        from quantdoctor._json import dumps
+
+        sys.stdout.write(dumps(report, indent=2) + "\n")
     else:
         from quantdoctor.doctor.report import print_lines, render_report
 

@@ -10,7 +10,6 @@ is 0 is a CPU. Memory comes from the DRM node the KFD node names (``drm_render_m
 from __future__ import annotations
 
 import os
-import re
 
 from quantdoctor.doctor._probe_nvidia import VendorResult, apply_visible_devices
 from quantdoctor.doctor._probe_util import (
@@ -122,13 +121,15 @@ def _kfd_local_memory(node_dir: str) -> int | None:
     return total or None
 
 
-_AGENT_SPLIT = re.compile(r"^\*{5,}", re.MULTILINE)
+_AGENT_SPLIT = r"^\*{5,}"
 
 
 def parse_rocminfo(text: str) -> VendorResult:
     """GPU agents from ``rocminfo``: ``Name: gfx1100``, ``Marketing Name: ...``."""
     gpus: list[dict[str, Json]] = []
-    for block in _AGENT_SPLIT.split(text):
+    import re  # where rocminfo ran (re costs a process half its start-up)
+
+    for block in re.split(_AGENT_SPLIT, text, flags=re.MULTILINE):
         fields: dict[str, str] = {}
         for line in block.splitlines():
             key, sep, value = line.strip().partition(":")
@@ -177,6 +178,7 @@ def parse_amd_smi(text: str) -> VendorResult:
     """``amd-smi static --asic --vram --json``: a list of GPUs (ROCm 6.0-6.2) or
     ``{"gpu_data": [...]}`` (6.3 on); ``vram.size`` as ``{"value", "unit"}`` or ``"N MB"``."""
     import json
+    import re  # where amd-smi ran
 
     try:
         data = json.loads(text)

@@ -8,13 +8,19 @@ is what a GPU needs to be usable.
 from __future__ import annotations
 
 import os
-import re
 
 from quantdoctor.doctor._probe_nvidia import VendorResult
-from quantdoctor.doctor._probe_util import Json, ProbeContext, gib, listdir, read_text, run_tool
+from quantdoctor.doctor._probe_util import (
+    Json,
+    ProbeContext,
+    gib,
+    line_end,
+    listdir,
+    read_text,
+    run_tool,
+)
 
 VENDOR_IDS = {"0x10de": "nvidia", "0x1002": "amd", "0x8086": "intel"}
-_CARD = re.compile(r"^card\d+$")
 
 
 def probe_drm(ctx: ProbeContext) -> dict[str, list[dict[str, Json]]]:
@@ -23,7 +29,8 @@ def probe_drm(ctx: ProbeContext) -> dict[str, list[dict[str, Json]]]:
     base = ctx.path("sys/class/drm")
     seen: set[str] = set()
     for card in listdir(base):
-        if not _CARD.match(card):
+        number = line_end(card).removeprefix("card")
+        if not (card.startswith("card") and number.isdecimal()):  # ^card\d+$
             continue
         dev = os.path.join(base, card, "device")
         real = os.path.realpath(dev)
@@ -48,20 +55,22 @@ def probe_drm(ctx: ProbeContext) -> dict[str, list[dict[str, Json]]]:
     return out
 
 
-_SYCL_GPU = re.compile(r"^\[[^\]]*level_zero:gpu[^\]]*\](?:\[[^\]]*\])?\s*(.*)$")
-_TRAILING_VERSIONS = re.compile(r"\s+[\d.]+\s*\[[^\]]*\]\s*$")
+_SYCL_GPU = r"^\[[^\]]*level_zero:gpu[^\]]*\](?:\[[^\]]*\])?\s*(.*)$"
+_TRAILING_VERSIONS = r"\s+[\d.]+\s*\[[^\]]*\]\s*$"
 
 
 def parse_sycl_ls(text: str) -> list[str]:
     """GPU names from ``sycl-ls``'s Level Zero lines, in its order."""
+    import re  # only where the tool ran (re costs a process half its start-up)
+
     names: list[str] = []
     for line in text.splitlines():
-        m = _SYCL_GPU.match(line.strip())
+        m = re.match(_SYCL_GPU, line.strip())
         if not m:
             continue
         rest = m.group(1)
         _platform, sep, device = rest.partition(", ")
-        name = _TRAILING_VERSIONS.sub("", device if sep else rest).strip()
+        name = re.sub(_TRAILING_VERSIONS, "", device if sep else rest).strip()
         if name:
             names.append(name)
     return names

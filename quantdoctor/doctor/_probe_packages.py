@@ -9,10 +9,17 @@ a generated module of plain assignments (``__version__``, ``cuda``, ``hip``, ``x
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 
-from quantdoctor.doctor._probe_util import Json, Notes, ProbeContext, is_version, listdir, read_text
+from quantdoctor.doctor._probe_util import (
+    Json,
+    Notes,
+    ProbeContext,
+    is_version,
+    line_end,
+    listdir,
+    read_text,
+)
 
 #: What the probe reads besides the distributions the matrix names (its engines and the
 #: packages its rules test: ``rules.named``): what decides backends and kernels, and what
@@ -45,13 +52,32 @@ TRITON_DISTS: tuple[str, ...] = (
     "pytorch-triton",
 )
 
-_DIST_INFO = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)\.dist-info$")
-_EGG_INFO = re.compile(r"^(?P<name>[^-]+)(?:-(?P<version>[^-]+))?(?:-py\d.*)?\.egg-info$")
+_EGG_INFO = r"^(?P<name>[^-]+)(?:-(?P<version>[^-]+))?(?:-py\d.*)?\.egg-info$"
+
+
+def dist_name(entry: str) -> str | None:
+    """The distribution a site dir's entry is the metadata of, as its name says:
+    ``^(?P<name>.+)-(?P<version>[^-]+)\\.dist-info$`` (said with ``str`` methods: ``re``
+    costs a process half its start-up) or ``_EGG_INFO`` (legacy installs: the pattern)."""
+    stem = line_end(entry)
+    if stem.endswith(".dist-info"):
+        name, dash, version = stem[: -len(".dist-info")].rpartition("-")
+        return name if dash and name and version and "\n" not in name else None
+    if not stem.endswith(".egg-info"):
+        return None
+    import re
+
+    m = re.match(_EGG_INFO, entry)
+    return m.group("name") if m else None
 
 
 def canonical(name: str) -> str:
-    """PEP 503 normalisation: ``Optimum_Quanto`` -> ``optimum-quanto``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """PEP 503 normalisation (``re.sub(r"[-_.]+", "-", name).lower()``):
+    ``Optimum_Quanto`` -> ``optimum-quanto``."""
+    name = name.replace("_", "-").replace(".", "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name.lower()
 
 
 class Dist:
@@ -79,10 +105,10 @@ def index_distributions(site_dirs: Iterable[str]) -> dict[str, Dist]:
     found: dict[str, Dist] = {}
     for site in site_dirs:
         for entry in listdir(site):
-            m = _DIST_INFO.match(entry) or _EGG_INFO.match(entry)
-            if not m:
+            raw = dist_name(entry)
+            if raw is None:
                 continue
-            name = canonical(m.group("name"))
+            name = canonical(raw)
             if name not in found:
                 found[name] = Dist(name=name, path=os.path.join(site, entry), site=site)
     return found
@@ -127,17 +153,40 @@ def probe_packages(
 
 # ---------------------------------------------------------------------------- torch
 
-_ASSIGN = re.compile(r"^(\w+)\s*(?::[^=]+)?=\s*(.+?)\s*$")
+_ASSIGN = r"^(\w+)\s*(?::[^=]+)?=\s*(.+?)\s*$"
+
+
+def _assignment(line: str) -> tuple[str, str] | None:
+    """``(name, value)`` of a line as ``_ASSIGN`` reads it. A plain line (``x = 'a'``,
+    ``cuda: Optional[str] = None``: ASCII name, spaces) is read with ``str`` methods;
+    any other goes to the pattern (``re`` costs a process half its start-up)."""
+    head, eq, raw = line.partition("=")
+    if not eq:
+        return None  # no "=": the pattern cannot match
+    name, colon, _ = head.partition(":")
+    key, value = name.rstrip(" "), raw.strip(" ")
+    if (
+        key.isascii()
+        and key.replace("_", "a").isalnum()
+        and (not colon or head[len(name) + 1 :])
+        and value
+        and not (value[0].isspace() or value[-1].isspace())
+    ):
+        return key, value
+    import re
+
+    m = re.match(_ASSIGN, line)
+    return (m.group(1), m.group(2)) if m else None
 
 
 def parse_version_py(text: str) -> dict[str, str | bool | None]:
     """Plain assignments of ``torch/version.py``: strings, ``None``, ``True``/``False``."""
     out: dict[str, str | bool | None] = {}
     for line in text.splitlines():
-        m = _ASSIGN.match(line)
-        if not m:
+        pair = _assignment(line)
+        if pair is None:
             continue
-        key, raw = m.group(1), m.group(2)
+        key, raw = pair
         if raw == "None":
             out[key] = None
         elif raw in ("True", "False"):
@@ -153,6 +202,8 @@ def _cuda_from_tag(tag: str) -> str | None:
 
 
 def _hip_number(text: str) -> str | None:
+    import re  # ROCm builds only
+
     m = re.match(r"^\d+(\.\d+)*", text)
     return m.group(0) if m else None
 

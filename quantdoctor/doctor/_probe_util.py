@@ -9,7 +9,6 @@ whose ``environ`` holds a ``PATH`` with fake tools, so no probe needs mocking.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import sys
 from collections.abc import Mapping, Sequence
@@ -320,19 +319,33 @@ def clean_text(text: str) -> str:
 
 # PEP 440, written out (the appendix's pattern) so the fast path need not import
 # packaging.version (14 ms of imports) only to reject a corrupt version string.
-_PEP440 = re.compile(
-    r"""^\s*v?(?:\d+!)?\d+(?:\.\d+)*
+_PEP440 = r"""^\s*v?(?:\d+!)?\d+(?:\.\d+)*
     (?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?
     (?:-\d+|[-_.]?(?:post|rev|r)[-_.]?\d*)?
     (?:[-_.]?dev[-_.]?\d*)?
-    (?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?\s*$""",
-    re.VERBOSE | re.IGNORECASE,
-)
+    (?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?\s*$"""
 
 
 def is_version(text: str) -> bool:
-    """Whether ``text`` is a PEP 440 version (what the Environment model accepts)."""
-    return bool(_PEP440.match(text))
+    """Whether ``text`` is a PEP 440 version (what the Environment model accepts).
+
+    The common spellings (``2.13.0``, ``0.45.1``, ``2.13.0+cu126``: a release of digits,
+    a local label of letters and digits) are accepted here; every other text is decided
+    by the pattern, so ``re`` (half a process's start-up to import) is paid for only
+    there, and the answer is always the pattern's."""
+    release, plus, local = text.partition("+")
+    if _digits(release.split(".")) and (
+        not plus or all(p.isascii() and p.isalnum() for p in local.split("."))
+    ):
+        return True
+    import re
+
+    return re.match(_PEP440, text, re.VERBOSE | re.IGNORECASE) is not None
+
+
+def _digits(parts: list[str]) -> bool:
+    """Every part is ASCII digits (a subset of what ``\\d+`` matches)."""
+    return all(p.isascii() and p.isdigit() for p in parts)
 
 
 def gib(n_bytes: float) -> float:
@@ -344,8 +357,26 @@ def gib(n_bytes: float) -> float:
         return float("inf")
 
 
-_CC = re.compile(r"^\d{1,3}\.\d{1,3}$")
-_GFX = re.compile(r"^gfx[0-9a-f]{3,5}$")
+def line_end(text: str) -> str:
+    """``text`` as a pattern's ``$`` sees it: without one final newline."""
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _is_cc(text: str) -> bool:
+    """``8.9``, ``12.0``: a compute capability (``^\\d{1,3}\\.\\d{1,3}$``; ``\\d`` is
+    ``str.isdecimal``)."""
+    parts = line_end(text).split(".")
+    return len(parts) == 2 and all(1 <= len(p) <= 3 and p.isdecimal() for p in parts)
+
+
+def is_gfx(text: str) -> bool:
+    """``gfx90a``, ``gfx1100``: an AMD target (``^gfx[0-9a-f]{3,5}$``)."""
+    text = line_end(text)
+    hexes = text[3:]
+    return text.startswith("gfx") and 3 <= len(hexes) <= 5 and all(c in _HEX for c in hexes)
+
+
+_HEX = "0123456789abcdef"
 #: More memory than any one GPU has (GiB): a larger number is a lying driver or tool.
 MAX_MEMORY_GB = 1 << 20
 
@@ -362,9 +393,9 @@ def clean_gpu(gpu: dict[str, Json]) -> tuple[dict[str, Json], list[str]]:
             if ok and isinstance(value, str):
                 value = clean_text(value)
         elif key == "cuda_cc":
-            ok = value is None or (isinstance(value, str) and bool(_CC.match(value)))
+            ok = value is None or (isinstance(value, str) and _is_cc(value))
         elif key == "gfx":
-            ok = value is None or (isinstance(value, str) and bool(_GFX.match(value)))
+            ok = value is None or (isinstance(value, str) and is_gfx(value))
         elif key == "memory_gb":
             ok = isinstance(value, (int, float)) and 0 <= value <= MAX_MEMORY_GB
         if ok:

@@ -16,7 +16,6 @@ package; reading fewer would leave an overlay's rule unknown where it could be d
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 
 #: The built-in matrix file (a string: pathlib costs the probe's fast path ~3 ms of imports).
@@ -36,6 +35,8 @@ _NOT_PACKAGES = frozenset({"torch"})
 
 
 def _canonical(name: str) -> str:
+    import re
+
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -50,6 +51,8 @@ def _lines_after(text: str, pos: int) -> Iterator[str]:
 
 def packages_in_text(text: str) -> list[str]:
     """Every distribution ``text`` (one matrix or overlay file) names, engines' first."""
+    import re  # only when the names are not cached: re costs a process half its start-up
+
     found: dict[str, None] = {}
     for m in re.finditer(_PACKAGE, text, re.M):
         found[_canonical(m.group(1))] = None
