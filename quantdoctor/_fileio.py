@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import BinaryIO
 
 from quantdoctor.errors import UnreadableFileError
+
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 def unreadable(path: str | os.PathLike[str], what: str) -> UnreadableFileError:

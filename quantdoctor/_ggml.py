@@ -11,7 +11,11 @@ those values are integer codes or floating point.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from quantdoctor._namedtuple import NamedTuple
 
 
 class GGMLType(NamedTuple):

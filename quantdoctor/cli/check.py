@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from quantdoctor.cli.common import (
     EXIT,
     MARKS,
@@ -24,6 +22,7 @@ from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from quantdoctor.errors import InvalidInputError
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 #: A pasted traceback is kilobytes; a file much larger than this is not one.
 MAX_INPUT_BYTES = 16 * 1024 * 1024

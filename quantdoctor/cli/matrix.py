@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 from quantdoctor._dirs import prune_entries
 from quantdoctor.cli.common import (
@@ -23,6 +22,7 @@ from quantdoctor.cli.common import (
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from quantdoctor.cli.common import (
     add_env_args,
     check_choice,
@@ -18,6 +16,7 @@ from quantdoctor.rules.vocab import COMPONENTS, DTYPES
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 PREFERS = ("speed", "memory", "quality")
 #: Beyond this a number is a typo or an attack (1e400 is inf), not a GPU.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from quantdoctor.cli.common import (
     check_choice,
     clean,
@@ -18,6 +16,7 @@ from quantdoctor.cli.common import (
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -24,9 +24,14 @@ scale.
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
 
 from quantdoctor.files._safetensors_header import TensorEntry
+
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from quantdoctor._namedtuple import NamedTuple
 
 
 class ComfyFormat(NamedTuple):

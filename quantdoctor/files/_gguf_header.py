@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import BinaryIO, NamedTuple
 
 from quantdoctor._fileio import open_regular, unreadable
 from quantdoctor._ggml import BY_ID
+
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
+if TYPE_CHECKING:
+    from typing import BinaryIO, NamedTuple
+else:
+    from quantdoctor._namedtuple import NamedTuple
 
 GGUF_MAGIC = b"GGUF"
 MAX_TENSORS = 1_000_000

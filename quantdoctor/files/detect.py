@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from quantdoctor._fileio import open_regular, read_exact, unreadable
 from quantdoctor.files import _comfy, _gguf_header, _safetensors_header
@@ -38,10 +37,15 @@ from quantdoctor.files._layouts import (
 from quantdoctor.files._safetensors_header import SafetensorsHeader
 from quantdoctor.files.fingerprint import Quantized, TensorView, read_json
 
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Plan
     from quantdoctor.rules.records import EngineRecord
+else:
+    from quantdoctor._namedtuple import NamedTuple
 
 __all__ = ["Detection", "checked", "detect"]
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from quantdoctor.rules.facts import Facts, canonical_name, is_known_fact
 from quantdoctor.rules.versions import compare as compare_versions
 from quantdoctor.rules.versions import satisfies, valid_specifier, version_key
+
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
+if TYPE_CHECKING:
+    from typing import Any
 
 Tri = bool | None  # None is "unknown"
 
@@ -185,8 +188,12 @@ _TESTS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def parse(raw: Any, path: str = "when") -> Node:
-    """Parse a YAML condition into a tree, or raise ``ConditionError`` naming where."""
+def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
+    """Parse a YAML condition into a tree, or raise ``ConditionError`` naming where.
+
+    ``checked=False`` leaves out the operands' checks (specifiers, numbers, patterns
+    and their speed): for conditions read back from quantdoctor's own cache, which
+    passed them when this very code wrote the entry."""
     if raw is None or raw is True:
         return Always()
     if not isinstance(raw, dict):
@@ -200,12 +207,15 @@ def parse(raw: Any, path: str = "when") -> Node:
             if not isinstance(items, list) or not items:
                 raise ConditionError(f"{path}.{combinator}", "expected a non-empty list")
             return cls(
-                tuple(parse(item, f"{path}.{combinator}[{i}]") for i, item in enumerate(items))
+                tuple(
+                    parse(item, f"{path}.{combinator}[{i}]", checked=checked)
+                    for i, item in enumerate(items)
+                )
             )
     if "not" in raw:
         if keys != {"not"}:
             raise ConditionError(path, "'not' must stand alone")
-        return Not(parse(raw["not"], f"{path}.not"))
+        return Not(parse(raw["not"], f"{path}.not", checked=checked))
     if "fact" not in raw:
         raise ConditionError(
             path, "expected 'fact' with one operator, or one of 'all', 'any', 'not'"
@@ -234,19 +244,21 @@ def parse(raw: Any, path: str = "when") -> Node:
         raise ConditionError(path, problem)
     op = ops.pop()
     operand = raw[op]
-    _check_operand(f"{path}.{op}", op, operand)
+    if checked:
+        _check_operand(f"{path}.{op}", op, operand)
     return Leaf(fact, op, operand)
 
 
-def rule_condition(when: Any, holds_for: Mapping[str, str]) -> Node:
+def rule_condition(when: Any, holds_for: Mapping[str, str], *, checked: bool = True) -> Node:
     """A rule's ``when`` scoped by its ``holds_for`` (distribution -> PEP 440 specifier)."""
-    node = parse(when)
+    node = parse(when, checked=checked)
     scope = [
         parse(
             {
                 "fact": "torch.version" if dist == "torch" else f"packages.{canonical_name(dist)}",
                 "version": spec,
-            }
+            },
+            checked=checked,
         )
         for dist, spec in holds_for.items()
     ]

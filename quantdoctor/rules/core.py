@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.conditions import Node, Tri, rule_condition
 from quantdoctor.rules.facts import Facts
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, suggest
 
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
     from quantdoctor.rules.matrix import Matrix
+
+else:
+    from quantdoctor._namedtuple import NamedTuple
 
 #: A rule id: dotted lower-case words like ``quanto.offload.balanced``.
 RULE_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_\-]+)+$")
@@ -191,8 +196,9 @@ class CompiledRule(NamedTuple):
         return all(facets[position] in allowed for position, allowed in self.select)
 
 
-def compile_rule(index: int, rule: Mapping[str, Any]) -> CompiledRule:
-    """Compile one validated rule (plain data); raises ``ValueError`` on a bad condition."""
+def compile_rule(index: int, rule: Mapping[str, Any], *, checked: bool = True) -> CompiledRule:
+    """Compile one validated rule (plain data); raises ``ValueError`` on a bad condition
+    (``checked=False``: on a malformed one only; see ``conditions.parse``)."""
     select = rule.get("select") or {}
     source = rule["source"]
     return CompiledRule(
@@ -205,7 +211,7 @@ def compile_rule(index: int, rule: Mapping[str, Any]) -> CompiledRule:
         select=tuple(
             (i, frozenset(select[name])) for i, name in enumerate(FACETS) if select.get(name)
         ),
-        condition=_condition(rule.get("when"), rule.get("holds_for") or {}),
+        condition=_condition(rule.get("when"), rule.get("holds_for") or {}, checked),
         signature_only=bool(rule.get("signature_only")),
     )
 
@@ -215,14 +221,14 @@ def compile_rule(index: int, rule: Mapping[str, Any]) -> CompiledRule:
 _PARSED: dict[str, Node] = {}
 
 
-def _condition(when: Any, holds_for: Mapping[str, str]) -> Node:
+def _condition(when: Any, holds_for: Mapping[str, str], checked: bool) -> Node:
     # the repr of plain data (dicts, lists, strings, numbers: validated JSON) is its text
-    key = repr((when, holds_for))
+    key = repr((when, holds_for, checked))
     node = _PARSED.get(key)
     if node is None:
         if len(_PARSED) >= 4096:
             _PARSED.clear()
-        node = _PARSED[key] = rule_condition(when, holds_for)
+        node = _PARSED[key] = rule_condition(when, holds_for, checked=checked)
     return node
 
 
@@ -248,12 +254,11 @@ _TEMPLATE = re.compile(r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}")
 _SEVERITY_ORDER = {"block": 0, "warn": 2, "info": 3}
 #: The status each group of ``Core.active`` gives a plan it selects, in that order.
 _GROUP_STATUS = ("blocked", "unknown", "warn")
-#: How many alternatives each tier (offload, mode, scheme, engine) offers before the next.
-_TIER_SHARES = (2, 1, 1, 1)
-
 #: Orders plans best first on these facts (the cost model, ``advise.recommend.rank_plans``).
 #: It receives ``Facets`` (which have ``Plan``'s attributes) and returns them reordered.
-Ranker = Callable[[list[Any], Facts, Any], list[Any]]
+Ranker = Callable[[list["Any"], Facts, "Any"], list["Any"]]
+#: How many alternatives each tier (offload, mode, scheme, engine) offers before the next.
+_TIER_SHARES = (2, 1, 1, 1)
 
 
 def render(text: str, facts: Mapping[str, Any]) -> str:

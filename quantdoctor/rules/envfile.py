@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from quantdoctor.errors import EnvironmentFileError
 from quantdoctor.rules.models import Environment
+
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
+if TYPE_CHECKING:
+    from typing import Any
 
 #: pydantic's error types in the words of the Environment JSON (README, DESIGN.md).
 _PLAIN: dict[str, str] = {

@@ -31,11 +31,13 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from quantdoctor.rules.patterns import cap_lines, literals
 
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Plan
     from quantdoctor.rules.records import RuleRecord
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
 
     #: what explain reads of a rule: the public model or the matrix's light record
     RuleLike = Rule | RuleRecord
+else:
+    from quantdoctor._namedtuple import NamedTuple
 
 __all__ = [
     "Explanation",

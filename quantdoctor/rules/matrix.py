@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any
 
 from quantdoctor._dirs import code_digest, digest, read_entry, write_entry
 from quantdoctor.errors import MatrixError
@@ -33,14 +32,17 @@ from quantdoctor.rules.records import engine_ok as _engine_ok
 from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
 
+TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from typing import Any
+
     from pydantic import BaseModel
 
     from quantdoctor.rules.models import Plan
     from quantdoctor.rules.schema import EngineSpec, MatrixFile, Rule
     from quantdoctor.rules.verified import Verified
 
-Source = str | os.PathLike[str] | Mapping[str, Any]
+    Source = str | os.PathLike[str] | Mapping[str, Any]
 
 
 def __getattr__(name: str) -> Any:
@@ -449,8 +451,15 @@ def _expanded(rule: Any) -> Any:
     return out
 
 
-def _checked(data: Any) -> tuple[dict[str, Any], list[CompiledRule]] | None:
-    """A cache entry's data and its compiled rules, or ``None`` when it is not well formed."""
+def _checked(
+    data: Any, *, cached: bool = False
+) -> tuple[dict[str, Any], list[CompiledRule]] | None:
+    """A cache entry's data and its compiled rules, or ``None`` when it is not well formed.
+
+    ``cached``: ``data`` was read back from an entry whose key holds this code's digest
+    (``_load_cached``): the conditions' operands passed their checks when this very
+    code wrote it, in a folder only this user can write (``quantdoctor._dirs``), and a
+    digest of the payload guards it; the shapes are checked again, the operands not."""
     if not isinstance(data, dict):
         return None
     engines, rules, costs = data.get("engines"), data.get("rules"), data.get("costs")
@@ -470,7 +479,7 @@ def _checked(data: Any) -> tuple[dict[str, Any], list[CompiledRule]] | None:
     ):
         return None
     try:
-        compiled = [compile_rule(i, rule) for i, rule in enumerate(rules)]
+        compiled = [compile_rule(i, rule, checked=not cached) for i, rule in enumerate(rules)]
     except (ValueError, TypeError, KeyError, RecursionError):
         return None
     return data, compiled
@@ -478,7 +487,7 @@ def _checked(data: Any) -> tuple[dict[str, Any], list[CompiledRule]] | None:
 
 def _load_cached(kind: str, key: str, build: Any) -> tuple[dict[str, Any], list[CompiledRule]]:
     """Read back ``kind``/``key`` if it is well formed, else ``build()`` and store it."""
-    found = _checked(read_entry(kind, key))
+    found = _checked(read_entry(kind, key), cached=True)
     if found is not None:
         return found
     data = build()

@@ -10,7 +10,6 @@ expects (#18). Each becomes one error that names the file and what is wrong with
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 
@@ -125,6 +124,8 @@ def load_json(text: str, name: str, error: type[InvalidInputError]) -> Any:
     """Parse JSON refusing duplicate keys, absurd numbers and deep nesting, as one
     ``error("{name}: ...")``. ``NaN`` and ``Infinity`` parse (Python writes them); the
     models refuse them where a finite number is needed."""
+    import json  # a file read the first time (then cached as plain data): re and enum too
+
     try:
         data = json.loads(text, object_pairs_hook=_pairs, parse_int=_int)
     except _Refused as err:
