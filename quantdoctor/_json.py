@@ -30,30 +30,42 @@ _MAX_DEPTH = 200
 
 
 class _Decoder:
-    """The attributes ``_json.make_scanner`` reads, as ``json.JSONDecoder()`` sets them."""
+    """The attributes ``_json.make_scanner`` reads, as ``json.JSONDecoder(...)`` sets them."""
 
     strict = True
     object_hook = None
-    object_pairs_hook = None
     parse_float = float
-    parse_int = int
     parse_constant = _CONSTANTS.__getitem__
 
+    def __init__(self, object_pairs_hook: Any, parse_int: Any) -> None:
+        self.object_pairs_hook = object_pairs_hook
+        self.parse_int = parse_int or int
 
-_scan = _json.make_scanner(_Decoder())  # type: ignore[arg-type]  # it reads attributes
+
+#: Scanners by their hooks (a few: the plain one, the untrusted readers').
+_SCANNERS: dict[tuple[Any, Any], Any] = {}
 
 
-def loads(text: str) -> Any:
-    """``json.loads(text)`` for a str."""
+def loads(
+    text: str,
+    *,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
+    parse_int: Callable[[str], Any] | None = None,
+) -> Any:
+    """``json.loads(text, ...)`` for a str, with these keyword arguments (none else)."""
+    hooks = (object_pairs_hook, parse_int)
+    scan = _SCANNERS.get(hooks)
+    if scan is None:
+        scan = _SCANNERS[hooks] = _json.make_scanner(_Decoder(*hooks))  # type: ignore[arg-type]
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _scan(text, start)
-    except Exception:  # StopIteration, a decode error, too deep: json says which
+        value, end = scan(text, start)
+    except Exception:  # StopIteration, a decode error, a hook's refusal: json says which
         value, end = None, -1
     if end < 0 or len(text) - len(text.rstrip(_WHITESPACE)) != len(text) - end:
         import json
 
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=object_pairs_hook, parse_int=parse_int)
     return value
 
 

@@ -106,22 +106,20 @@ def test_the_project_documents_read_and_write_alike() -> None:
             assert _json.loads(text) == data
 
 
-def test_env_json_imports_neither_json_nor_re(tmp_path: Path) -> None:
-    # the point of the module: the probe's JSON without json's regular expressions.
-    # -S: an editable install's import hook (site) brings re and pathlib at start-up
-    code = (
-        "import sys, io, contextlib\n"
-        "before = set(sys.modules)\n"
-        "from quantdoctor.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    main(['env', '--json'])\n"
-        "heavy = ('json', 're', 'argparse', 'enum', 'typing', 'pathlib')\n"
-        "print(' '.join(m for m in heavy if m in sys.modules and m not in before))\n"
-    )
-    root = str(Path(quantdoctor.__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": root, "QUANTDOCTOR_CACHE_DIR": str(tmp_path)}
-    for _ in range(2):  # the first fills the cache of the names the matrix reads
-        out = subprocess.run(
-            [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, env=env
-        )
-    assert out.stdout.strip() == ""
+def test_loads_with_hooks_is_json_loads() -> None:
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate key in {keys}")
+        return dict(items)
+
+    def small(text: str) -> int:
+        if len(text) > 5:
+            raise OverflowError(text)
+        return int(text)
+
+    texts = ['{"a": 1, "b": {"c": [1, 2]}}', '{"a": 1, "a": 2}', "[123456789]", "[1, 2", "7"]
+    for text in texts:
+        for hooks in ({"object_pairs_hook": pairs}, {"parse_int": small}, {}):
+            got = _outcome(_json.loads, text, **hooks)
+            assert got == _outcome(json.loads, text, **hooks), (text, hooks)

@@ -6,7 +6,6 @@ missing, truncated, corrupt or hostile.
 
 from __future__ import annotations
 
-import json
 import sys
 
 from quantdoctor.files.detect import Detection, checked, detect
@@ -72,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if found.plan is not None or found.parts:
         found = checked(found)  # reads the matrix: only when there is a plan to offer
     if args.json:
-        sys.stdout.write(json.dumps(found.to_dict(), indent=2) + "\n")
+        from quantdoctor._json import dumps
+
+        sys.stdout.write(dumps(found.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write("\n".join(render(found)) + "\n")
     return 0

@@ -23,8 +23,7 @@ scale.
 
 from __future__ import annotations
 
-import json
-
+from quantdoctor._json import loads
 from quantdoctor.files._safetensors_header import TensorEntry
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
@@ -174,7 +173,7 @@ def _declared_layers(metadata: dict[str, str]) -> dict[str, str] | None:
     if raw is None:
         return None
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except (ValueError, RecursionError):
         return None
     layers = data.get("layers") if isinstance(data, dict) else None

@@ -13,11 +13,11 @@ library: a key given twice (the library keeps the last, hiding a tensor) and mor
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 
 from quantdoctor._fileio import open_regular, read_exact, unreadable
+from quantdoctor._json import loads
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
@@ -161,14 +161,14 @@ def parse_header(raw: bytes, path: str | os.PathLike[str], data_bytes: int) -> S
     """Validate the JSON header bytes of a file whose data region holds ``data_bytes``."""
     try:
         text = raw.decode("utf-8")
-        header = json.loads(text)
+        header = loads(text)
         # A tensor named twice hides one of them. Every tensor entry holds one
         # "data_offsets", so fewer entries than that word's count means a name repeats
         # (or the word sits inside a string): only then is the slower, exact parse run.
         if isinstance(header, dict) and len(header) - ("__metadata__" in header) < text.count(
             '"data_offsets"'
         ):
-            json.loads(text, object_pairs_hook=_no_duplicates)
+            loads(text, object_pairs_hook=_no_duplicates)
     except UnicodeDecodeError:
         raise unreadable(path, "header is not UTF-8 text (not a safetensors file?)") from None
     except RecursionError:

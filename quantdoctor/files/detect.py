@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
 from types import MappingProxyType
 
 from quantdoctor._fileio import open_regular, read_exact, unreadable
@@ -39,6 +38,7 @@ from quantdoctor.files.fingerprint import Quantized, TensorView, read_json
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, NamedTuple
 
     from quantdoctor.rules.matrix import Matrix
@@ -162,23 +162,42 @@ def _checked(found: Detection, engines: dict[str, EngineRecord]) -> Detection:
 
 def detect(path: str | os.PathLike[str]) -> Detection:
     """Recognise the model at ``path`` (file or folder) from its headers alone."""
-    p = Path(path)
-    if p.is_dir():
-        return _detect_dir(p)
-    if p.name.endswith(".index.json"):
-        return _detect_index(p)
-    f, size = open_regular(p)
+    if os.path.isdir(path) or os.fspath(path).endswith(".index.json"):
+        from pathlib import Path  # folders and shards: a single file needs no pathlib
+
+        p = Path(path)
+        return _detect_dir(p) if p.is_dir() else _detect_index(p)
+    shown = path_text(path)
+    f, size = open_regular(shown)
     with f:
-        prefix = read_exact(f, min(size, 9), p, "the first bytes")
-    if _gguf_header.looks_like_gguf(prefix):
-        return _detect_gguf(p)
-    if _safetensors_header.looks_like_safetensors(prefix):
-        return _detect_safetensors(p)
-    if p.suffix == ".gguf":
-        return _detect_gguf(p)  # the parser names what is wrong with the magic
-    if p.suffix == ".safetensors":
-        return _detect_safetensors(p)
-    raise unreadable(p, "not a safetensors or GGUF file, nor a diffusers folder")
+        prefix = read_exact(f, min(size, 9), shown, "the first bytes")
+    name = os.path.basename(shown)
+    dot = name.rfind(".")
+    suffix = name[dot:] if 0 < dot < len(name) - 1 else ""  # PurePath.suffix
+    if _gguf_header.looks_like_gguf(prefix) or (
+        suffix == ".gguf" and not _safetensors_header.looks_like_safetensors(prefix)
+    ):
+        return _detect_gguf(shown)  # a .gguf that is not one: the parser names what is wrong
+    if _safetensors_header.looks_like_safetensors(prefix) or suffix == ".safetensors":
+        from pathlib import Path
+
+        return _detect_safetensors(Path(shown))
+    raise unreadable(shown, "not a safetensors or GGUF file, nor a diffusers folder")
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """``str(Path(path))`` without importing pathlib (a third of a process's start-up):
+    repeated separators and ``.`` parts dropped, ``..`` kept, ``//`` kept as a root."""
+    text = os.fspath(path)
+    if os.name != "posix" or os.sep != "/":
+        from pathlib import Path
+
+        return str(Path(text))
+    root = "/" if text.startswith("/") else ""
+    if text.startswith("//") and not text.startswith("///"):
+        root = "//"
+    parts = [part for part in text.split("/") if part and part != "."]
+    return (root + "/".join(parts)) or "."
 
 
 # ----------------------------------------------------------------------------- GGUF
@@ -186,10 +205,13 @@ def detect(path: str | os.PathLike[str]) -> Detection:
 
 def _format_engine(fmt: str) -> str | None:
     """The engine whose files are this format (its matrix section's ``formats``)."""
-    return next((name for name, spec, _ in _engines() if fmt in spec.formats), None)
+    from quantdoctor.rules.records import engine_sections
+
+    # the sections alone (plain data): no engine's module is imported for this
+    return next((name for name, spec in engine_sections().items() if fmt in spec.formats), None)
 
 
-def _detect_gguf(path: Path) -> Detection:
+def _detect_gguf(path: str | Path) -> Detection:
     header = _gguf_header.read_header(path)
     by_type: Counter[str] = Counter()
     for t in header.tensors:
@@ -560,7 +582,7 @@ def _detect_pipeline(folder: Path) -> Detection:
         bytes=sum(p.bytes for p in parts),
         tensors=sum(p.tensors for p in parts),
         dtypes=dict(sum((Counter(p.dtypes) for p in parts), Counter()).most_common()),
-        notes=tuple(f"{Path(p.path).name}: {p.engine} {p.scheme}" for p in quantized),
+        notes=tuple(f"{os.path.basename(p.path)}: {p.engine} {p.scheme}" for p in quantized),
         parts=tuple(parts),
     )
 

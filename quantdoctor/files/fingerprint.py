@@ -8,14 +8,13 @@ names it in its matrix section (``formats``) instead.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from quantdoctor._fileio import open_regular, read_exact, unreadable
+from quantdoctor._json import loads
 from quantdoctor.files._safetensors_header import SafetensorsHeader, TensorEntry
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, NamedTuple
 else:
     from quantdoctor._namedtuple import NamedTuple
@@ -66,7 +65,7 @@ def read_json(path: Path) -> Any:
             raise unreadable(path, f"{size} bytes is too large for a JSON side file")
         raw = read_exact(f, size, path, "the JSON")
     try:
-        return json.loads(raw.decode("utf-8"))
+        return loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise unreadable(path, f"not valid JSON: {str(err)[:120]}") from None
 
@@ -74,6 +73,6 @@ def read_json(path: Path) -> Any:
 def json_field(where: str, key: str, text: str) -> Any:
     """A header metadata value that holds JSON."""
     try:
-        return json.loads(text)
+        return loads(text)
     except (ValueError, RecursionError):
         raise unreadable(where, f"metadata {key[:80]!r} is not valid JSON") from None

@@ -124,17 +124,20 @@ def load_json(text: str, name: str, error: type[InvalidInputError]) -> Any:
     """Parse JSON refusing duplicate keys, absurd numbers and deep nesting, as one
     ``error("{name}: ...")``. ``NaN`` and ``Infinity`` parse (Python writes them); the
     models refuse them where a finite number is needed."""
-    import json  # a file read the first time (then cached as plain data): re and enum too
+    from quantdoctor._json import loads
 
     try:
-        data = json.loads(text, object_pairs_hook=_pairs, parse_int=_int)
+        data = loads(text, object_pairs_hook=_pairs, parse_int=_int)
     except _Refused as err:
         raise error(f"{name}: {err}") from None
-    except json.JSONDecodeError as err:
-        raise error(f"{name}:{err.lineno}: not valid JSON: {err.msg}") from None
     except RecursionError:
         raise error(f"{name}: nested too deeply (more than {MAX_DEPTH} levels)") from None
-    except ValueError as err:  # a float or int Python cannot convert
+    except ValueError as err:
+        import json  # what went wrong, in json's words (only here: json costs re and enum)
+
+        if isinstance(err, json.JSONDecodeError):
+            raise error(f"{name}:{err.lineno}: not valid JSON: {err.msg}") from None
+        # a float or int Python cannot convert
         raise error(f"{name}: not valid JSON: {str(err)[:100]}") from None
     depth = _depth(data)
     if depth > MAX_DEPTH:

@@ -1,0 +1,111 @@
+"""The commands people run every time import none of the modules that cost a process as
+much as its own start-up (argparse, json, re with enum, typing, pathlib): each is read
+with the house's lighter means (``cli._args``, ``_json``, ``str`` methods,
+``_namedtuple``), and these tests keep it so. Each command runs twice in a fresh
+interpreter, the first filling quantdoctor's caches as a user's first run does; ``-S``
+keeps site's start-up hooks (an editable install's finder imports pathlib and re) out of
+the count."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import quantdoctor
+
+HEAVY = ("argparse", "json", "re", "enum", "typing", "pathlib")
+SITE = [p for p in sys.path if p.endswith("site-packages")]
+
+
+def _imported(argv: list[str], cache: Path) -> set[str]:
+    code = (
+        "import sys, io, contextlib\n"
+        "before = set(sys.modules)\n"
+        "from quantdoctor.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main({argv!r})\n"
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules and m not in before))\n"
+    )
+    root = str(Path(quantdoctor.__file__).resolve().parent.parent)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([root, *SITE]),
+        "QUANTDOCTOR_CACHE_DIR": str(cache),
+    }
+    out = ""
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        out = done.stdout
+    return set(out.split())
+
+
+@pytest.fixture(scope="module")
+def gguf_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("gguf") / "model.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="flux")
+    data = np.linspace(-1, 1, 64 * 32, dtype=np.float32).reshape(64, 32)
+    packed = gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
+    writer.add_tensor(
+        "double_blocks.0.img_attn.qkv.weight",
+        packed,
+        raw_shape=packed.shape,
+        raw_dtype=gguf.GGMLQuantizationType.Q8_0,
+    )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_env_json(tmp_path: Path) -> None:
+    assert _imported(["env", "--json"], tmp_path) == set()
+
+
+def test_detect_a_gguf_file(tmp_path: Path, gguf_file: Path) -> None:
+    assert _imported(["detect", str(gguf_file)], tmp_path) == set()
+    assert _imported(["detect", str(gguf_file), "--json"], tmp_path) == set()
+
+
+def test_check_imports_no_typing_json_or_pathlib(tmp_path: Path) -> None:
+    argv = ["check", "--engine", "quanto", "--scheme", "qint8", "--offload", "balanced", "--json"]
+    assert _imported(argv, tmp_path) <= {"re", "enum"}  # conditions' patterns and versions
+
+
+def test_path_text_is_str_of_path() -> None:
+    from pathlib import PurePosixPath
+
+    from quantdoctor.files.detect import path_text
+
+    if os.name != "posix":
+        pytest.skip("the POSIX spelling; elsewhere path_text is str(Path(...))")
+    for text in (
+        "",
+        ".",
+        "./",
+        "/",
+        "//",
+        "///",
+        "//a",
+        "///a/",
+        "a//b/./c/",
+        "../x",
+        "a/../b",
+        "./model.gguf",
+        "x.gguf/",
+        "/.//.",
+        "a/./.",
+        "~/m.gguf",
+        " a / b ",
+    ):
+        assert path_text(text) == str(PurePosixPath(text)), text
