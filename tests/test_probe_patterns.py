@@ -10,7 +10,7 @@ import re
 from quantdoctor.doctor import _probe_packages as pk
 from quantdoctor.doctor import _probe_util as pu
 
-ALPHABET = "0123456789abcfgxrdvpost.-_+! \t\n:=\"'AZé٣²"
+ALPHABET = "0123456789abcfgxrdvpost.-_+! \t\n:=\"'AZé٣²{}"
 
 
 def _texts(seed: int, words: list[str], n: int = 4000) -> list[str]:
@@ -73,3 +73,26 @@ def test_version_py_lines_are_the_assignment_pattern() -> None:
             continue  # read from splitlines(): no line holds one
         m = pattern.match(line)
         assert pk._assignment(line) == ((m.group(1), m.group(2)) if m else None), repr(line)
+
+
+def test_rule_ids_names_and_placeholders_are_their_patterns() -> None:
+    from quantdoctor.rules import core
+
+    ids = ["quanto.offload.balanced", "a.b", "a", "a.", ".a", "A.b", "a.b-c.d_e", "a-b.c"]
+    ids += ["a.b\n", "a..b", "a.b\n\n", "ä.b", "sdnq.te.unsaved"]
+    for text in _texts(7, ids):
+        assert core.is_rule_id(text) == bool(re.match(r"^[a-z0-9_]+(\.[a-z0-9_\-]+)+$", text))
+    names = ["quanto", "Q4_K", "float8_e4m3fn", "-x", "x y", "", "a\n", "é", "nf4.v2"]
+    for text in _texts(8, names):
+        ok = bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", text))
+        try:
+            core.check_name("scheme", text)
+            said = True
+        except ValueError:
+            said = False
+        assert said == ok, repr(text)
+    texts = ["{gpu.name} has {gpu.cuda_cc}", "{packages.diffusers-x}", "{a}{b}", "{{x}}", "{ x }"]
+    texts += ["{A}", "{a.}", "{a..b}", "{plan.scheme} {", "}{a}", "x{a.b_c-d.0}y", "{}"]
+    for text in _texts(9, texts, 2000):
+        want = re.sub(core.TEMPLATE_PATTERN, lambda m: f"<{m.group(1)}>", text)
+        assert core.fill(text, lambda key: f"<{key}>") == want, repr(text)

@@ -123,3 +123,35 @@ def test_every_specifier_of_the_matrix_decides_as_packaging_does() -> None:
 @pytest.mark.parametrize("spec", ["", "garbage", ">=", "~=1", "==1.0.*.*", ">=1.0.*", "=1.0"])
 def test_specifiers_packaging_refuses_are_refused(spec: str) -> None:
     assert valid_specifier(spec) is _packaging_valid(spec)
+
+
+def test_the_hand_readers_are_the_patterns() -> None:
+    """``_normal`` and ``_clause`` (no ``re`` on the command line's path) give the groups
+    ``VERSION_PATTERN`` and ``SPEC_PATTERN`` give, on real spellings and on random ones."""
+    import random
+    import re
+
+    from quantdoctor.rules import versions
+
+    version = re.compile(versions.VERSION_PATTERN)
+    spec = re.compile(versions.SPEC_PATTERN)
+    seeds = ["2.13.0", "v1.0", "0.19.0rc1", "1.0a2.post3.dev4", "2.13.0+cu126", "1.0+a.b.1"]
+    seeds += ["1!2", "1.0.dev", "1.0rc", "1.0+", "1.0+A", "1..2", "٣.٣", "1.0.post1.dev2+x"]
+    seeds += [">=0.45,<0.48", "==0.17.*", "~=2.6", "!=1.0", " >= 1.0 ", "===1", "==1.*.*", "<1."]
+    alphabet = "0123456789.abcdevpostr+*=<>!~ ,A٣\t"
+    rng = random.Random(11)
+    texts = list(seeds)
+    for _ in range(20000):
+        chars = list(rng.choice(seeds))
+        for _ in range(rng.randrange(1, 4)):
+            pos = rng.randrange(len(chars) + 1)
+            if rng.random() < 0.5 or not chars:
+                chars.insert(pos, rng.choice(alphabet))
+            else:
+                del chars[min(pos, len(chars) - 1)]
+        texts.append("".join(chars))
+    for text in texts:
+        m = version.fullmatch(text)
+        assert versions._normal(text) == (m.groups() if m else None), repr(text)
+        m = spec.fullmatch(text)
+        assert versions._clause(text) == (m.groups() if m else None), repr(text)

@@ -20,6 +20,7 @@ from quantdoctor.doctor._probe_util import (
     listdir,
     read_text,
 )
+from quantdoctor.rules.facts import canonical_name
 
 #: What the probe reads besides the distributions the matrix names (its engines and the
 #: packages its rules test: ``rules.named``): what decides backends and kernels, and what
@@ -71,13 +72,7 @@ def dist_name(entry: str) -> str | None:
     return m.group("name") if m else None
 
 
-def canonical(name: str) -> str:
-    """PEP 503 normalisation (``re.sub(r"[-_.]+", "-", name).lower()``):
-    ``Optimum_Quanto`` -> ``optimum-quanto``."""
-    name = name.replace("_", "-").replace(".", "-")
-    while "--" in name:
-        name = name.replace("--", "-")
-    return name.lower()
+canonical = canonical_name  # PEP 503: ``Optimum_Quanto`` -> ``optimum-quanto``
 
 
 class Dist:

@@ -9,7 +9,6 @@ sentence the report shows ("assumed: ..."), and nothing is inferred over a state
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
@@ -48,6 +47,8 @@ VENDOR_BACKEND: Mapping[tuple[str, str | None], str] = {
 
 def cc_from_name(name: str) -> str | None:
     """The compute capability NVIDIA lists for the product ``name``, or ``None``."""
+    import re  # a GPU without its compute capability only
+
     for pattern, cc in NVIDIA_CC:
         if re.search(pattern, name, re.IGNORECASE):
             return cc

@@ -11,7 +11,6 @@ Forms (YAML):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 
 from quantdoctor.rules.facts import Facts, canonical_name, is_known_fact
@@ -174,13 +173,19 @@ def _version_test(value: Any, spec: Any) -> bool:
     return satisfies(str(value), str(spec))
 
 
+def _search(pattern: str, text: str) -> bool:
+    import re  # only a rule that matches a pattern pays for re (half a process's start-up)
+
+    return re.search(pattern, text) is not None
+
+
 _TESTS: dict[str, Callable[[Any, Any], bool]] = {
     "is": lambda v, o: v == o,
     "is_not": lambda v, o: v != o,
     "in": lambda v, o: v in o,
     "not_in": lambda v, o: v not in o,
     "version": _version_test,
-    "matches": lambda v, o: re.search(o, str(v)[:4096]) is not None,  # a fact, not a log
+    "matches": lambda v, o: _search(o, str(v)[:4096]),  # a fact, not a log
     "lt": lambda v, o: _compare("lt", v, o),
     "le": lambda v, o: _compare("le", v, o),
     "gt": lambda v, o: _compare("gt", v, o),
@@ -279,6 +284,8 @@ def _check_operand(path: str, op: str, operand: Any) -> None:
     ):
         raise ConditionError(path, f"{operand!r} is neither a number nor a version")
     if op == "matches":
+        import re
+
         from quantdoctor.rules.patterns import unsafe
 
         try:

@@ -9,7 +9,6 @@ gives. ``rules.evaluate`` wraps it in the pydantic models of the public API.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from quantdoctor.errors import InvalidInputError
@@ -26,8 +25,21 @@ if TYPE_CHECKING:
 else:
     from quantdoctor._namedtuple import NamedTuple
 
-#: A rule id: dotted lower-case words like ``quanto.offload.balanced``.
-RULE_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_\-]+)+$")
+#: A rule id: dotted lower-case words like ``quanto.offload.balanced``
+#: (``^[a-z0-9_]+(\.[a-z0-9_\-]+)+$``, read by ``is_rule_id``: the command line reads
+#: every cached rule's id, and ``re`` costs a process half its start-up).
+_ID_HEAD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_ID_WORD = _ID_HEAD | {"-"}
+
+
+def is_rule_id(text: str) -> bool:
+    """Whether ``text`` is a rule id (the pattern above; ``$`` takes one final newline)."""
+    head, *words = (text[:-1] if text.endswith("\n") else text).split(".")
+    return bool(
+        words and head and set(head) <= _ID_HEAD and all(w and set(w) <= _ID_WORD for w in words)
+    )
+
+
 FACETS: tuple[str, ...] = ("engine", "scheme", "mode", "offload", "component", "dtype")
 
 
@@ -69,12 +81,15 @@ def check_choice(field: str, value: str, valid: Sequence[str]) -> str:
     return value
 
 
-#: How ``Plan`` checks an engine's and a scheme's name (which exist is the matrix's business).
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+#: How ``Plan`` checks an engine's and a scheme's name (which exist is the matrix's
+#: business): ``^[A-Za-z0-9][A-Za-z0-9_.\-]*$``, a letter or digit, then those and _ . -
+_NAME_HEAD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NAME_REST = _NAME_HEAD | set("_.-")
 
 
 def check_name(field: str, value: str) -> str:
-    if not NAME.match(value):
+    name = value[:-1] if value.endswith("\n") else value  # as the pattern's $ reads it
+    if not (name and name[0] in _NAME_HEAD and set(name) <= _NAME_REST):
         raise ValueError(
             f"{field}: {value!r} is not valid; a name of letters, digits, '_', '.' and '-'"
         )
@@ -249,7 +264,10 @@ _UNKNOWN_WORDS = {
     "gpu.cuda_cc": "an unknown compute capability",
     "torch.version": "(unknown version)",
 }
-_TEMPLATE = re.compile(r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}")
+#: A placeholder: ``{gpu.name}``, ``{packages.diffusers}`` (``TEMPLATE_PATTERN``'s words).
+TEMPLATE_PATTERN = r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}"
+_KEY_HEAD = frozenset("abcdefghijklmnopqrstuvwxyz_")
+_KEY_WORD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 #: Findings are listed as a verdict reads: what blocks, what might, what warns, then notes.
 _SEVERITY_ORDER = {"block": 0, "warn": 2, "info": 3}
 #: The status each group of ``Core.active`` gives a plan it selects, in that order.
@@ -266,13 +284,32 @@ def render(text: str, facts: Mapping[str, Any]) -> str:
     if "{" not in text:
         return text
 
-    def sub(m: re.Match[str]) -> str:
-        key = m.group(1)
+    def sub(key: str) -> str:
         unknown = "(unknown version)" if key.startswith("packages.") else "unknown"
         value = facts.get(key, _UNKNOWN_WORDS.get(key, unknown))
         return "none" if value is None else str(value)
 
-    return _TEMPLATE.sub(sub, text)
+    return fill(text, sub)
+
+
+def fill(text: str, sub: Callable[[str], str]) -> str:
+    """``re.sub(TEMPLATE_PATTERN, lambda m: sub(m.group(1)), text)``, by hand."""
+    out: list[str] = []
+    i = 0
+    while True:
+        start = text.find("{", i)
+        end = text.find("}", start + 1) if start >= 0 else -1
+        if end < 0:
+            out.append(text[i:])
+            return "".join(out)
+        key = text[start + 1 : end]
+        head, *words = key.split(".")
+        if head and set(head) <= _KEY_HEAD and all(w and set(w) <= _KEY_WORD for w in words):
+            out.append(text[i:start] + sub(key))
+            i = end + 1
+        else:  # not a placeholder: the text up to the next "{" stays as it is
+            out.append(text[i : start + 1])
+            i = start + 1
 
 
 class Core:

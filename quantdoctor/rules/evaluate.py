@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from quantdoctor.rules.core import _TEMPLATE as _TEMPLATE  # explain fills the same placeholders
 from quantdoctor.rules.core import (
     OFFLOAD_MEMORY_RANK,
     Core,

@@ -296,7 +296,7 @@ def _offload_seen(text: str) -> tuple[str | None, str | None]:
 
 def _render(text: str, facts: Mapping[str, Any]) -> str:
     """A message with its ``{fact}`` names filled in; an unknown one reads "(unknown)"."""
-    from quantdoctor.rules.core import _TEMPLATE  # the evaluator's placeholder syntax
+    from quantdoctor.rules.core import TEMPLATE_PATTERN  # the evaluator's placeholders
 
     def sub(m: re.Match[str]) -> str:
         key = m.group(1)
@@ -307,7 +307,7 @@ def _render(text: str, facts: Mapping[str, Any]) -> str:
         value = facts[key]
         return "none" if value is None else str(value)
 
-    return _TEMPLATE.sub(sub, text)
+    return re.sub(TEMPLATE_PATTERN, sub, text)
 
 
 def _source_text(source: str | list[str]) -> str:

@@ -6,7 +6,6 @@ absent*. Works on the plain JSON mapping so that fast paths need no pydantic.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from quantdoctor.rules.vocab import BACKEND_TABLE
@@ -69,12 +68,13 @@ def facts_from_json(data: Mapping[str, Any], *, device: int = 0) -> Facts:
     return out
 
 
-_SEPARATORS = re.compile(r"[-_.]+")
-
-
 def canonical_name(name: str) -> str:
-    """A distribution name as PyPI normalises it (``packaging.utils.canonicalize_name``)."""
-    return _SEPARATORS.sub("-", name).lower()
+    """A distribution name as PyPI normalises it (``packaging.utils.canonicalize_name``,
+    ``re.sub(r"[-_.]+", "-", name).lower()``): ``Optimum_Quanto`` -> ``optimum-quanto``."""
+    name = name.replace("_", "-").replace(".", "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name.lower()
 
 
 def is_known_fact(name: str) -> bool:

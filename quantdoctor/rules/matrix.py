@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property, lru_cache
 
@@ -19,11 +18,11 @@ from quantdoctor._dirs import code_digest, digest, read_entry, write_entry
 from quantdoctor.errors import MatrixError
 from quantdoctor.rules.core import (
     FACETS,
-    RULE_ID,
     CompiledRule,
     SchemeView,
     check_in_matrix,
     compile_rule,
+    is_rule_id,
 )
 from quantdoctor.rules.facts import canonical_name
 from quantdoctor.rules.named import BUILTIN_PATH, default_overlays
@@ -297,6 +296,8 @@ def parse_matrix_text(text: str, name: str) -> MatrixFile:
             elif e["type"] == "missing":
                 msg = "required field is missing"
             elif e["type"] == "literal_error":
+                import re
+
                 from quantdoctor.rules.vocab import suggest
 
                 valid = re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
@@ -365,7 +366,7 @@ _SEVERITIES = frozenset(("block", "warn", "info"))
 def _rule_ok(rule: Any) -> bool:
     """Whether a cached rule has the shape the evaluator reads (the rest is the schema's)."""
     try:
-        if type(rule["id"]) is not str or not RULE_ID.match(rule["id"]):
+        if type(rule["id"]) is not str or not is_rule_id(rule["id"]):
             return False
         if rule["severity"] not in _SEVERITIES or type(rule["message"]) is not str:
             return False
@@ -753,6 +754,8 @@ def _not_installed_plain(engines: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def not_installed_rule(engine: str, spec: EngineSpec) -> Rule:
     """``<engine>.not-installed``, made from the engine's section: its package absent blocks."""
+    import re
+
     from quantdoctor.rules.schema import Rule, Selector, Signature
 
     package = canonical_name(spec.package)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
+from quantdoctor.rules.facts import canonical_name
+
 #: The built-in matrix file (a string: pathlib costs the probe's fast path ~3 ms of imports).
 BUILTIN_PATH = os.path.join(
     os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "matrix.yaml"
@@ -34,10 +36,7 @@ _BLOCK_KEY = rf"^(\s*)[\"']?({_NAME})[\"']?\s*:"
 _NOT_PACKAGES = frozenset({"torch"})
 
 
-def _canonical(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
+_canonical = canonical_name
 
 
 def _lines_after(text: str, pos: int) -> Iterator[str]:

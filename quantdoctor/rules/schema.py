@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from quantdoctor.rules.conditions import Node, parse, rule_condition
-from quantdoctor.rules.core import RULE_ID, bytes_per_weight
+from quantdoctor.rules.core import bytes_per_weight, is_rule_id
 from quantdoctor.rules.verified import Verified
 from quantdoctor.rules.vocab import FACET_VALUES, MODES, OFFLOADS
 
@@ -256,7 +256,7 @@ class Rule(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        if not RULE_ID.match(v):
+        if not is_rule_id(v):
             raise ValueError(
                 f"{v!r} is not a rule id; valid ids are dotted lower-case words "
                 "like 'quanto.offload.balanced'"

@@ -12,7 +12,6 @@ prereleases=True)``, ``Version``). ``tests/test_versions.py`` checks the two agr
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 TYPE_CHECKING = False
@@ -20,15 +19,21 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: The normal form (and its common variants: a "v", upper case, "-"/"_" separators are
-#: left to packaging): release, pre-release, post-release, dev-release, local label.
-_VERSION = re.compile(
+#: left to packaging): release, pre-release, post-release, dev-release, local label. The
+#: patterns are the grammar; ``_normal`` and ``_clause`` read it with ``str`` methods (a
+#: process that imports ``re`` pays half its start-up), and ``tests/test_versions.py``
+#: holds them to the patterns, match for match.
+VERSION_PATTERN = (
     r"v?(\d+(?:\.\d+)*)"
     r"(?:(a|b|rc)(\d+))?"
     r"(?:\.post(\d+))?"
     r"(?:\.dev(\d+))?"
     r"(?:\+([a-z0-9]+(?:\.[a-z0-9]+)*))?"
 )
-_SPEC = re.compile(r"\s*(~=|==|!=|<=|>=|<|>)\s*([0-9a-z.+]+?)(\.\*)?\s*")
+SPEC_PATTERN = r"\s*(~=|==|!=|<=|>=|<|>)\s*([0-9a-z.+]+?)(\.\*)?\s*"
+_OPS = ("~=", "==", "!=", "<=", ">=", "<", ">")
+_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_SPEC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.+")
 _INF = float("inf")
 _PRE_ORDER = {"a": 0, "b": 1, "rc": 2}
 
@@ -85,17 +90,59 @@ class V:
 @lru_cache(maxsize=4096)
 def _parse(text: str) -> V | None:
     """The version in the normal form, or None (then ``packaging`` decides)."""
-    m = _VERSION.fullmatch(text.strip())
-    if m is None:
+    groups = _normal(text.strip())
+    if groups is None:
         return None
-    release = tuple(int(x) for x in m.group(1).split("."))
-    pre = (_PRE_ORDER[m.group(2)], int(m.group(3))) if m.group(2) else None
-    post = int(m.group(4)) if m.group(4) is not None else None
-    dev = int(m.group(5)) if m.group(5) is not None else None
+    numbers, pre_word, pre_n, post_n, dev_n, local_text = groups
+    release = tuple(int(x) for x in numbers.split("."))
+    pre = (_PRE_ORDER[pre_word], int(pre_n)) if pre_word and pre_n else None
+    post = int(post_n) if post_n is not None else None
+    dev = int(dev_n) if dev_n is not None else None
     local = (
-        tuple(int(p) if p.isdigit() else p for p in m.group(6).split(".")) if m.group(6) else None
+        tuple(int(p) if p.isdigit() else p for p in local_text.split(".")) if local_text else None
     )
     return V(release, pre, post, dev, local)
+
+
+def _digits(text: str, i: int) -> int:
+    """The end of the run of decimal digits (``\\d``: ``str.isdecimal``) from ``i``."""
+    n = len(text)
+    while i < n and text[i].isdecimal():
+        i += 1
+    return i
+
+
+def _normal(
+    text: str,
+) -> tuple[str, str | None, str | None, str | None, str | None, str | None] | None:
+    """``VERSION_PATTERN.fullmatch(text)``'s groups, read by hand (each part is optional
+    and starts with what no earlier part can end with, so one pass decides)."""
+    i = 1 if text.startswith("v") else 0
+    end = _digits(text, i)
+    if end == i:
+        return None
+    while end < len(text) - 1 and text[end] == "." and text[end + 1].isdecimal():
+        end = _digits(text, end + 1)
+    release, i = text[i:end], end
+    pre_word = pre_n = post_n = dev_n = local = None
+    for word in ("rc", "a", "b"):
+        if text.startswith(word, i) and _digits(text, i + len(word)) > i + len(word):
+            end = _digits(text, i + len(word))
+            pre_word, pre_n, i = word, text[i + len(word) : end], end
+            break
+    for tag in (".post", ".dev"):
+        if text.startswith(tag, i) and _digits(text, i + len(tag)) > i + len(tag):
+            end = _digits(text, i + len(tag))
+            if tag == ".post":
+                post_n = text[i + len(tag) : end]
+            else:
+                dev_n = text[i + len(tag) : end]
+            i = end
+    if text.startswith("+", i):
+        rest = text[i + 1 :]
+        if rest and all(part and set(part) <= _LOCAL for part in rest.split(".")):
+            local, i = rest, len(text)
+    return (release, pre_word, pre_n, post_n, dev_n, local) if i == len(text) else None
 
 
 @lru_cache(maxsize=4096)
@@ -169,15 +216,28 @@ class _Clause:
         return public >= v.public and (c.release + (0,) * n)[:n] == stem
 
 
+def _clause(part: str) -> tuple[str, str, str | None] | None:
+    """``SPEC_PATTERN.fullmatch(part)``'s groups (operator, version, ``.*``), by hand."""
+    part = part.strip()
+    op = next((o for o in _OPS if part.startswith(o)), None)
+    if op is None:
+        return None
+    text = part[len(op) :].lstrip()
+    star = None
+    if text.endswith(".*") and len(text) > 2:
+        text, star = text[:-2], ".*"
+    return (op, text, star) if text and set(text) <= _SPEC_CHARS else None
+
+
 @lru_cache(maxsize=1024)
 def _clauses(spec: str) -> tuple[_Clause, ...] | None:
     """The specifier's clauses in the forms this module decides, else None."""
     out: list[_Clause] = []
     for part in spec.split(","):
-        m = _SPEC.fullmatch(part)
-        if m is None:
+        read = _clause(part)
+        if read is None:
             return None
-        op, text, star = m.group(1), m.group(2), m.group(3)
+        op, text, star = read
         v = _parse(text)
         if v is None or v.local is not None or text.startswith("v"):
             return None
