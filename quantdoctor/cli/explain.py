@@ -10,7 +10,6 @@ matched, 1 when none did, 2 on bad input (an empty text too).
 
 from __future__ import annotations
 
-import json
 import sys
 
 from quantdoctor.errors import InvalidInputError
@@ -181,7 +180,9 @@ def run(args: argparse.Namespace) -> int:
     result = explain_full(text, matrix, context=context or None, env=env, device=args.device)
     matches = result.matches
     if args.json:
-        sys.stdout.write(json.dumps([m.to_dict() for m in matches], indent=2) + "\n")
+        from quantdoctor._json import dumps
+
+        sys.stdout.write(dumps([m.to_dict() for m in matches], indent=2) + "\n")
         return 0 if matches else 1
     out = sys.stdout.write
     if not matches:

@@ -5,21 +5,23 @@ already the vocabulary's own."""
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Iterable
 from functools import lru_cache
-from pathlib import Path
+
+from quantdoctor._json import loads
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
     from typing import Any
 
-_FILE = Path(__file__).with_name("aliases.json")
+_FILE = os.path.join(os.path.dirname(__file__), "aliases.json")
 
 
 @lru_cache(maxsize=1)
 def _aliases() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(_FILE.read_text(encoding="utf-8"))
+    with open(_FILE, encoding="utf-8") as f:
+        data: dict[str, Any] = loads(f.read())
     return data
 
 

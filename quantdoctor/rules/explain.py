@@ -236,9 +236,37 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.MULTILINE)
 
 
-@lru_cache(maxsize=1024)
+#: Each signature pattern's literals (``patterns.literals``), read back from quantdoctor's
+#: cache (``_known_literals``): working them out parses every pattern, which costs more
+#: than the rest of an explanation.
+_LITERALS: dict[str, tuple[str, ...]] = {}
+
+
 def _literals(pattern: str) -> tuple[str, ...]:
-    return literals(pattern)
+    found = _LITERALS.get(pattern)
+    if found is None:
+        found = _LITERALS[pattern] = literals(pattern)
+    return found
+
+
+def _known_literals(patterns: list[str]) -> None:
+    """Fill ``_LITERALS`` for ``patterns`` from the cache entry of this code and these
+    patterns, or work them out and store them (plain data: lists of strings)."""
+    from quantdoctor._dirs import code_digest, digest, read_entry, write_entry
+
+    patterns = sorted(set(patterns) - _LITERALS.keys())
+    if not patterns:
+        return
+    key = digest("literals", code_digest(), patterns)
+    cached = read_entry("literals", key)
+    if (
+        isinstance(cached, list)
+        and len(cached) == len(patterns)
+        and all(isinstance(c, list) and all(type(s) is str for s in c) for c in cached)
+    ):
+        _LITERALS.update(zip(patterns, (tuple(c) for c in cached), strict=True))
+        return
+    write_entry("literals", key, [list(_literals(p)) for p in patterns], keep=4)
 
 
 def _may_match(pattern: str, text: str) -> bool:
@@ -272,8 +300,13 @@ def _engines_named(
     frames = "\n".join(frame_lines)
     other = "\n".join(ln for ln in text.split("\n") if not _PATH_LINE.search(ln))
     named: dict[str, str] = {}
+    # (?i) on ASCII text folds ASCII letters only: a token absent from the lowered text
+    # is matched by neither pattern, and neither need be compiled (elsewhere: no filter)
+    low = text.lower() if text.isascii() else None
     for engine in engines:
         tokens = _tokens(engine, packages)
+        if low is not None and not any(_all_in(tok, low) for tok in tokens):
+            continue  # an ASCII text that names none of the tokens, in any case
         for tok in tokens:
             m = _engine_path(tok).search(frames)
             if m:
@@ -285,6 +318,11 @@ def _engines_named(
                     named[engine] = f"the message names {tok}"
                     break
     return named
+
+
+def _all_in(token: str, low: str) -> bool:
+    """Every part of ``token`` between its ``/`` (either separator in a path) is in ``low``."""
+    return all(part in low for part in token.lower().split("/"))
 
 
 def _offload_seen(text: str) -> tuple[str | None, str | None]:
@@ -501,6 +539,7 @@ def explain_text(
     ctx = _context(plan, context)
     engines = sorted({e for r in rules for e in r.select.engine})
     named = _engines_named(cleaned, engines, packages or {})
+    _known_literals([s.pattern for r in rules for s in r.signatures])
     seen = _offload_seen(cleaned)
     found: list[Match] = []
     unclaimed: list[str] = []
