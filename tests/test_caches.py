@@ -19,7 +19,10 @@ import pytest
 from envs import H100_LINUX
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECK = ["check", "--engine", "quanto", "--scheme", "qint8", "--offload", "balanced", "--json"]
+#: --no-cache: these tests are about the matrix's and the overlays' caches, which a
+#: verdict read back (the last tests) would not touch.
+PLAN = ["check", "--engine", "quanto", "--scheme", "qint8", "--offload", "balanced", "--json"]
+CHECK = [*PLAN, "--no-cache"]
 
 
 def run(cache: Path, *args: str, env_file: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -306,3 +309,53 @@ def test_an_overlay_read_back_from_the_cache_gives_what_it_gave_when_built(
     assert (
         listed.stdout == run(tmp_path / "other", "rules", "--json", "--matrix", str(overlay)).stdout
     )
+
+
+def _verdicts(cache: Path) -> list[Path]:
+    return sorted(store(cache).glob("check-*.json"))
+
+
+def test_a_verdict_is_read_back_until_an_input_changes(tmp_path: Path, env_file: Path) -> None:
+    cache = tmp_path / "cache"
+    first = run(cache, *PLAN, env_file=env_file)
+    assert first.returncode == 1, first.stderr
+    assert len(_verdicts(cache)) == 1
+    again = run(cache, *PLAN, env_file=env_file)
+    assert (again.returncode, again.stdout) == (first.returncode, first.stdout)
+    assert len(_verdicts(cache)) == 1  # read back, not made again
+    # another fact: another entry, another verdict where the facts say so
+    other = json.loads(env_file.read_text())
+    other["packages"]["optimum-quanto"] = None
+    env_file.write_text(json.dumps(other), encoding="utf-8")
+    done = run(cache, *PLAN, env_file=env_file)
+    assert len(_verdicts(cache)) == 2
+    assert "quanto.not-installed" in done.stdout
+    # an overlay that applies changes the key too
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("rules: []\n", encoding="utf-8")
+    run(cache, *PLAN, "--matrix", str(overlay), env_file=env_file)
+    assert len(_verdicts(cache)) == 3
+
+
+def test_a_verdict_entry_for_other_inputs_is_not_used(tmp_path: Path, env_file: Path) -> None:
+    from quantdoctor._dirs import _sha256
+
+    cache = tmp_path / "cache"
+    first = run(cache, *PLAN, env_file=env_file)
+    (entry,) = _verdicts(cache)
+    head, data = read(entry)
+    assert isinstance(data, dict)
+    data["verdict"]["status"] = "ok"  # forged: the plan works
+    data["inputs"]["plan"][1] = "qint4"  # ... but made for another plan
+    payload = json.dumps(data, separators=(",", ":")).encode()
+    head["digest"] = _sha256(payload).hexdigest()
+    entry.write_bytes(json.dumps(head).encode() + b"\n" + payload)
+    done = run(cache, *PLAN, env_file=env_file)
+    assert (done.returncode, done.stdout) == (first.returncode, first.stdout)
+
+
+def test_a_failing_check_writes_no_verdict(tmp_path: Path, env_file: Path) -> None:
+    cache = tmp_path / "cache"
+    done = run(cache, *PLAN[:-1], "--dtype", "float13", "--json", env_file=env_file)
+    assert done.returncode == 2 and "--dtype" in done.stderr
+    assert _verdicts(cache) == []

@@ -1,4 +1,13 @@
-"""``quantdoctor check``: the verdict for one plan."""
+"""``quantdoctor check``: the verdict for one plan.
+
+A verdict is a pure function of the facts (probed, or the ``--env`` file's), the plan's
+options and the rules (quantdoctor's own files and every overlay that applies), so, as
+the bare report does, ``check`` keeps it in quantdoctor's cache folder under a key of
+all of those (``common.rules_inputs``) and reads it back while none changes: a loader
+that checks its plan at every start pays for the rules once. The entry repeats the
+facts and options it was made from and is used only when they equal this run's;
+``--no-cache`` rebuilds it. A run that fails (a bad option, an unreadable file) writes
+nothing, so an entry never hides an error."""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ from quantdoctor.cli.common import (
     EXIT,
     MARKS,
     STYLES,
+    add_cache_arg,
     add_env_args,
     clean,
     dump_json,
@@ -13,10 +23,10 @@ from quantdoctor.cli.common import (
     load_matrix_args,
     painter,
     plain_source,
+    rules_inputs,
     write_lines,
 )
 from quantdoctor.errors import InvalidInputError
-from quantdoctor.rules.core import Facets
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
@@ -34,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="bfloat16", help=" | ".join(DTYPES))
     p.add_argument("-v", "--verbose", action="store_true", help="show info findings and sources")
     add_env_args(p)
+    add_cache_arg(p, "verdict")
 
 
 def make_plan(args: argparse.Namespace, matrix: Any) -> Any:
@@ -82,23 +93,34 @@ def make_facets(args: argparse.Namespace, matrix: Any) -> Any:
         raise InvalidInputError(f"--{err}") from None
 
 
+#: Bump when a verdict's JSON changes in a way the key would not see.
+CACHE_FORMAT = 1
+#: Verdicts kept: a loader's few plans on a few machines.
+KEEP = 64
+
+
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.advise.recommend import cost_rank
-    from quantdoctor.rules.core import Core, check_device
-    from quantdoctor.rules.facts import facts_from_json
+    env: dict[str, Any] | None = None
+    key = inputs = None
+    found: dict[str, Any] | None = None
+    if not args.no_cache:
+        try:  # the facts first: the probe reads the packages the matrix's text names
+            from quantdoctor.rules.named import named_packages
 
-    matrix = load_matrix_args(args)
-    plan = make_facets(args, matrix)
-    env = load_env_data(args.env, args.python, matrix.packages())
-    assumed: dict[str, str] = {}
-    if args.env:  # a partial file: the facts it implies (a GPU's compute capability ...)
-        from quantdoctor.doctor.infer import infer
+            env = load_env_data(args.env, args.python, named_packages(args.matrix))
+        except InvalidInputError:
+            env = None  # said below, in its turn, after the options' own checks
+        if env is not None:
+            inputs = _inputs(args, env)
+            key = _digest(inputs, args)
+            found = _read(key, inputs)
+    if found is None:
+        found = _verdict(args, env)
+        if key is not None:
+            from quantdoctor._dirs import write_entry
 
-        data, assumed = infer(env)
-        env = data if assumed else env
-    check_device(args.device, env.get("gpus"))
-    core = Core(facts_from_json(env, device=args.device), matrix, cost_rank)
-    verdict = core.verdict(plan)
+            write_entry("check", key, {"inputs": inputs, **found}, keep=KEEP)
+    verdict, assumed = found["verdict"], found["assumed"]
     if args.json:
         dump_json(verdict)
     else:
@@ -113,12 +135,61 @@ def run(args: argparse.Namespace) -> int:
     return EXIT[verdict["status"]]
 
 
+def _verdict(args: argparse.Namespace, env: dict[str, Any] | None) -> dict[str, Any]:
+    """The verdict and the facts assumed for it, evaluated on the rules."""
+    from quantdoctor.advise.recommend import cost_rank
+    from quantdoctor.rules.core import Core, check_device
+    from quantdoctor.rules.facts import facts_from_json
+
+    matrix = load_matrix_args(args)
+    plan = make_facets(args, matrix)
+    if env is None:
+        env = load_env_data(args.env, args.python, matrix.packages())
+    assumed: dict[str, str] = {}
+    if args.env:  # a partial file: the facts it implies (a GPU's compute capability ...)
+        from quantdoctor.doctor.infer import infer
+
+        data, assumed = infer(env)
+        env = data if assumed else env
+    check_device(args.device, env.get("gpus"))
+    core = Core(facts_from_json(env, device=args.device), matrix, cost_rank)
+    return {"verdict": core.verdict(plan), "assumed": assumed}
+
+
+def _inputs(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, Any]:
+    plan = [args.engine, args.scheme, args.mode, args.offload, args.component, args.dtype]
+    return {"env": env, "plan": plan, "device": args.device, "python": args.python}
+
+
+def _digest(inputs: dict[str, Any], args: argparse.Namespace) -> str:
+    from quantdoctor._dirs import digest
+
+    return digest("check", CACHE_FORMAT, *rules_inputs(args.matrix), inputs)
+
+
+def _read(key: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The entry for ``key``, if it was made from these very facts and options."""
+    from quantdoctor._dirs import read_entry
+
+    entry = read_entry("check", key)
+    if not isinstance(entry, dict) or entry.get("inputs") != inputs:
+        return None  # none, torn, foreign, or made for other inputs: evaluate
+    verdict, assumed = entry.get("verdict"), entry.get("assumed")
+    if not (isinstance(verdict, dict) and isinstance(assumed, dict)):
+        return None
+    if verdict.get("status") not in EXIT or not isinstance(verdict.get("plan"), dict):
+        return None
+    if not all(isinstance(verdict.get(k), list) for k in ("findings", "alternatives")):
+        return None
+    return {"verdict": verdict, "assumed": assumed}
+
+
 _FINDING_MARKS = {"block": "✗", "warn": "!", "info": "·"}
 
 
 def render(verdict: dict[str, Any], *, verbose: bool = False) -> None:
     """One verdict for a person (plain data in; colour only on a terminal)."""
-    from quantdoctor.rules.core import plan_label
+    from quantdoctor.rules.core import Facets, plan_label
 
     paint = painter()
     status = verdict["status"]

@@ -123,6 +123,38 @@ def load_env_data(
     return data
 
 
+def rules_inputs(overlays: Sequence[str] | None) -> list[Any]:
+    """What the rules a command evaluates are made of, for a cache key: quantdoctor's own
+    files (``code_digest``) and every overlay that applies (path, size, mtime): the user's
+    config, ``QUANTDOCTOR_MATRIX`` and ``--matrix``. Editing any of them changes it."""
+    import os
+
+    from quantdoctor._dirs import code_digest, config_dir
+
+    paths: list[str] = [
+        os.path.join(config_dir(), "matrix.yaml"),
+        *os.environ.get("QUANTDOCTOR_MATRIX", "").split(os.pathsep),
+        *(overlays or []),
+    ]
+    return [code_digest(), [_stat(os.path.abspath(p)) for p in paths if p.strip()]]
+
+
+def _stat(path: str) -> list[Any]:
+    import os
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return [path, None]
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def add_cache_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--no-cache", action="store_true", help=f"rebuild the {what} instead of reading it back"
+    )
+
+
 def load_matrix_args(args: argparse.Namespace) -> Any:
     from quantdoctor.rules.matrix import load_matrix
     from quantdoctor.rules.untrusted import OVERLAY_LIMIT, problem

@@ -16,12 +16,16 @@ is not writable.
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Sequence
 
-from quantdoctor._dirs import code_digest, config_dir, digest, read_entry, write_entry
-from quantdoctor.cli.common import add_device_arg, add_matrix_arg, add_python_arg
+from quantdoctor._dirs import digest, read_entry, write_entry
+from quantdoctor.cli.common import (
+    add_cache_arg,
+    add_device_arg,
+    add_matrix_arg,
+    add_python_arg,
+    rules_inputs,
+)
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
@@ -44,9 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--deep", action="store_true", help="also test that Triton compiles and runs a kernel"
     )
     add_matrix_arg(parser)
-    parser.add_argument(
-        "--no-cache", action="store_true", help="rebuild the report instead of reading it back"
-    )
+    add_cache_arg(parser, "report")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,30 +127,16 @@ def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict
 # --------------------------------------------------------------------------- cache
 
 
-def _overlay_stat(path: str) -> list[Any]:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return [path, None]
-    return [path, st.st_size, st.st_mtime_ns]
-
-
 def cache_key(env: dict[str, Any], args: argparse.Namespace) -> str:
     """A digest of every input the report depends on: quantdoctor's own files, the
     overlays (path, size, mtime), the probed facts and the flags."""
-    overlays: Sequence[str] = [
-        os.path.join(config_dir(), "matrix.yaml"),
-        *os.environ.get("QUANTDOCTOR_MATRIX", "").split(os.pathsep),
-        *(args.matrix or []),
-    ]
     return digest(
         CACHE_FORMAT,
-        code_digest(),
+        *rules_inputs(args.matrix),
         env,
         args.device,
         getattr(args, "python", None),
         bool(args.verbose),
-        [_overlay_stat(os.path.abspath(p)) for p in overlays if p.strip()],
     )
 
 
