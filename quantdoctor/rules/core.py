@@ -326,6 +326,9 @@ class Core:
         self._selectors: dict[str, tuple[tuple[Selector, ...], ...]] = {}
         self._group: dict[int, int] = {}
         self._live: dict[str, list[tuple[CompiledRule, bool]]] = {}
+        #: A rule's message and fix filled in, where they name no ``{plan.*}`` fact
+        #: (the same for every plan the rule selects).
+        self._texts: dict[int, tuple[str, str] | None] = {}
 
     def _holds(self, rule: CompiledRule) -> tuple[Tri, tuple[str, ...]]:
         found = self._conditions.get(rule.number)
@@ -433,15 +436,28 @@ class Core:
     def findings(self, plan: Facets) -> list[dict[str, Any]]:
         shown: Facts | None = None
         out: list[dict[str, Any]] = []
+        texts = self._texts
         for rule, holds in self._applying(plan):
-            if shown is None:
-                shown = {**self.facts, **{f"plan.{k}": v for k, v in plan.to_json().items()}}
+            number = rule.number
+            if number not in texts:
+                plain = "{plan." not in rule.message and "{plan." not in rule.fix
+                texts[number] = (
+                    (render(rule.message, self.facts), render(rule.fix, self.facts))
+                    if plain
+                    else None
+                )
+            filled = texts[number]
+            if filled is None:
+                if shown is None:
+                    plan_facts = {f"plan.{k}": v for k, v in plan.to_json().items()}
+                    shown = {**self.facts, **plan_facts}
+                filled = (render(rule.message, shown), render(rule.fix, shown))
             out.append(
                 {
                     "rule": rule.id,
                     "severity": rule.severity,
-                    "message": render(rule.message, shown),
-                    "fix": render(rule.fix, shown),
+                    "message": filled[0],
+                    "fix": filled[1],
                     "source": rule.source,
                     "state": "holds" if holds else "unknown",
                     "missing": list(self._holds(rule)[1]),
