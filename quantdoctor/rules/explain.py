@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 
 from quantdoctor.rules.patterns import cap_lines, literals
@@ -59,35 +59,77 @@ __all__ = [
     "out_of_memory",
 ]
 
+
+class _Pattern:
+    """A pattern compiled on first use, and not at all for a text that lacks every one of
+    ``needs`` (substrings one of which each of its matches holds): most explanations use
+    a few of these, and compiling one costs about as much as reading the matrix."""
+
+    def __init__(self, pattern: str, flags: int = 0, needs: tuple[str, ...] = ()) -> None:
+        self.pattern, self.flags, self.needs = pattern, flags, needs
+
+    def _may(self, text: str) -> bool:
+        return not self.needs or any(n in text for n in self.needs)
+
+    def _compiled(self) -> re.Pattern[str]:
+        return re.compile(self.pattern, self.flags)  # re keeps what it compiled
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self._compiled().search(text) if self._may(text) else None
+
+    def match(self, text: str) -> re.Match[str] | None:
+        return self._compiled().match(text) if self._may(text) else None
+
+    def sub(self, repl: str, text: str) -> str:
+        return self._compiled().sub(repl, text) if self._may(text) else text
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self._compiled().finditer(text) if self._may(text) else iter(())
+
+    def findall(self, text: str) -> list[Any]:
+        return self._compiled().findall(text) if self._may(text) else []
+
+
 #: Pasted logs can be long; signatures are searched in at most this much of the end.
 MAX_TEXT = 1_000_000
 #: How much of a matched text a match keeps (and shows).
 MAX_MATCHED = 300
 
-_ANSI = re.compile(
-    r"\x1b\[[0-?]{0,40}[ -/]{0,10}[@-~]|\x1b\][^\x07\x1b]{0,4096}(?:\x07|\x1b\\)|\x1b[@-Z\\-_]"
+_ANSI = _Pattern(
+    r"\x1b\[[0-?]{0,40}[ -/]{0,10}[@-~]|\x1b\][^\x07\x1b]{0,4096}(?:\x07|\x1b\\)|\x1b[@-Z\\-_]",
+    needs=("\x1b",),
 )
-_HEADER = re.compile(r"Traceback \(most recent call last\)")
+_HEADER = _Pattern(
+    r"Traceback \(most recent call last\)", needs=("Traceback (most recent call last)",)
+)
 _NAME = r"[A-Za-z_]\w{0,100}"
 #: A line that names an exception: ``pkg.mod.SomeError: message`` (pytest prefixes ``E``).
-_EXC_LINE = re.compile(
+_EXC_WORDS = ("Error", "Exception", "Warning", "Exit", "Interrupt", "Missing", "Fault")
+_EXC_LINE = _Pattern(
     rf"^(?:E\s{{1,20}})?(?:{_NAME}\.){{0,20}}[A-Za-z_]\w{{0,100}}?"
-    r"(?:Error|Exception|Warning|Exit|Interrupt|Missing|Fault)\b(?::|$)",
+    rf"(?:{'|'.join(_EXC_WORDS)})\b(?::|$)",
     re.MULTILINE,
+    needs=_EXC_WORDS,
 )
 #: A line that is only an exception's name, as a message-less exception prints; it is
 #: written ``Name: `` so that signatures of the ``Name: message`` form match it.
-_BARE_EXC = re.compile(
-    rf"^((?:{_NAME}\.){{0,20}}[A-Za-z_]\w{{0,100}}?(?:Error|Exception))$", re.MULTILINE
+_BARE_EXC = _Pattern(
+    rf"^((?:{_NAME}\.){{0,20}}[A-Za-z_]\w{{0,100}}?(?:Error|Exception))$",
+    re.MULTILINE,
+    needs=("Error", "Exception"),
 )
 #: pytest's ``E   `` prefix on the lines of the exception it shows.
-_PYTEST_E = re.compile(r"^E {3,20}", re.MULTILINE)
+_PYTEST_E = _Pattern(r"^E {3,20}", re.MULTILINE, needs=("E   ",))
 #: Lines of a traceback's frame block (CPython and IPython), skipped to reach the message.
-_FRAME = re.compile(r"^(?:\s|File |Cell In\[|-+>|\^|~|$)")
+_FRAME = _Pattern(r"^(?:\s|File |Cell In\[|-+>|\^|~|$)")
 #: A line that names a source file: a traceback frame in any of the usual layouts.
-_PATH_LINE = re.compile(r"""(?:File "|File |\.py[",:]|\.py$|[/\\][\w.-]{1,100}\.py\b)""")
+_PATH_LINE = _Pattern(
+    r"""(?:File "|File |\.py[",:]|\.py$|[/\\][\w.-]{1,100}\.py\b)""", needs=("File ", ".py")
+)
 #: The exception type of a ``Name: message`` line.
-_EXC_TYPE = re.compile(rf"^(?:E\s{{1,20}})?(?:{_NAME}\.){{0,20}}({_NAME}):", re.MULTILINE)
+_EXC_TYPE = _Pattern(
+    rf"^(?:E\s{{1,20}})?(?:{_NAME}\.){{0,20}}({_NAME}):", re.MULTILINE, needs=(":",)
+)
 #: Calls that say which offload was on when the error came.
 _OFFLOAD_CALLS = (
     ("enable_sequential_cpu_offload", "sequential"),
@@ -95,13 +137,13 @@ _OFFLOAD_CALLS = (
     ("enable_group_offload", "group"),
     ("apply_group_offloading", "group"),
 )
-_OOM = re.compile(
+_OOM = _Pattern(
     r"(?:CUDA|HIP|MPS|XPU)? ?out of memory|OutOfMemoryError|Allocation on device"
     r"|MPS backend out of memory",
     re.IGNORECASE,
 )
-_OOM_ALLOC = re.compile(r"Tried to allocate (\d{1,9}(?:\.\d{1,3})?) ?([GMK]i?B)", re.IGNORECASE)
-_OOM_TOTAL = re.compile(
+_OOM_ALLOC = _Pattern(r"Tried to allocate (\d{1,9}(?:\.\d{1,3})?) ?([GMK]i?B)", re.IGNORECASE)
+_OOM_TOTAL = _Pattern(
     r"total capacity of (\d{1,6}(?:\.\d{1,3})?) ?([GM]i?B)"
     r"|(\d{1,6}(?:\.\d{1,3})?) ?([GM]i?B) total capacity",
     re.IGNORECASE,
@@ -110,7 +152,7 @@ _SEVERITY = {"block": 0.3, "warn": 0.2, "info": 0.1}
 _FACETS = ("engine", "scheme", "mode", "offload", "component", "dtype")
 #: Texts that many causes produce (quantized or not): a signature matching no more than one
 #: of these is generic even when its rule does not say so (an overlay's, a new rule's).
-_GENERIC_TEXT = re.compile(
+_GENERIC_TEXT = _Pattern(
     r"Expected all tensors to be on the same device|Cannot copy out of meta tensor"
     r"|KeyError: None|no kernel image is available|an illegal memory access"
     r"|CUBLAS_STATUS_\w{1,40}|Fatal Python error: Aborted|NotImplementedError: ?$"
