@@ -157,3 +157,13 @@ def test_an_overlay_is_refused_before_it_is_expanded(text: str, expected: str) -
     with pytest.raises(MatrixError, match=expected.replace("(", r"\(")):
         parse_matrix_text(text, "o.yaml")
     assert time.monotonic() - start < 2
+
+
+def test_a_list_or_mapping_as_a_key_is_one_error_naming_the_line(tmp_path: Path) -> None:
+    # found by the overlay fuzzer: YAML's "? " makes a list a key, which nothing can hold
+    from quantdoctor.rules.matrix import MatrixError, parse_matrix_text
+
+    for text, kind in (("rules:\n? - id: x\n", "list"), ("? {a: 1}\n: 2\n", "mapping")):
+        said = rf"over\.yaml:\d+: a key must be a plain value, not a {kind}"
+        with pytest.raises(MatrixError, match=said):
+            parse_matrix_text(text, "over.yaml")

@@ -171,7 +171,8 @@ def check_yaml_node(
 ) -> None:
     """Refuse a composed YAML document that would expand past ``max_nodes`` (aliases
     counted each time they are used), nest past ``MAX_DEPTH``, repeat a key in a mapping,
-    or hold an integer of more than ``MAX_DIGITS`` digits. Runs before anything walks or
+    key a mapping by a list or a mapping (no file quantdoctor reads has such keys, and
+    nothing that walks a document can hold them), or hold an integer of more than ``MAX_DIGITS`` digits. Runs before anything walks or
     constructs the document, in time proportional to what it allows."""
     import yaml
 
@@ -191,7 +192,12 @@ def check_yaml_node(
         if isinstance(n, yaml.MappingNode):
             keys: set[Any] = set()
             for k, v in n.value:
-                key = k.value if isinstance(k, yaml.ScalarNode) else id(k)
+                if not isinstance(k, yaml.ScalarNode):  # `? - a` makes a list a key
+                    raise error(
+                        f"{name}:{k.start_mark.line + 1}: a key must be a plain value, "
+                        f"not a {'list' if isinstance(k, yaml.SequenceNode) else 'mapping'}"
+                    )
+                key = k.value
                 if key in keys:
                     raise error(f"{name}:{k.start_mark.line + 1}: duplicate key {repr(key)[:80]}")
                 keys.add(key)
