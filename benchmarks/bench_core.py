@@ -13,16 +13,19 @@ tree with the baselines, and each figure is the minimum (the machine is shared: 
 minimum is the run least disturbed) with the median beside it. Goals are judged on the
 first tree (``after``); other trees (``--tree before=DIR``) are measured for the table.
 
-Baselines: ``python -c pass`` (the interpreter's own start-up), ``import torch``, and
-torchruntime's ``info`` in its own venv (installed from the registry, or the one given
-with ``--torchruntime PYTHON``; when it cannot be installed the row says why). The
-timers, rounds, goal judging and files are ``benchmarks/_bench.py``'s.
+Baselines: ``python -c pass`` (the interpreter's own start-up), ``python -m`` of an
+empty package (what running any package with ``-m`` costs before its code: runpy and the
+importlib it brings), ``import torch``, and torchruntime's ``info`` in its own venv
+(installed from the registry, or the one given with ``--torchruntime PYTHON``; when it
+cannot be installed the row says why). The timers, rounds, goal judging and files are
+``benchmarks/_bench.py``'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,13 +38,10 @@ from envs import H100_LINUX as ENV  # noqa: E402  (the suite's literal H100 mach
 
 PASS, TORCH = "baseline: python -c pass", "baseline: import torch"
 TRT = "baseline: torchruntime info"
-#: What any command line of argparse and json costs before it does anything: the floor
-#: under every "within Nx of python -c pass" goal (no goal; shown for reading them).
-FLOOR = "baseline: argparse + json, no work"
-_FLOOR_CODE = (
-    "import argparse, json; p = argparse.ArgumentParser(); "
-    "p.add_argument('--json', action='store_true'); p.parse_args([])"
-)
+#: What ``python -m PACKAGE`` costs before the package's code runs (runpy, importlib.util,
+#: contextlib): the floor under every "within Nx of python -c pass" goal of a command run
+#: as ``python -m quantdoctor`` (no goal; shown for reading them).
+FLOOR = "baseline: python -m (an empty package)"
 
 #: goal -> (description, check on the figures) ; figures are min ms of the first tree
 GOALS: list[tuple[str, str, float, str]] = [
@@ -84,8 +84,13 @@ def fixtures(work: Path) -> dict[str, Path]:
 
 
 def commands(py: Path, f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
-    """name -> (argv, how): how is "piped", "tty", or "once" (slow ones: fewer rounds)."""
+    """name -> (argv, how): how is "piped", "tty", or "once" (slow ones: fewer rounds).
+
+    ``check ... --no-cache`` is a check evaluated afresh; a tree whose check keeps no
+    verdicts (no such option) evaluates every check afresh, so there it is plain ``check``."""
     qd = [str(py), "-m", "quantdoctor"]
+    helped = subprocess.run([*qd, "check", "--help"], capture_output=True, text=True)
+    fresh = ["--no-cache"] if "--no-cache" in helped.stdout else []
     env_files = [a for p in sorted(f["envs"].iterdir()) for a in ("--env", str(p))]
     check = [*qd, "check", "--engine", "quanto", "--scheme", "qint8", "--offload", "balanced"]
     return {
@@ -94,6 +99,10 @@ def commands(py: Path, f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
         "report (cached) [tty]": (qd, "tty"),
         "report --no-cache": ([*qd, "--no-cache"], "piped"),
         "check --env F --json": ([*check, "--env", str(f["env"]), "--json"], "piped"),
+        "check --env F --json --no-cache": (
+            [*check, "--env", str(f["env"]), "--json", *fresh],
+            "piped",
+        ),
         "check --env F": ([*check, "--env", str(f["env"])], "piped"),
         "check --env F [tty]": ([*check, "--env", str(f["env"])], "tty"),
         "explain TEXT": (
@@ -107,6 +116,15 @@ def commands(py: Path, f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
             "once",
         ),
     }
+
+
+def _empty_package(work: Path) -> dict[str, str]:
+    """The environment that runs ``python -m emptypkg``: a package that does nothing."""
+    package = work / "floor" / "emptypkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text("")
+    return B.clean_env(PYTHONPATH=str(work / "floor"))
 
 
 def goals(head: str) -> list[B.Goal]:
@@ -154,7 +172,7 @@ def main() -> int:
         jobs = [
             B.Job(PASS, [str(first), "-c", "pass"]),
             B.Job(TORCH, [str(first), "-c", "import torch"]),
-            B.Job(FLOOR, [str(first), "-c", _FLOOR_CODE]),
+            B.Job(FLOOR, [str(first), "-m", "emptypkg"], env=_empty_package(work)),
         ]
         if trt:
             jobs.append(B.Job(TRT, [str(trt), "-m", "torchruntime", "info"]))
