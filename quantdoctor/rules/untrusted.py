@@ -172,8 +172,9 @@ def check_yaml_node(
     """Refuse a composed YAML document that would expand past ``max_nodes`` (aliases
     counted each time they are used), nest past ``MAX_DEPTH``, repeat a key in a mapping,
     key a mapping by a list or a mapping (no file quantdoctor reads has such keys, and
-    nothing that walks a document can hold them), or hold an integer of more than ``MAX_DIGITS`` digits. Runs before anything walks or
-    constructs the document, in time proportional to what it allows."""
+    nothing that walks a document can hold them), or hold an integer of more than
+    ``MAX_DIGITS`` digits. Runs before anything walks or constructs the document, in time
+    proportional to what it allows."""
     import yaml
 
     seen = 0
