@@ -359,3 +359,16 @@ def test_a_failing_check_writes_no_verdict(tmp_path: Path, env_file: Path) -> No
     done = run(cache, *PLAN[:-1], "--dtype", "float13", "--json", env_file=env_file)
     assert done.returncode == 2 and "--dtype" in done.stderr
     assert _verdicts(cache) == []
+
+
+def test_a_kept_report_prints_as_a_fresh_one(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    for flags in ([], ["-v"]):
+        fresh = run(cache, *flags, "--no-cache")
+        first = run(cache, *flags)  # builds and keeps it, with its rendered lines
+        again = run(cache, *flags)  # prints the kept lines
+        assert fresh.stdout == first.stdout == again.stdout, flags
+        assert fresh.returncode == first.returncode == again.returncode
+    entries = sorted(store(cache).glob("report-*.json"))
+    assert len(entries) == 2
+    assert all(read(e)[1]["lines"] for e in entries)  # type: ignore[index]

@@ -109,3 +109,14 @@ def test_path_text_is_str_of_path() -> None:
         " a / b ",
     ):
         assert path_text(text) == str(PurePosixPath(text)), text
+
+
+def test_a_kept_report_prints_without_them(tmp_path: Path) -> None:
+    # the second run reads the report and its rendered lines back
+    assert _imported([], tmp_path) == set()
+    assert _imported(["--json"], tmp_path) == set()
+
+
+def test_a_kept_verdict_prints_without_them(tmp_path: Path) -> None:
+    argv = ["check", "--engine", "quanto", "--scheme", "qint8", "--offload", "balanced"]
+    assert _imported([*argv, "--json"], tmp_path) == set()

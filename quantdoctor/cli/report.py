@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device < 0:
         raise InvalidInputError(f"--device {args.device}: must be 0 or more")
     report: dict[str, Any] | None = None
+    lines: list[list[tuple[str, str]]] | None = None  # a kept report's, rendered
     if args.env:
         from quantdoctor.rules.envfile import load_env_file
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         env = collect(args.deep, args.device, getattr(args, "python", None), named)
         check_device(env, args.device)
         key = None if args.no_cache else cache_key(env, args)
-        report = read_cached(key, env, args) if key else None
+        report, lines = read_cached(key, env, args) if key else (None, None)
         if report is None:
             report = build(env, args, source="probed")
             if getattr(args, "python", None):
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from quantdoctor.doctor.report import print_lines, render_report
 
-        print_lines(render_report(report, verbose=args.verbose))
+        print_lines(lines or render_report(report, verbose=args.verbose))
     code: int = report["summary"]["exit_code"]
     return code
 
@@ -149,18 +150,40 @@ def _inputs(env: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def read_cached(key: str, env: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None:
-    """The report stored for ``key``, if it was made from these very facts and flags."""
+#: A kept report and its rendered lines (``None``: render them).
+Cached = tuple[dict[str, "Any"], list[list[tuple[str, str]]] | None]
+
+
+def read_cached(
+    key: str, env: dict[str, Any], args: argparse.Namespace
+) -> Cached | tuple[None, None]:
+    """The report stored for ``key``, if it was made from these very facts and flags,
+    and its lines as ``render_report`` gave them (printing those needs no rendering)."""
     entry = read_entry("report", key)
     if not isinstance(entry, dict) or entry.get("inputs") != _inputs(env, args):
-        return None  # none, torn, foreign, or forged for another machine: rebuild
+        return None, None  # none, torn, foreign, or forged for another machine: rebuild
     report = entry.get("report")
     if not isinstance(report, dict) or not isinstance(report.get("summary"), dict):
-        return None
+        return None, None
     code = report["summary"].get("exit_code")
     if code not in (0, 1, 3) or isinstance(code, bool):
+        return None, None
+    return report, _lines(entry.get("lines"))
+
+
+def _lines(data: Any) -> list[list[tuple[str, str]]] | None:
+    """Lines of styled segments read back (lists of [text, style] pairs), or None."""
+    if not isinstance(data, list):
         return None
-    return report
+    lines: list[list[tuple[str, str]]] = []
+    for line in data:
+        if not isinstance(line, list):
+            return None
+        pairs = [tuple(seg) for seg in line if isinstance(seg, list) and len(seg) == 2]
+        if len(pairs) != len(line) or not all(type(t) is str and type(s) is str for t, s in pairs):
+            return None
+        lines.append(pairs)
+    return lines
 
 
 #: Reports kept: one per recent set of inputs (a few GPUs, with and without -v).
@@ -170,4 +193,8 @@ KEEP = 8
 def write_cached(
     key: str, report: dict[str, Any], env: dict[str, Any], args: argparse.Namespace
 ) -> None:
-    write_entry("report", key, {"inputs": _inputs(env, args), "report": report}, keep=KEEP)
+    from quantdoctor.doctor.report import render_report
+
+    lines = render_report(report, verbose=bool(args.verbose))
+    entry = {"inputs": _inputs(env, args), "report": report, "lines": lines}
+    write_entry("report", key, entry, keep=KEEP)

@@ -8,7 +8,6 @@ finding of the evaluator, named by its rule id.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -226,7 +225,7 @@ def _describe(groups: Sequence[Mapping[str, Any]], all_schemes: Sequence[str]) -
 
 
 #: How a fix names an offload (the vocabulary's words, or diffusers' method for it).
-_OFFLOAD_WORDS = re.compile(
+_OFFLOAD_WORDS = (
     r"\b(model|sequential|balanced|group)(?:[- ]level)? offload\b"
     r"|enable_(model)_cpu_offload|enable_(sequential)_cpu_offload|enable_(group)_offload"
 )
@@ -234,7 +233,11 @@ _OFFLOAD_WORDS = re.compile(
 
 def offloads_named(fix: str) -> set[str]:
     """The offload modes a fix text recommends (``use model offload`` -> ``{"model"}``)."""
-    return {word for m in _OFFLOAD_WORDS.finditer(fix) for word in m.groups() if word}
+    if "offload" not in fix:
+        return set()
+    import re  # building a report only: printing a kept one needs none (half a start-up)
+
+    return {word for m in re.finditer(_OFFLOAD_WORDS, fix) for word in m.groups() if word}
 
 
 @lru_cache(maxsize=1)
@@ -273,6 +276,8 @@ def fix_for_app(fix: str, app: str | None) -> str:
         spec = _apps()[name]
         ways = [spec["offload"][o] for o in named if o in spec["offload"]]
         # a fix that already names diffusers' method needs it not twice
+        import re
+
         ways = [w for w in ways if re.sub(r"^pipe(\.transformer)?\.|\(.*\)$", "", w) not in fix]
         if ways:
             said.append(f"{spec['name']}: {'; '.join(dict.fromkeys(ways))}")
@@ -282,6 +287,8 @@ def fix_for_app(fix: str, app: str | None) -> str:
 def for_interpreter(report: dict[str, Any], exe: str) -> None:
     """Every ``pip install`` of ``report`` as that interpreter's (``--python``): the fix
     must install into the app's Python, not into the one running quantdoctor."""
+    import re
+
     python = f'"{exe}"' if " " in exe else exe
 
     def said(text: str | None) -> str | None:
@@ -628,6 +635,8 @@ def render_report(report: Mapping[str, Any], *, verbose: bool = False) -> list[L
 def _one_install(engines: Sequence[Mapping[str, Any]]) -> str:
     """``pip install a b c`` for engines whose install commands differ only in the
     package; otherwise each command, separated by ``;``."""
+    import re
+
     found = [re.fullmatch(r"(.*pip install) (\S+)", e["install"] or "") for e in engines]
     heads = {m.group(1) for m in found if m}
     if all(found) and len(heads) == 1:
@@ -784,7 +793,8 @@ def wrap(line: Line, width: int) -> list[Line]:
     current: Line = []
     used = 0
     for i, (seg, style) in enumerate(line):
-        words = [seg] if i == 0 and len(line) > 1 else re.split(r"(?<= )", seg)
+        # each word with the spaces after it: re.split(r"(?<= )", seg)
+        words = [seg] if i == 0 and len(line) > 1 else _after_spaces(seg)
         for word in words:
             if used + len(word.rstrip()) > width and used > len(indent):
                 out.append(current)
@@ -794,6 +804,12 @@ def wrap(line: Line, width: int) -> list[Line]:
             used += len(word)
     out.append(current)
     return out
+
+
+def _after_spaces(text: str) -> list[str]:
+    """``text`` cut after every space (``re.split(r"(?<= )", text)``)."""
+    parts = text.split(" ")
+    return [part + " " for part in parts[:-1]] + parts[-1:]
 
 
 def terminal_width(stream: Any) -> int:
