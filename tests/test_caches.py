@@ -372,3 +372,16 @@ def test_a_kept_report_prints_as_a_fresh_one(tmp_path: Path) -> None:
     entries = sorted(store(cache).glob("report-*.json"))
     assert len(entries) == 2
     assert all(read(e)[1]["lines"] for e in entries)  # type: ignore[index]
+
+
+def test_a_forged_slow_pattern_is_refused_not_run(tmp_path: Path, env_file: Path) -> None:
+    # a cached rule's pattern is checked at its first search (a load needs no re): one
+    # that could run for hours on a long fact is one line and exit 2, never a hang
+    cache = tmp_path / "cache"
+    assert run(cache, *CHECK, env_file=env_file).returncode == 1
+    slow = {"fact": "gpu.name", "matches": "(a+)+$"}
+    _forge(matrix_entry(cache), lambda d: [r.__setitem__("when", slow) for r in d["rules"]])
+    done = run(cache, *CHECK, env_file=env_file)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("quantdoctor: error: a rule read back from quantdoctor's cache")
+    assert done.stderr.count("\n") == 1

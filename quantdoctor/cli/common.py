@@ -68,6 +68,41 @@ def add_python_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: Parameter counts a model quantdoctor sizes can have: a small VAE to the largest DiT.
+PLAUSIBLE = (1e6, 1e13)
+
+
+def type_error(message: str) -> Exception:
+    import argparse  # only on a bad value: argparse reads that command line (cli._args)
+
+    return argparse.ArgumentTypeError(message)
+
+
+def param_count(text: str) -> int:
+    """``12B``, ``12e9``, ``1.2e10``, ``450M`` or ``453076992``: a parameter count."""
+    scale = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
+    t = text.strip().lower()
+    factor = scale.get(t[-1:], 1.0)
+    try:
+        value = float(t[:-1] if t[-1:] in scale else t) * factor
+    except ValueError:
+        value = -1.0
+    if not value > 0:  # also NaN
+        raise type_error(f"{text!r} is not a parameter count; write it like 12B, 12e9 or 450M")
+    if not PLAUSIBLE[0] <= value <= PLAUSIBLE[1]:
+        hint = ""
+        if factor == 1.0 and value < PLAUSIBLE[0]:
+            for suffix, mult in (("B", 1e9), ("M", 1e6)):
+                if PLAUSIBLE[0] <= value * mult <= PLAUSIBLE[1]:
+                    hint = f" (did you mean {text.strip()}{suffix}?)"
+                    break
+        raise type_error(
+            f"{text!r} is {value:g} parameters, not a model's size; give 1M to 10000B, "
+            f"like 12B or 12e9{hint}"
+        )
+    return int(value)
+
+
 def probe_context(python: str | None) -> Any:
     """The probe context for ``--python PATH`` (``None``: this interpreter)."""
     if not python:

@@ -24,8 +24,7 @@ MAX_INPUT_BYTES = 16 * 1024 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from quantdoctor.cli.common import add_env_args
-    from quantdoctor.cli.recommend import _count
+    from quantdoctor.cli.common import add_env_args, param_count
     from quantdoctor.rules.vocab import OFFLOADS
 
     parser.add_argument(
@@ -41,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_env_args(parser)
     parser.add_argument(
-        "--params", type=_count, metavar="N", help="the model's parameter count, for memory advice"
+        "--params",
+        type=param_count,
+        metavar="N",
+        help="the model's parameter count, for memory advice",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="also show the evidence and how to add rules"

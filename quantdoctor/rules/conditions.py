@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.facts import Facts, canonical_name, is_known_fact
 from quantdoctor.rules.versions import compare as compare_versions
 from quantdoctor.rules.versions import satisfies, valid_specifier, version_key
@@ -176,7 +177,20 @@ def _version_test(value: Any, spec: Any) -> bool:
 def _search(pattern: str, text: str) -> bool:
     import re  # only a rule that matches a pattern pays for re (half a process's start-up)
 
+    if pattern not in _SAFE:  # a cached rule's pattern is checked here, once (parse)
+        try:
+            _check_operand("when", "matches", pattern)
+        except ConditionError as err:
+            raise InvalidInputError(
+                f"a rule read back from quantdoctor's cache is not one it wrote ({err}); "
+                "run again with QUANTDOCTOR_CACHE_DIR set to an empty folder"
+            ) from None
+        _SAFE.add(pattern)
     return re.search(pattern, text) is not None
+
+
+#: Patterns that passed ``_check_operand`` in this process.
+_SAFE: set[str] = set()
 
 
 _TESTS: dict[str, Callable[[Any, Any], bool]] = {
@@ -196,9 +210,10 @@ _TESTS: dict[str, Callable[[Any, Any], bool]] = {
 def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
     """Parse a YAML condition into a tree, or raise ``ConditionError`` naming where.
 
-    ``checked=False`` leaves out the operands' checks (specifiers, numbers, patterns
-    and their speed): for conditions read back from quantdoctor's own cache, which
-    passed them when this very code wrote the entry."""
+    ``checked=False`` (conditions read back from quantdoctor's own cache, which passed
+    every check when this very code wrote the entry) leaves the patterns' checks
+    (compiling, and how slowly they could run) to the first search with each, so that a
+    load needs no ``re``; every other operand is checked as always."""
     if raw is None or raw is True:
         return Always()
     if not isinstance(raw, dict):
@@ -249,7 +264,7 @@ def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
         raise ConditionError(path, problem)
     op = ops.pop()
     operand = raw[op]
-    if checked:
+    if checked or op != "matches":
         _check_operand(f"{path}.{op}", op, operand)
     return Leaf(fact, op, operand)
 
@@ -295,5 +310,6 @@ def _check_operand(path: str, op: str, operand: Any) -> None:
         why = unsafe(str(operand))
         if why:
             raise ConditionError(path, f"pattern could run slowly on long text: {why}")
+        _SAFE.add(str(operand))
     if op == "absent" and not isinstance(operand, bool):
         raise ConditionError(path, "expected true or false")
