@@ -9,11 +9,10 @@ visible escape (``\\u001b``, ``\\u202e``: the same spelling as JSON's, so JSON o
 valid JSON) instead, so what the user sees is what the text is.
 
 The command line applies it at the one boundary where text leaves for the terminal:
-``SafeStream`` wraps stdout and stderr while a command runs, and ``safe_console`` gives a
-rich console (which writes its own colour codes to the real stream) whose every string
-passes through ``printable`` before markup is parsed.
+``SafeStream`` wraps stdout and stderr while a command runs; writers that add their own
+colour codes write text already made printable to the stream under it (``raw_stream``).
 
-The common case needs no rich (importing it costs more than the whole cached report):
+No command needs rich to print (importing it costs more than a whole cached report):
 ``styling`` decides whether a stream gets styles as rich's console decides it, and
 ``paint`` writes a style with the escape codes rich writes for it. Only text already made
 ``printable`` is painted, so the only escapes that reach the terminal are these.
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["SafeStream", "paint", "printable", "raw_stream", "safe_console", "styling"]
+__all__ = ["SafeStream", "paint", "printable", "raw_stream", "styling"]
 
 #: C0 controls but tab and newline, DEL, the C1 controls, the bidi embeddings/overrides/
 #: isolates, and the line/paragraph separators some terminals honour. Every one of them
@@ -126,20 +125,3 @@ def paint(text: str, style: str, styling: str = "colour") -> str:
     if "\n" not in text:
         return f"{on}{text}\x1b[0m"
     return "\n".join(f"{on}{part}\x1b[0m" if part else "" for part in text.split("\n"))
-
-
-_CONSOLE: Any = None
-
-
-def safe_console(**kwargs: Any) -> Any:
-    """A ``rich.console.Console`` that makes every string it renders ``printable`` first."""
-    global _CONSOLE
-    if _CONSOLE is None:
-        from rich.console import Console
-
-        class _SafeConsole(Console):
-            def render_str(self, text: str, **kw: Any) -> Any:
-                return super().render_str(printable(text, newlines=True), **kw)
-
-        _CONSOLE = _SafeConsole
-    return _CONSOLE(**kwargs)

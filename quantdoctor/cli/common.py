@@ -268,13 +268,6 @@ def write_lines(lines: list[str]) -> None:
         raw_stream(sys.stdout).write("\n".join(lines) + "\n")
 
 
-def console() -> Any:
-    """A rich console on the real stdout whose every string is made printable first."""
-    from quantdoctor._printable import raw_stream, safe_console
-
-    return safe_console(file=raw_stream(sys.stdout), highlight=False, soft_wrap=True)
-
-
 #: How a rule's source reads to a user: the documents a pip install does not ship are
 #: named with where they live (quantdoctor's repository), the seed by what it is.
 _SOURCE_PREFIXES = (

@@ -5,10 +5,12 @@ from __future__ import annotations
 from quantdoctor.cli.common import (
     add_env_args,
     check_choice,
-    console,
+    clean,
     dump_json,
     load_env_data,
     load_matrix_args,
+    painter,
+    write_lines,
 )
 from quantdoctor.cli.common import param_count as _count
 from quantdoctor.cli.common import type_error as _type_error
@@ -102,42 +104,53 @@ LEGEND = (
 )
 
 
-def render(rec: dict[str, Any], *, verbose: bool = False) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+#: The plans table's columns; the plan and offload read left to right, numbers right.
+_COLUMNS = ("#", "plan", "offload", "weights GiB", "peak GiB", "speed", "error")
+_LEFT = frozenset((1, 2))
 
-    out = console()
+
+def render(rec: dict[str, Any], *, verbose: bool = False) -> None:
+    """The ranked plans as an aligned table (plain data in; colour only on a terminal:
+    no rich, which costs a process more than everything else it does)."""
+    paint = painter()
     model = rec["model"]
     size = f"{model['params'] / 1e9:.2f} B params" if model.get("params") else "no model given"
     mem = _num(rec["memory_gb"], "{:.1f} GiB")
-    out.print(
-        f"{escape(rec['gpu'] or 'no GPU')} ({rec['gpu_class'] or 'unknown class'}), "
+    lines = [
+        f"{clean(rec['gpu'] or 'no GPU')} ({rec['gpu_class'] or 'unknown class'}), "
         f"{mem} for the model; {size}; best for {rec['prefer']}"
-    )
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for head in ("#", "plan", "offload", "weights GiB", "peak GiB", "speed", "error"):
-        table.add_column(head, justify="right" if head not in ("plan", "offload") else "left")
+    ]
+    rows = [list(_COLUMNS)]
     for i, e in enumerate(rec["plans"], 1):
         p = e["plan"]
         mark = "" if e["fits"] is not False else " ✗"
-        table.add_row(
-            str(i),
-            escape(f"{p['engine']} {p['scheme']} ({p['mode']})")
-            + ("" if e["status"] == "ok" else " !"),
-            p["offload"],
-            _num(e["weight_gb"]),
-            ("" if e["peak_exact"] else "≥") + _num(e["peak_gb"]) + mark,
-            _num(e["relative_speed"], "×{:.2f}"),
-            _num(e["relative_error"], "{:.4f}"),
+        rows.append(
+            [
+                str(i),
+                clean(f"{p['engine']} {p['scheme']} ({p['mode']})")
+                + ("" if e["status"] == "ok" else " !"),
+                p["offload"],
+                _num(e["weight_gb"]),
+                ("" if e["peak_exact"] else "≥") + _num(e["peak_gb"]) + mark,
+                _num(e["relative_speed"], "×{:.2f}"),
+                _num(e["relative_error"], "{:.4f}"),
+            ]
         )
-    out.print(table)
-    out.print(LEGEND.format(prefer=rec["prefer"]), style="dim")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    for n, row in enumerate(rows):
+        cells = [
+            cell.ljust(w) if i in _LEFT else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        text = "  ".join(cells).rstrip()
+        lines.append(paint(text, "bold") if n == 0 else text)
+    lines.append(paint(LEGEND.format(prefer=rec["prefer"]), "dim"))
     base = rec["baseline"]
     if base and base["peak_gb"] is None:
-        out.print(f"unquantized bf16: {base['bytes_per_param']:g} bytes per parameter")
+        lines.append(f"unquantized bf16: {base['bytes_per_param']:g} bytes per parameter")
     elif base:
         fits = {True: "fits", False: "does not fit", None: "may fit"}[base["fits"]]
-        out.print(
+        lines.append(
             f"unquantized bf16: {base['weight_gb']:.2f} GiB of weights, "
             f"peak {base['peak_gb']:.2f} GiB: {fits}"
         )
@@ -145,21 +158,17 @@ def render(rec: dict[str, Any], *, verbose: bool = False) -> None:
         names = ", ".join(
             f"{e['plan']['engine']} {e['plan']['scheme']}" for e in rec["does_not_fit"]
         )
-        out.print(f"[red]does not fit even offloaded:[/] {escape(names)}")
+        lines.append(paint("does not fit even offloaded:", "red") + f" {clean(names)}")
     if verbose:
         for e in rec["plans"]:
             p = e["plan"]
-            out.print(
-                f"[dim]{escape(p['engine'])} {escape(p['scheme'])}: "
-                f"speed {escape(e['speed_source'])}; "
-                f"error {escape(e['error_source'])}[/]"
+            said = (
+                f"{p['engine']} {p['scheme']}: speed {e['speed_source']}; error {e['error_source']}"
             )
-            for n in e["notes"]:
-                out.print(f"[dim]  {escape(n)}[/]")
-    for n in rec["notes"]:
-        out.print(f"note: {escape(n)}")
+            lines.append(paint(clean(said), "dim"))
+            lines.extend(paint(clean(f"  {n}"), "dim") for n in e["notes"])
+    lines.extend(f"note: {clean(n)}" for n in rec["notes"])
     if not rec["plans"]:
-        out.print(
-            "[red]✗ no plan works here[/]"
-            + (f" ({rec['blocked']} blocked by rules)" if rec["blocked"] else "")
-        )
+        blocked = f" ({rec['blocked']} blocked by rules)" if rec["blocked"] else ""
+        lines.append(paint("✗ no plan works here", "red") + blocked)
+    write_lines(lines)
