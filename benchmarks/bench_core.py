@@ -112,6 +112,10 @@ def commands(py: Path, f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
             "piped",
         ),
         "detect Q8_0.gguf": ([*qd, "detect", str(f["gguf"])], "piped"),
+        "recommend --params 12B --vram 24 --env F": (
+            [*qd, "recommend", "--params", "12B", "--vram", "24", "--env", str(f["env"])],
+            "piped",
+        ),
         "matrix 1000 envs --json": ([*qd, "matrix", *env_files, "--json"], "once"),
         "check --matrix 10k rules": (
             [*check, "--env", str(f["env"]), "--json", "--matrix", str(f["overlay"]), *fresh],
