@@ -15,7 +15,10 @@ checks the two agree.
 
 from __future__ import annotations
 
-import _json
+try:
+    import _json
+except ImportError:  # an interpreter without CPython's accelerator module: json decides
+    _json = None  # type: ignore[assignment]
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
@@ -54,6 +57,8 @@ def loads(
 ) -> Any:
     """``json.loads(text, ...)`` for a str, with these keyword arguments (none else)."""
     hooks = (object_pairs_hook, parse_int)
+    if _json is None:
+        return _json_module().loads(text, object_pairs_hook=object_pairs_hook, parse_int=parse_int)
     scan = _SCANNERS.get(hooks)
     if scan is None:
         scan = _SCANNERS[hooks] = _json.make_scanner(_Decoder(*hooks))  # type: ignore[arg-type]
@@ -67,6 +72,12 @@ def loads(
 
         return json.loads(text, object_pairs_hook=object_pairs_hook, parse_int=parse_int)
     return value
+
+
+def _json_module() -> Any:
+    import json
+
+    return json
 
 
 class _Unusual(Exception):
@@ -84,6 +95,18 @@ def dumps(
     default: Callable[[Any], Any] | None = None,
 ) -> str:
     """``json.dumps(data, ...)`` with these keyword arguments (none else)."""
+    if _json is None:
+        return str(
+            _json_module().dumps(
+                data,
+                indent=indent,
+                ensure_ascii=ensure_ascii,
+                allow_nan=allow_nan,
+                sort_keys=sort_keys,
+                separators=separators,
+                default=default,
+            )
+        )
     item_sep, key_sep = separators or ((",", ": ") if indent is not None else (", ", ": "))
     string = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
     try:

@@ -123,3 +123,13 @@ def test_loads_with_hooks_is_json_loads() -> None:
         for hooks in ({"object_pairs_hook": pairs}, {"parse_int": small}, {}):
             got = _outcome(_json.loads, text, **hooks)
             assert got == _outcome(json.loads, text, **hooks), (text, hooks)
+
+
+def test_without_the_accelerator_json_itself_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an interpreter without CPython's _json (PyPy's is another module) still reads JSON
+    monkeypatch.setattr(_json, "_json", None)
+    data = {"a": [1, 2.5, None, "é"], "b": {"c": True}}
+    assert _json.dumps(data, indent=2, ensure_ascii=False) == json.dumps(
+        data, indent=2, ensure_ascii=False
+    )
+    assert _json.loads(json.dumps(data)) == data
