@@ -31,9 +31,14 @@ def _imported(argv: list[str], cache: Path) -> set[str]:
         f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules and m not in before))\n"
     )
     root = str(Path(quantdoctor.__file__).resolve().parent.parent)
+    # a legacy install's metadata on the path, as a source tree built with pip install -e
+    # holds one (an egg-info folder): the probe reads it too
+    legacy = cache.parent / "legacy"
+    (legacy / "legacy_pkg-1.0-py3.11.egg-info").mkdir(parents=True, exist_ok=True)
+    (legacy / "legacy_pkg-1.0-py3.11.egg-info" / "PKG-INFO").write_text("Version: 1.0\n")
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([root, *SITE]),
+        "PYTHONPATH": os.pathsep.join([root, str(legacy), *SITE]),
         "QUANTDOCTOR_CACHE_DIR": str(cache),
     }
     out = ""

@@ -56,6 +56,8 @@ def test_distribution_names_are_their_patterns() -> None:
     entries += ["x-.dist-info", "-1.dist-info", "x-1.dist-info\n", "x\ny-1.dist-info", "x-1\n.dist-info"]
     entries += ["foo-1.0-py3.11.egg-info", "foo.egg-info", "foo-py3.egg-info", "foo--py3.egg-info"]
     entries += ["foo-1.0-linux.egg-info", "torch", "__pycache__", "x.pth", "a-1.dist-info.bak"]
+    entries += ["a-b-c-py3.egg-info", "foo-1-py٣.egg-info", "foo.egg-info\n", "-foo.egg-info"]
+    entries += ["foo-.egg-info", "foo-1.0-py3\n.egg-info", "foo-1-py3-x.egg-info", "f\no.egg-info"]
     for entry in _texts(4, entries):
         m = dist_info.match(entry) or egg_info.match(entry)
         assert pk.dist_name(entry) == (m.group("name") if m else None), repr(entry)

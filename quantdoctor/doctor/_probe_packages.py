@@ -59,17 +59,27 @@ _EGG_INFO = r"^(?P<name>[^-]+)(?:-(?P<version>[^-]+))?(?:-py\d.*)?\.egg-info$"
 def dist_name(entry: str) -> str | None:
     """The distribution a site dir's entry is the metadata of, as its name says:
     ``^(?P<name>.+)-(?P<version>[^-]+)\\.dist-info$`` (said with ``str`` methods: ``re``
-    costs a process half its start-up) or ``_EGG_INFO`` (legacy installs: the pattern)."""
+    costs a process half its start-up) or ``_EGG_INFO`` (legacy installs; a source tree
+    ``pip install -e`` built holds one), the same way."""
     stem = line_end(entry)
     if stem.endswith(".dist-info"):
         name, dash, version = stem[: -len(".dist-info")].rpartition("-")
         return name if dash and name and version and "\n" not in name else None
     if not stem.endswith(".egg-info"):
         return None
-    import re
+    # name, then -version, then -py3.11...: a name and a version hold no "-"
+    name, dash, rest = stem[: -len(".egg-info")].partition("-")
+    if not name or not dash:
+        return name or None
+    version, dash, tail = rest.partition("-")
+    if version and (not dash or _py_tag(tail)):
+        return name
+    return name if _py_tag(rest) else None
 
-    m = re.match(_EGG_INFO, entry)
-    return m.group("name") if m else None
+
+def _py_tag(text: str) -> bool:
+    """``py\\d.*`` (``.`` takes no newline): an egg's Python tag, like ``py3.11``."""
+    return text.startswith("py") and text[2:3].isdecimal() and "\n" not in text
 
 
 canonical = canonical_name  # PEP 503: ``Optimum_Quanto`` -> ``optimum-quanto``
