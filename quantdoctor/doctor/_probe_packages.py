@@ -53,6 +53,8 @@ TRITON_DISTS: tuple[str, ...] = (
     "pytorch-triton",
 )
 
+#: An egg-info entry's name (the grammar: ``dist_name`` reads it with ``str`` methods, and
+#: ``tests/test_probe_patterns.py`` holds the two to the same answers).
 _EGG_INFO = r"^(?P<name>[^-]+)(?:-(?P<version>[^-]+))?(?:-py\d.*)?\.egg-info$"
 
 
