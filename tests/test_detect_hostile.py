@@ -253,3 +253,16 @@ def test_a_gguf_vocabulary_is_summarised_not_kept(tmp_path: Path) -> None:
     with within(10.0):
         header = read_header(path)
     assert header.metadata["tokenizer.ggml.tokens"] == {"array_type": 8, "length": count}
+
+
+def test_a_path_is_read_as_pathlib_spells_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # detect reads a single file without pathlib: "" is still the folder ".", and a
+    # trailing "/." still names the file before it
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnreadableFileError, match=r"^\.: no model_index\.json"):
+        detect("")
+    (tmp_path / "a.index.json").write_text('{"weight_map": {}}')
+    with pytest.raises(UnreadableFileError, match=r"^a\.index\.json: no weight_map"):
+        detect("a.index.json/.")

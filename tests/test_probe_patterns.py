@@ -70,9 +70,8 @@ def test_version_py_lines_are_the_assignment_pattern() -> None:
     lines = ["__version__ = '2.13.0+cpu'", "cuda: Optional[str] = None", "debug = False"]
     lines += ["git_version = 'abc'", "x=1", "x =  ", "é = 'a'", " x = 1", "x : = 1", "x:a=b=c"]
     lines += ["from typing import Optional", "x = 'a'\t", "x\t= 1", "1x = 2", "x = ' a '"]
+    lines += ["x = a\nb", "x = a\n", "x:\n= 1", "x = 'a'\n\n"]
     for line in _texts(6, lines):
-        if "\n" in line:
-            continue  # read from splitlines(): no line holds one
         m = pattern.match(line)
         assert pk._assignment(line) == ((m.group(1), m.group(2)) if m else None), repr(line)
 

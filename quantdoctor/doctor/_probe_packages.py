@@ -177,6 +177,7 @@ def _assignment(line: str) -> tuple[str, str] | None:
         and key.replace("_", "a").isalnum()
         and (not colon or head[len(name) + 1 :])
         and value
+        and "\n" not in value
         and not (value[0].isspace() or value[-1].isspace())
     ):
         return key, value

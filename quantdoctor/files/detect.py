@@ -162,12 +162,12 @@ def _checked(found: Detection, engines: dict[str, EngineRecord]) -> Detection:
 
 def detect(path: str | os.PathLike[str]) -> Detection:
     """Recognise the model at ``path`` (file or folder) from its headers alone."""
-    if os.path.isdir(path) or os.fspath(path).endswith(".index.json"):
+    shown = path_text(path)  # "" is ".", "a.index.json/." is "a.index.json", as Path says
+    if os.path.isdir(shown) or os.path.basename(shown).endswith(".index.json"):
         from pathlib import Path  # folders and shards: a single file needs no pathlib
 
-        p = Path(path)
+        p = Path(shown)
         return _detect_dir(p) if p.is_dir() else _detect_index(p)
-    shown = path_text(path)
     f, size = open_regular(shown)
     with f:
         prefix = read_exact(f, min(size, 9), shown, "the first bytes")

@@ -177,8 +177,10 @@ def _version_test(value: Any, spec: Any) -> bool:
 def _search(pattern: str, text: str) -> bool:
     import re  # only a rule that matches a pattern pays for re (half a process's start-up)
 
-    if pattern not in _SAFE:  # a cached rule's pattern is checked here, once (parse)
+    if type(pattern) is not str or pattern not in _SAFE:  # a cached rule's: checked once
         try:
+            if type(pattern) is not str:
+                raise ConditionError("when.matches", f"{type(pattern).__name__}, not a pattern")
             _check_operand("when", "matches", pattern)
         except ConditionError as err:
             raise InvalidInputError(
