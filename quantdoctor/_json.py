@@ -56,28 +56,21 @@ def loads(
     parse_int: Callable[[str], Any] | None = None,
 ) -> Any:
     """``json.loads(text, ...)`` for a str, with these keyword arguments (none else)."""
-    hooks = (object_pairs_hook, parse_int)
-    if _json is None:
-        return _json_module().loads(text, object_pairs_hook=object_pairs_hook, parse_int=parse_int)
-    scan = _SCANNERS.get(hooks)
-    if scan is None:
-        scan = _SCANNERS[hooks] = _json.make_scanner(_Decoder(*hooks))  # type: ignore[arg-type]
-    start = len(text) - len(text.lstrip(_WHITESPACE))
-    try:
-        value, end = scan(text, start)
-    except Exception:  # StopIteration, a decode error, a hook's refusal: json says which
-        value, end = None, -1
-    if end < 0 or len(text) - len(text.rstrip(_WHITESPACE)) != len(text) - end:
-        import json
-
-        return json.loads(text, object_pairs_hook=object_pairs_hook, parse_int=parse_int)
-    return value
-
-
-def _json_module() -> Any:
+    if _json is not None:  # else an interpreter without CPython's accelerator: json reads
+        hooks = (object_pairs_hook, parse_int)
+        scan = _SCANNERS.get(hooks)
+        if scan is None:
+            scan = _SCANNERS[hooks] = _json.make_scanner(_Decoder(*hooks))  # type: ignore[arg-type]
+        start = len(text) - len(text.lstrip(_WHITESPACE))
+        try:
+            value, end = scan(text, start)
+        except Exception:  # StopIteration, a decode error, a hook's refusal: json says which
+            end = -1
+        if end >= 0 and len(text) - len(text.rstrip(_WHITESPACE)) == len(text) - end:
+            return value
     import json
 
-    return json
+    return json.loads(text, object_pairs_hook=object_pairs_hook, parse_int=parse_int)
 
 
 class _Unusual(Exception):
@@ -95,49 +88,39 @@ def dumps(
     default: Callable[[Any], Any] | None = None,
 ) -> str:
     """``json.dumps(data, ...)`` with these keyword arguments (none else)."""
-    if _json is None:
-        return str(
-            _json_module().dumps(
-                data,
-                indent=indent,
-                ensure_ascii=ensure_ascii,
-                allow_nan=allow_nan,
-                sort_keys=sort_keys,
-                separators=separators,
-                default=default,
+    if _json is not None:  # else an interpreter without CPython's accelerator: json writes
+        item_sep, key_sep = separators or ((",", ": ") if indent is not None else (", ", ": "))
+        string = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
+        try:
+            if indent is None:
+                encode = _json.make_encoder(
+                    {},
+                    default or _unusual,
+                    string,
+                    None,
+                    key_sep,
+                    item_sep,
+                    sort_keys,
+                    False,
+                    allow_nan,
+                )
+                return "".join(encode(data, 0))
+            return "".join(
+                _layout(data, " " * indent, 0, string, allow_nan, sort_keys, item_sep, key_sep)
             )
-        )
-    item_sep, key_sep = separators or ((",", ": ") if indent is not None else (", ", ": "))
-    string = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
-    try:
-        if indent is None:
-            encode = _json.make_encoder(
-                {},
-                default or _unusual,
-                string,
-                None,
-                key_sep,
-                item_sep,
-                sort_keys,
-                False,
-                allow_nan,
-            )
-            return "".join(encode(data, 0))
-        return "".join(
-            _layout(data, " " * indent, 0, string, allow_nan, sort_keys, item_sep, key_sep)
-        )
-    except _Unusual:
-        import json
+        except _Unusual:
+            pass
+    import json
 
-        return json.dumps(
-            data,
-            indent=indent,
-            ensure_ascii=ensure_ascii,
-            allow_nan=allow_nan,
-            sort_keys=sort_keys,
-            separators=separators,
-            default=default,
-        )
+    return json.dumps(
+        data,
+        indent=indent,
+        ensure_ascii=ensure_ascii,
+        allow_nan=allow_nan,
+        sort_keys=sort_keys,
+        separators=separators,
+        default=default,
+    )
 
 
 def _unusual(value: object) -> Any:

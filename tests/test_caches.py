@@ -13,6 +13,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,6 +112,12 @@ def _forge(entry_path: Path, change: object) -> None:
                 p, lambda d: d["rules"][0].__setitem__("when", {"fact": "nope", "is": 1})
             ),
             id="bad condition",
+        ),
+        pytest.param(
+            lambda p: _forge(
+                p, lambda d: d["rules"][0].__setitem__("when", {"fact": "gpu.name", "matches": [1]})
+            ),
+            id="a pattern that is no string",
         ),
         pytest.param(
             lambda p: _forge(p, lambda d: d["rules"][0].pop("message")),
@@ -338,18 +345,15 @@ def test_a_verdict_is_read_back_until_an_input_changes(tmp_path: Path, env_file:
 
 
 def test_a_verdict_entry_for_other_inputs_is_not_used(tmp_path: Path, env_file: Path) -> None:
-    from quantdoctor._dirs import _sha256
-
     cache = tmp_path / "cache"
     first = run(cache, *PLAN, env_file=env_file)
     (entry,) = _verdicts(cache)
-    head, data = read(entry)
-    assert isinstance(data, dict)
-    data["verdict"]["status"] = "ok"  # forged: the plan works
-    data["inputs"]["plan"][1] = "qint4"  # ... but made for another plan
-    payload = json.dumps(data, separators=(",", ":")).encode()
-    head["digest"] = _sha256(payload).hexdigest()
-    entry.write_bytes(json.dumps(head).encode() + b"\n" + payload)
+
+    def forge(data: dict[str, Any]) -> None:
+        data["verdict"]["status"] = "ok"  # forged: the plan works
+        data["inputs"]["plan"][1] = "qint4"  # ... but made for another plan
+
+    _forge(entry, forge)
     done = run(cache, *PLAN, env_file=env_file)
     assert (done.returncode, done.stdout) == (first.returncode, first.stdout)
 

@@ -9,6 +9,7 @@ import re
 
 from quantdoctor.doctor import _probe_packages as pk
 from quantdoctor.doctor import _probe_util as pu
+from quantdoctor.rules.facts import canonical_name
 
 ALPHABET = "0123456789abcfgxrdvpost.-_+! \t\n:=\"'AZé٣²{}"
 
@@ -32,7 +33,16 @@ def _texts(seed: int, words: list[str], n: int = 4000) -> list[str]:
     return out
 
 
-VERSIONS = ["2.13.0", "0.45.1", "2.13.0+cu126", "1.0rc1", "1!2.0", "v1.0", " 1.0 ", "1.0.post2.dev3"]
+VERSIONS = [
+    "2.13.0",
+    "0.45.1",
+    "2.13.0+cu126",
+    "1.0rc1",
+    "1!2.0",
+    "v1.0",
+    " 1.0 ",
+    "1.0.post2.dev3",
+]
 VERSIONS += ["1.0+local.Label", "1.0-1", "1.0\n", "1..0", "", "1.0+", "٣.٣", "2.13.0+cu126.x-y"]
 
 
@@ -45,7 +55,9 @@ def test_is_version_is_the_pep440_pattern() -> None:
 def test_compute_capability_and_gfx_are_their_patterns() -> None:
     for text in _texts(2, ["8.9", "12.0", "100.100", "1000.1", "8.", ".9", "8.9\n", "٣.٣", "89"]):
         assert pu._is_cc(text) == bool(re.match(r"^\d{1,3}\.\d{1,3}$", text)), repr(text)
-    for text in _texts(3, ["gfx90a", "gfx1100", "gfx11001", "gfx9", "gfx90a\n", "GFX90A", "gfx90g"]):
+    for text in _texts(
+        3, ["gfx90a", "gfx1100", "gfx11001", "gfx9", "gfx90a\n", "GFX90A", "gfx90g"]
+    ):
         assert pu.is_gfx(text) == bool(re.match(r"^gfx[0-9a-f]{3,5}$", text)), repr(text)
 
 
@@ -53,7 +65,13 @@ def test_distribution_names_are_their_patterns() -> None:
     dist_info = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)\.dist-info$")
     egg_info = re.compile(pk._EGG_INFO)
     entries = ["torch-2.13.0.dist-info", "optimum_quanto-0.2.7.dist-info", "a-b-1.0.dist-info"]
-    entries += ["x-.dist-info", "-1.dist-info", "x-1.dist-info\n", "x\ny-1.dist-info", "x-1\n.dist-info"]
+    entries += [
+        "x-.dist-info",
+        "-1.dist-info",
+        "x-1.dist-info\n",
+        "x\ny-1.dist-info",
+        "x-1\n.dist-info",
+    ]
     entries += ["foo-1.0-py3.11.egg-info", "foo.egg-info", "foo-py3.egg-info", "foo--py3.egg-info"]
     entries += ["foo-1.0-linux.egg-info", "torch", "__pycache__", "x.pth", "a-1.dist-info.bak"]
     entries += ["a-b-c-py3.egg-info", "foo-1-py٣.egg-info", "foo.egg-info\n", "-foo.egg-info"]
@@ -62,7 +80,7 @@ def test_distribution_names_are_their_patterns() -> None:
         m = dist_info.match(entry) or egg_info.match(entry)
         assert pk.dist_name(entry) == (m.group("name") if m else None), repr(entry)
     for name in _texts(5, ["Optimum_Quanto", "a--b", "_x.", "torch", "A.B-C_D", "-.-"]):
-        assert pk.canonical(name) == re.sub(r"[-_.]+", "-", name).lower(), repr(name)
+        assert canonical_name(name) == re.sub(r"[-_.]+", "-", name).lower(), repr(name)
 
 
 def test_version_py_lines_are_the_assignment_pattern() -> None:

@@ -11,7 +11,7 @@ from envs import CPU_ONLY, RTX4090_LINUX
 
 from quantdoctor.advise.recommend import recommend
 from quantdoctor.cli import main
-from quantdoctor.cli.recommend import _count
+from quantdoctor.cli.common import param_count as _count
 
 
 def test_params_take_12b_12e9_and_1_2e10() -> None:

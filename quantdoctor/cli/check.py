@@ -105,9 +105,12 @@ def run(args: argparse.Namespace) -> int:
     found: dict[str, Any] | None = None
     if not args.no_cache:
         try:  # the facts first: the probe reads the packages the matrix's text names
-            from quantdoctor.rules.named import named_packages
+            named: list[str] = []
+            if not args.env:  # an env file names its own
+                from quantdoctor.rules.named import named_packages
 
-            env = load_env_data(args.env, args.python, named_packages(args.matrix))
+                named = named_packages(args.matrix)
+            env = load_env_data(args.env, args.python, named)
         except InvalidInputError:
             env = None  # said below, in its turn, after the options' own checks
         if env is not None:

@@ -10,10 +10,10 @@ from quantdoctor.cli.common import (
     load_env_data,
     load_matrix_args,
     painter,
+    param_count,
+    type_error,
     write_lines,
 )
-from quantdoctor.cli.common import param_count as _count
-from quantdoctor.cli.common import type_error as _type_error
 from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES
 
@@ -33,14 +33,16 @@ def _gib(text: str) -> float:
     except ValueError:
         value = -1.0
     if not 0 < value <= MAX_VRAM_GIB:  # also NaN and inf
-        raise _type_error(f"{text[:40]!r} is not a memory size in GiB; write it like 8 or 23.5")
+        raise type_error(f"{text[:40]!r} is not a memory size in GiB; write it like 8 or 23.5")
     return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="PATH", help="a model file or folder (read by detect)")
-    src.add_argument("--params", type=_count, metavar="N", help="parameter count: 12B, 12e9, 450M")
+    src.add_argument(
+        "--params", type=param_count, metavar="N", help="parameter count: 12B, 12e9, 450M"
+    )
     p.add_argument("--component", default="transformer", help=" | ".join(COMPONENTS))
     p.add_argument("--dtype", default="bfloat16", help=" | ".join(DTYPES))
     p.add_argument("--vram", type=_gib, metavar="GB", help="GPU memory in GiB (default: probed)")

@@ -84,9 +84,6 @@ def _py_tag(text: str) -> bool:
     return text.startswith("py") and text[2:3].isdecimal() and "\n" not in text
 
 
-canonical = canonical_name  # PEP 503: ``Optimum_Quanto`` -> ``optimum-quanto``
-
-
 class Dist:
     """One installed distribution's metadata location: ``path`` is the .dist-info or
     .egg-info folder (or egg-info file). Plain classes here, not NamedTuples: creating
@@ -115,7 +112,7 @@ def index_distributions(site_dirs: Iterable[str]) -> dict[str, Dist]:
             raw = dist_name(entry)
             if raw is None:
                 continue
-            name = canonical(raw)
+            name = canonical_name(raw)
             if name not in found:
                 found[name] = Dist(name=name, path=os.path.join(site, entry), site=site)
     return found
@@ -145,7 +142,7 @@ def probe_packages(
     """``{dist: version}`` for each name, ``None`` when not installed; broken ones noted."""
     out: dict[str, str | None] = {}
     for raw in names:
-        name = canonical(raw)
+        name = canonical_name(raw)
         dist = dists.get(name)
         if dist is None:
             out[name] = None

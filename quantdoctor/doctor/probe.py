@@ -76,12 +76,13 @@ def probe_dict(
     env: dict[str, Json] = probe_system(ctx, notes)
 
     dists = pk.index_distributions(ctx.site_dirs)
+    from quantdoctor.rules.facts import canonical_name
     from quantdoctor.rules.named import named_packages
 
     # every distribution the matrix (and its default overlays) names, so a rule on any
     # package is decided: known absent where it is not installed, not unknown
     named = named_packages()
-    names = list(dict.fromkeys([*named, *pk.PACKAGES, *(pk.canonical(p) for p in packages)]))
+    names = list(dict.fromkeys([*named, *pk.PACKAGES, *(canonical_name(p) for p in packages)]))
     pkgs = pk.probe_packages(dists, names, notes)
     torch = pk.probe_torch(ctx, dists, notes)
     gpus_by_vendor, gpu_notes = _probe_gpus(ctx)

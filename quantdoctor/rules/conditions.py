@@ -177,10 +177,8 @@ def _version_test(value: Any, spec: Any) -> bool:
 def _search(pattern: str, text: str) -> bool:
     import re  # only a rule that matches a pattern pays for re (half a process's start-up)
 
-    if type(pattern) is not str or pattern not in _SAFE:  # a cached rule's: checked once
+    if pattern not in _SAFE:  # a cached rule's pattern: checked once, here
         try:
-            if type(pattern) is not str:
-                raise ConditionError("when.matches", f"{type(pattern).__name__}, not a pattern")
             _check_operand("when", "matches", pattern)
         except ConditionError as err:
             raise InvalidInputError(
@@ -268,6 +266,8 @@ def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
     operand = raw[op]
     if checked or op != "matches":
         _check_operand(f"{path}.{op}", op, operand)
+    elif not isinstance(operand, str):  # the pattern itself is checked at its first search
+        raise ConditionError(f"{path}.{op}", "expected a pattern")
     return Leaf(fact, op, operand)
 
 

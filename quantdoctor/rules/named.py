@@ -36,9 +36,6 @@ _BLOCK_KEY = rf"^(\s*)[\"']?({_NAME})[\"']?\s*:"
 _NOT_PACKAGES = frozenset({"torch"})
 
 
-_canonical = canonical_name
-
-
 def _lines_after(text: str, pos: int) -> Iterator[str]:
     while pos < len(text):
         start = pos + 1
@@ -54,12 +51,12 @@ def packages_in_text(text: str) -> list[str]:
 
     found: dict[str, None] = {}
     for m in re.finditer(_PACKAGE, text, re.M):
-        found[_canonical(m.group(1))] = None
+        found[canonical_name(m.group(1))] = None
     for head in re.finditer(_MAPPING_KEY, text, re.M):
         indent, rest = len(head.group(1)), head.group(2)
         if rest.strip():  # flow style: holds_for: {bitsandbytes: "<0.46"}
             for m in re.finditer(_FLOW_KEY, rest):
-                found[_canonical(m.group(1))] = None
+                found[canonical_name(m.group(1))] = None
             continue
         for below in _lines_after(text, head.end()):  # block style: the keys under it
             if not below.strip() or below.lstrip().startswith("#"):
@@ -68,9 +65,9 @@ def packages_in_text(text: str) -> list[str]:
                 break
             key = re.match(_BLOCK_KEY, below)
             if key is not None and len(key.group(1)) > indent:
-                found[_canonical(key.group(2))] = None
+                found[canonical_name(key.group(2))] = None
     for m in re.finditer(_FACT, text):
-        found[_canonical(m.group(1))] = None
+        found[canonical_name(m.group(1))] = None
     return [n for n in found if n not in _NOT_PACKAGES]
 
 
