@@ -1,0 +1,120 @@
+"""The ``quantdoctor`` program ends without the interpreter's teardown only when nothing
+else would run at exit, and never loses output or an exit code doing so (``cli.end``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+LIMIT_S = 120
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["QUANTDOCTOR_CACHE_DIR"] = str(tmp_path / "cache")
+    env.pop("PYTHONINSPECT", None)
+    return env
+
+
+def _program(code: str, tmp_path: Path, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def test_a_long_output_to_a_file_is_whole(tmp_path: Path) -> None:
+    """Every buffered byte reaches the file before the process ends."""
+    out = tmp_path / "report.json"
+    with out.open("w") as f:
+        done = subprocess.run(
+            [sys.executable, "-m", "quantdoctor", "--no-cache", "-v", "--json"],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=LIMIT_S,
+            env=_env(tmp_path),
+            cwd=tmp_path,
+        )
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert out.stat().st_size > 100_000  # larger than any buffer
+    assert done.returncode == report["summary"]["exit_code"], done.stderr
+
+
+def test_the_exit_code_is_mains_and_nothing_after_runs(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['quantdoctor', 'explain', 'no rule says this']\n"
+        "from quantdoctor.cli import command\n"
+        "command()\n"
+        "print('after the program')\n"
+    )
+    done = _program(code, tmp_path)
+    assert done.returncode == 1, done.stderr  # explain: no rule matched
+    assert "no rule explains this error" in done.stdout
+    assert "after the program" not in done.stdout
+
+
+def test_atexit_callbacks_still_run(tmp_path: Path) -> None:
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('atexit ran', flush=True))\n"
+        "sys.argv = ['quantdoctor', 'env', '--json']\n"
+        "from quantdoctor.cli import command\n"
+        "command()\n"
+    )
+    done = _program(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("atexit ran")
+    json.loads(done.stdout.rstrip()[: -len("atexit ran")])
+
+
+def test_a_running_thread_is_waited_for(tmp_path: Path) -> None:
+    code = (
+        "import sys, threading, time\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        "    print('thread finished', flush=True)\n"
+        "threading.Thread(target=late).start()\n"
+        "sys.argv = ['quantdoctor', 'env', '--json']\n"
+        "from quantdoctor.cli import command\n"
+        "command()\n"
+    )
+    done = _program(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "thread finished" in done.stdout
+
+
+def test_runpy_inside_another_program_gets_systemexit(tmp_path: Path) -> None:
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['quantdoctor', 'env', '--json']\n"
+        "try:\n"
+        "    runpy.run_module('quantdoctor', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+    )
+    done = _program(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("exit 0")
+
+
+def test_python_m_ends_with_mains_code(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "quantdoctor", "check", "--engine", "nope", "--scheme", "x"],
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "nope" in done.stderr
