@@ -95,7 +95,7 @@ def test_version_py_lines_are_the_assignment_pattern() -> None:
 
 
 def test_rule_ids_names_and_placeholders_are_their_patterns() -> None:
-    from quantdoctor.rules import core
+    from quantdoctor.rules import core, template
 
     ids = ["quanto.offload.balanced", "a.b", "a", "a.", ".a", "A.b", "a.b-c.d_e", "a-b.c"]
     ids += ["a.b\n", "a..b", "a.b\n\n", "ä.b", "sdnq.te.unsaved"]
@@ -113,5 +113,5 @@ def test_rule_ids_names_and_placeholders_are_their_patterns() -> None:
     texts = ["{gpu.name} has {gpu.cuda_cc}", "{packages.diffusers-x}", "{a}{b}", "{{x}}", "{ x }"]
     texts += ["{A}", "{a.}", "{a..b}", "{plan.scheme} {", "}{a}", "x{a.b_c-d.0}y", "{}"]
     for text in _texts(9, texts, 2000):
-        want = re.sub(core.TEMPLATE_PATTERN, lambda m: f"<{m.group(1)}>", text)
-        assert core.fill(text, lambda key: f"<{key}>") == want, repr(text)
+        want = re.sub(template.TEMPLATE_PATTERN, lambda m: f"<{m.group(1)}>", text)
+        assert template.fill(text, lambda key: f"<{key}>") == want, repr(text)

@@ -17,7 +17,7 @@ from quantdoctor.errors import InvalidInputError
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
-    from typing import Any
+    from typing import Any, TypeGuard
 
 #: A pasted traceback is kilobytes; a file much larger than this is not one.
 MAX_INPUT_BYTES = 16 * 1024 * 1024
@@ -82,15 +82,16 @@ def read_text(args: argparse.Namespace) -> str:
 
 
 def _context(args: argparse.Namespace, matrix: Any) -> dict[str, str]:
-    """The plan facets given (``bnb``, ``fp16``... spelt as the vocabulary spells them)."""
+    """The plan facets given (``bnb``, ``fp16``... spelt as the vocabulary spells them);
+    ``matrix`` may be ``None`` when neither the engine nor the scheme is given."""
     from quantdoctor.cli.common import check_choice
     from quantdoctor.rules.aliases import resolve
     from quantdoctor.rules.vocab import OFFLOADS
 
-    engines = sorted(matrix.records)
     context: dict[str, str] = {}
     engine = None
     if args.engine is not None:
+        engines = sorted(matrix.records)
         engine = resolve("engine", args.engine, engines)
         check_choice("--engine", engine, engines)
         context["engine"] = engine
@@ -170,16 +171,145 @@ def _oom_advice(
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
-    from quantdoctor.cli.common import load_env
-    from quantdoctor.rules.explain import explain_full, out_of_memory
+#: Bump when the shape of the kept signature rules changes in a way the key would not see.
+CACHE_FORMAT = 1
+
+
+def _signature_data(matrix: Any) -> dict[str, Any]:
+    """What an explanation without a machine reads of ``matrix``, as plain data: the rules
+    with signatures (their conditions as the facts they name), each engine's package,
+    every engine a rule is about, and each signature's literals."""
+    from quantdoctor.rules.explain import signature_literals
+
+    rules = [r for r in matrix.rule_records if r.signatures]
+    return {
+        "rules": [
+            {
+                "id": r.id,
+                "severity": r.severity,
+                "message": r.message,
+                "fix": r.fix,
+                "source": r.source,
+                "select": {
+                    facet: list(getattr(r.select, facet))
+                    for facet in ("engine", "scheme", "mode", "offload", "component", "dtype")
+                },
+                "signatures": [
+                    {"pattern": g.pattern, "source": g.source, "generic": g.generic}
+                    for g in r.signatures
+                ],
+                "facts": list(dict.fromkeys(r.condition.facts())),
+            }
+            for r in rules
+        ],
+        "packages": {name: spec.package for name, spec in matrix.records.items()},
+        "engines": sorted({e for r in matrix.rule_records for e in r.select.engine}),
+        "literals": {
+            p: list(found)
+            for p, found in signature_literals(
+                g.pattern for r in rules for g in r.signatures
+            ).items()
+        },
+    }
+
+
+def _strs(value: Any) -> TypeGuard[list[str]]:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def _signature_rules(data: Any) -> tuple[list[Any], dict[str, str], list[str]] | None:
+    """The rule records, packages and engines of ``_signature_data``'s data, read back
+    with its shape checked (and its literals kept for the search); ``None``: not well
+    formed (the entry is rebuilt)."""
+    from quantdoctor.rules.explain import keep_literals
+    from quantdoctor.rules.records import NamedFacts, RuleRecord
+    from quantdoctor.rules.vocab import SEVERITIES
+
+    if type(data) is not dict:
+        return None
+    rules, packages, engines, found = (
+        data.get(k) for k in ("rules", "packages", "engines", "literals")
+    )
+    if type(rules) is not list or not _strs(engines) or type(found) is not dict:
+        return None
+    if type(packages) is not dict or not all(type(v) is str for v in packages.values()):
+        return None
+    records = []
+    for rule in rules:
+        try:
+            sigs = rule["signatures"]
+            if not (
+                type(rule["id"]) is str
+                and rule["severity"] in SEVERITIES
+                and type(rule["message"]) is str
+                and type(rule["fix"]) is str
+                and (type(rule["source"]) is str or _strs(rule["source"]))
+                and type(rule["select"]) is dict
+                and all(_strs(v) for v in rule["select"].values())
+                and _strs(rule["facts"])
+                and type(sigs) is list
+                and sigs
+                and all(
+                    type(g["pattern"]) is str
+                    and type(g["source"]) is str
+                    and type(g["generic"]) is bool
+                    and _strs(found.get(g["pattern"]))
+                    for g in sigs
+                )
+            ):
+                return None
+        except (KeyError, TypeError):
+            return None
+        records.append(RuleRecord(rule, NamedFacts(tuple(rule["facts"]))))
+    keep_literals({p: tuple(v) for p, v in found.items() if _strs(v)})
+    return records, packages, engines
+
+
+def signature_rules(overlays: list[str] | None) -> tuple[list[Any], dict[str, str], list[str]]:
+    """The rules an explanation without a machine searches, each engine's package and every
+    engine a rule is about, as the matrix and ``overlays`` give them. Kept in quantdoctor's
+    cache under the rules' inputs (``rules_inputs``: the code, every overlay) and checked
+    on read: loading the whole matrix costs such an explanation a third of its time."""
+    from quantdoctor._dirs import digest, read_entry, write_entry
+    from quantdoctor.cli.common import rules_inputs
+
+    key = digest("explain", CACHE_FORMAT, *rules_inputs(overlays))
+    found = _signature_rules(read_entry("explain", key))
+    if found is None:
+        from quantdoctor.rules.matrix import load_matrix
+
+        data = _signature_data(load_matrix(extra=overlays) if overlays else load_matrix())
+        found = _signature_rules(data)
+        if found is None:  # the check and what it checks disagree: a bug, not user input
+            raise AssertionError("explain: the signature rules failed their own check")
+        write_entry("explain", key, data, keep=4)
+    return found
+
+
+def _load_matrix(args: argparse.Namespace) -> Any:
     from quantdoctor.rules.matrix import load_matrix
 
+    return load_matrix(extra=args.matrix) if args.matrix else load_matrix()
+
+
+def run(args: argparse.Namespace) -> int:
+    from quantdoctor.cli.common import load_env
+    from quantdoctor.rules.explain import explain_full, explain_text, out_of_memory
+
     text = read_text(args)
-    matrix = load_matrix(extra=args.matrix) if args.matrix else load_matrix()
-    context = _context(args, matrix)
-    env = load_env(args.env) if args.env else None
-    result = explain_full(text, matrix, context=context or None, env=env, device=args.device)
+    matrix, env = None, None
+    if args.env is None and args.engine is None and args.scheme is None:
+        # no machine, no engine or scheme to resolve: the kept signature rules suffice
+        context = _context(args, None)
+        rules, packages, engines = signature_rules(args.matrix)
+        result = explain_text(
+            text, rules, context=context or None, packages=packages, engines=engines
+        )
+    else:
+        matrix = _load_matrix(args)
+        context = _context(args, matrix)
+        env = load_env(args.env) if args.env else None
+        result = explain_full(text, matrix, context=context or None, env=env, device=args.device)
     matches = result.matches
     if args.json:
         from quantdoctor._json import dumps
@@ -194,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
                 from quantdoctor.doctor.probe import probe
 
                 env = probe()
+            matrix = matrix or _load_matrix(args)
             for line in _oom_advice(oom, context, env or {}, args.params, matrix):
                 out(line + "\n")
             return 1

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.conditions import Node, Tri, rule_condition
 from quantdoctor.rules.facts import Facts
+from quantdoctor.rules.template import fill
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, suggest
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
@@ -264,10 +265,6 @@ _UNKNOWN_WORDS = {
     "gpu.cuda_cc": "an unknown compute capability",
     "torch.version": "(unknown version)",
 }
-#: A placeholder: ``{gpu.name}``, ``{packages.diffusers}`` (``TEMPLATE_PATTERN``'s words).
-TEMPLATE_PATTERN = r"\{([a-z_]+(?:\.[a-z0-9_\-]+)*)\}"
-_KEY_HEAD = frozenset("abcdefghijklmnopqrstuvwxyz_")
-_KEY_WORD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 #: Findings are listed as a verdict reads: what blocks, what might, what warns, then notes.
 _SEVERITY_ORDER = {"block": 0, "warn": 2, "info": 3}
 #: The status each group of ``Core.active`` gives a plan it selects, in that order.
@@ -290,26 +287,6 @@ def render(text: str, facts: Mapping[str, Any]) -> str:
         return "none" if value is None else str(value)
 
     return fill(text, sub)
-
-
-def fill(text: str, sub: Callable[[str], str]) -> str:
-    """``re.sub(TEMPLATE_PATTERN, lambda m: sub(m.group(1)), text)``, by hand."""
-    out: list[str] = []
-    i = 0
-    while True:
-        start = text.find("{", i)
-        end = text.find("}", start + 1) if start >= 0 else -1
-        if end < 0:
-            out.append(text[i:])
-            return "".join(out)
-        key = text[start + 1 : end]
-        head, *words = key.split(".")
-        if head and set(head) <= _KEY_HEAD and all(w and set(w) <= _KEY_WORD for w in words):
-            out.append(text[i:start] + sub(key))
-            i = end + 1
-        else:  # not a placeholder: the text up to the next "{" stays as it is
-            out.append(text[i : start + 1])
-            i = start + 1
 
 
 class Core:

@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 
-from quantdoctor.rules.patterns import cap_lines, literals
+from quantdoctor.rules.patterns import cap_lines, literals, unsafe
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
@@ -56,7 +56,9 @@ __all__ = [
     "explain_rules",
     "explain_text",
     "final_exception_start",
+    "keep_literals",
     "out_of_memory",
+    "signature_literals",
 ]
 
 
@@ -275,6 +277,17 @@ def out_of_memory(text: str) -> dict[str, float | None] | None:
 
 @lru_cache(maxsize=1024)
 def _compiled(pattern: str) -> re.Pattern[str]:
+    """A signature compiled, once it is known to search in linear time: the schema checked
+    the matrix's, but one read back from a cache (``records_from_cache``) is checked here."""
+    why = unsafe(pattern)
+    if why is not None:
+        from quantdoctor.errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"a signature no check passed could run slowly on long text ({why}); if it "
+            "was read back from quantdoctor's cache, run again with QUANTDOCTOR_CACHE_DIR "
+            "set to an empty folder"
+        )
     return re.compile(pattern, re.MULTILINE)
 
 
@@ -309,6 +322,19 @@ def _known_literals(patterns: list[str]) -> None:
         _LITERALS.update(zip(patterns, (tuple(c) for c in cached), strict=True))
         return
     write_entry("literals", key, [list(_literals(p)) for p in patterns], keep=4)
+
+
+def signature_literals(patterns: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Each pattern's literals, as the search uses them (kept in the cache, as above)."""
+    patterns = list(patterns)
+    _known_literals(patterns)
+    return {p: _literals(p) for p in patterns}
+
+
+def keep_literals(found: Mapping[str, tuple[str, ...]]) -> None:
+    """Take the literals of patterns as ``signature_literals`` gave them, read back from a
+    cache entry of this very code (its caller checks their shape)."""
+    _LITERALS.update(found)
 
 
 def _may_match(pattern: str, text: str) -> bool:
@@ -376,10 +402,9 @@ def _offload_seen(text: str) -> tuple[str | None, str | None]:
 
 def _render(text: str, facts: Mapping[str, Any]) -> str:
     """A message with its ``{fact}`` names filled in; an unknown one reads "(unknown)"."""
-    from quantdoctor.rules.core import TEMPLATE_PATTERN  # the evaluator's placeholders
+    from quantdoctor.rules.template import fill  # the evaluator's placeholders
 
-    def sub(m: re.Match[str]) -> str:
-        key = m.group(1)
+    def sub(key: str) -> str:
         if key not in facts:
             if key == "gpu.name":
                 return "this GPU"  # names no model, states nothing unknown as known
@@ -387,7 +412,7 @@ def _render(text: str, facts: Mapping[str, Any]) -> str:
         value = facts[key]
         return "none" if value is None else str(value)
 
-    return re.sub(TEMPLATE_PATTERN, sub, text)
+    return fill(text, sub)
 
 
 def _source_text(source: str | list[str]) -> str:
@@ -573,13 +598,19 @@ def explain_text(
     context: Mapping[str, str] | None = None,
     facts: Mapping[str, Any] | None = None,
     packages: Mapping[str, str] | None = None,
+    engines: Iterable[str] | None = None,
 ) -> Explanation:
-    """Every rule ``text`` matches, weighed by the evidence around it (module docstring)."""
+    """Every rule ``text`` matches, weighed by the evidence around it (module docstring).
+
+    ``engines``: the engines a traceback may name (default: those ``rules`` are about;
+    given where ``rules`` holds only the rules with signatures, as the matrix's)."""
     rules = list(rules)
     cleaned = clean(text)
     final_at = final_exception_start(cleaned)
     ctx = _context(plan, context)
-    engines = sorted({e for r in rules for e in r.select.engine})
+    if engines is None:
+        engines = {e for r in rules for e in r.select.engine}
+    engines = sorted(engines)
     named = _engines_named(cleaned, engines, packages or {})
     _known_literals([s.pattern for r in rules for s in r.signatures])
     seen = _offload_seen(cleaned)

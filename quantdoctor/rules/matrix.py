@@ -29,7 +29,7 @@ from quantdoctor.rules.named import BUILTIN_PATH, default_overlays
 from quantdoctor.rules.records import EngineRecord, RuleRecord, engine_records
 from quantdoctor.rules.records import engine_ok as _engine_ok
 from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
-from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, SEVERITIES
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
@@ -360,7 +360,7 @@ def _strings(value: Any) -> bool:
     return type(value) is list and all(type(v) is str for v in value)
 
 
-_SEVERITIES = frozenset(("block", "warn", "info"))
+_SEVERITIES = frozenset(SEVERITIES)
 
 
 def _rule_ok(rule: Any) -> bool:

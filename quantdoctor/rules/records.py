@@ -133,12 +133,28 @@ class SignatureRecord:
         self.generic: bool = bool(data.get("generic"))
 
 
+class NamedFacts:
+    """A rule's condition as ``explain`` reads it without a machine: the facts it names.
+    Deciding it on a machine takes the parsed condition, which the matrix holds."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def facts(self) -> tuple[str, ...]:
+        return self.names
+
+    def eval(self, facts: Mapping[str, Any], missing: set[str]) -> bool | None:
+        raise TypeError("a condition read without the matrix names its facts only")
+
+
 class RuleRecord:
     """A rule as ``explain`` reads it (``Rule``'s fields), its condition already parsed."""
 
     __slots__ = ("condition", "fix", "id", "message", "select", "severity", "signatures", "source")
 
-    def __init__(self, data: Mapping[str, Any], condition: Node) -> None:
+    def __init__(self, data: Mapping[str, Any], condition: Node | NamedFacts) -> None:
         self.id: str = data["id"]
         self.severity: str = data["severity"]
         self.message: str = data["message"]

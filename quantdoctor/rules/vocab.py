@@ -17,6 +17,8 @@ MODES: tuple[str, ...] = ("pre", "post", "prequantized")
 OFFLOADS: tuple[str, ...] = ("none", "model", "sequential", "balanced", "group")
 COMPONENTS: tuple[str, ...] = ("transformer", "unet", "text_encoder", "vae", "all_in_one")
 DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32")
+#: A rule's severity (``Rule.severity``), strongest first.
+SEVERITIES: tuple[str, ...] = ("block", "warn", "info")
 #: The values of each plan facet the vocabulary fixes (engines and schemes are the matrix's).
 FACET_VALUES: dict[str, tuple[str, ...]] = {
     "mode": MODES,
