@@ -307,21 +307,31 @@ _CODE_DIGEST: list[str] = []
 def code_digest() -> str:
     """A digest of quantdoctor's own files (path, size, mtime), computed once per process."""
     if not _CODE_DIGEST:
-        package = os.path.dirname(os.path.realpath(__file__))
         stats: list[Any] = [__version__, sys.version]
-        for folder, dirs, files in os.walk(package):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith((".py", ".yaml", ".yml", ".json")):
-                    path = os.path.join(folder, name)
-                    try:
-                        st = os.stat(path)
-                    except OSError:
-                        stats.append([path, None])
-                        continue
-                    stats.append([path, st.st_size, st.st_mtime_ns])
+        _code_stats(os.path.dirname(os.path.realpath(__file__)), stats)
         _CODE_DIGEST.append(digest(stats))
     return _CODE_DIGEST[0]
+
+
+def _code_stats(folder: str, stats: list[Any]) -> None:
+    """``[path, size, mtime]`` of every source and data file under ``folder``, in order."""
+    try:
+        with os.scandir(folder) as found:
+            entries = sorted(found, key=lambda e: e.name)
+    except OSError:
+        stats.append([folder, None])
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name != "__pycache__":
+                _code_stats(entry.path, stats)
+        elif entry.name.endswith((".py", ".yaml", ".yml", ".json")):
+            try:
+                st = entry.stat()
+            except OSError:
+                stats.append([entry.path, None])
+                continue
+            stats.append([entry.path, st.st_size, st.st_mtime_ns])
 
 
 def file_digest(path: str | os.PathLike[str]) -> str | None:

@@ -389,3 +389,39 @@ def test_a_forged_slow_pattern_is_refused_not_run(tmp_path: Path, env_file: Path
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("quantdoctor: error: a rule read back from quantdoctor's cache")
     assert done.stderr.count("\n") == 1
+
+
+def test_the_codes_digest_follows_every_source_and_data_file(tmp_path: Path) -> None:
+    """Every kept entry's key holds ``code_digest``: an edit anywhere in the package, even
+    one that keeps the size, is a new key; compiled files are not the code."""
+    import shutil
+
+    from quantdoctor import _dirs
+
+    shutil.copytree(
+        ROOT / "quantdoctor", tmp_path / "quantdoctor", ignore=shutil.ignore_patterns("__pycache__")
+    )
+
+    def digest_now() -> str:  # code_digest() of the copy (it walks its own folder)
+        stats: list[Any] = []
+        _dirs._code_stats(str(tmp_path / "quantdoctor"), stats)
+        assert len(stats) > 50
+        return _dirs.digest(stats)
+
+    first = digest_now()
+    assert digest_now() == first
+    cache = tmp_path / "quantdoctor" / "rules" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "extra.cpython-311.pyc").write_bytes(b"x")
+    assert digest_now() == first
+    seen = {first}
+    core = tmp_path / "quantdoctor" / "rules" / "core.py"
+    stat = core.stat()
+    os.utime(core, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # same size
+    seen.add(digest_now())
+    with (tmp_path / "quantdoctor" / "matrix.yaml").open("a") as f:
+        f.write("\n")
+    seen.add(digest_now())
+    (tmp_path / "quantdoctor" / "cli" / "new.py").write_text("", encoding="utf-8")
+    seen.add(digest_now())
+    assert len(seen) == 4

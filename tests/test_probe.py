@@ -715,3 +715,18 @@ def test_the_first_nvml_that_loads_is_used(machine: Machine, fake_nvml: dict[str
     missing = str(machine.root / "libnvidia-ml.so.1")
     env = machine.probe(nvml_libs=[missing, fake_nvml["ok"]])
     assert len(env["gpus"]) == 2
+
+
+def test_the_probe_searches_sys_path_but_the_standard_librarys_own_folders() -> None:
+    import os
+    import sys
+    import sysconfig
+
+    dirs = ProbeContext().site_dirs
+    stdlib = os.path.dirname(os.__file__)
+    own = (stdlib, os.path.join(stdlib, "lib-dynload"))
+    assert not set(own) & set(dirs)
+    on_path = [p or os.getcwd() for p in sys.path]
+    assert list(dirs) == [p for p in on_path if os.path.isdir(p) and p not in own]
+    purelib = sysconfig.get_paths()["purelib"]
+    assert purelib not in on_path or purelib in dirs

@@ -4,12 +4,14 @@ spellings found in the wild and on random text built from the characters that ma
 
 from __future__ import annotations
 
+import os
 import random
 import re
+from pathlib import Path
 
 from quantdoctor.doctor import _probe_packages as pk
 from quantdoctor.doctor import _probe_util as pu
-from quantdoctor.rules.facts import canonical_name
+from quantdoctor.rules.vocab import canonical_name
 
 ALPHABET = "0123456789abcfgxrdvpost.-_+! \t\n:=\"'AZé٣²{}"
 
@@ -115,3 +117,41 @@ def test_rule_ids_names_and_placeholders_are_their_patterns() -> None:
     for text in _texts(9, texts, 2000):
         want = re.sub(template.TEMPLATE_PATTERN, lambda m: f"<{m.group(1)}>", text)
         assert template.fill(text, lambda key: f"<{key}>") == want, repr(text)
+
+
+def test_metadata_lines_are_splitlines_read_lazily() -> None:
+    rng = random.Random(10)
+    breaks = ["\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", ""]
+    for _ in range(3000):
+        text = "".join(
+            rng.choice(["Version: 1.0", "Name: x", " ", "a" * rng.randrange(12)])
+            + rng.choice(breaks)
+            for _ in range(rng.randrange(12))
+        )
+        head = rng.randrange(1, 40)
+        assert list(pk._lines(text, head)) == text.splitlines(), (repr(text), head)
+
+
+def test_a_site_dir_is_indexed_as_every_entry_read(tmp_path: Path) -> None:
+    """Only entries ending in -info are read; the index is the one reading them all gives."""
+    rng = random.Random(11)
+    names = ["torch-2.13.0.dist-info", "Foo_Bar-1.0.dist-info", "foo.bar-2.0.dist-info"]
+    names += ["nncf-2.0-py3.11.egg-info", "x.egg-info", "torch", "six.py", "a-info", "-info"]
+    names += ["y-1.0.dist-info.bak", "z-1.dist-infox", "Q-1.0.DIST-INFO", "p-1.0.dist-info "]
+    names += ["w-1.0.dist-info\n", "v-2.egg-info\n", "u-1.0.dist-info\n\n"]
+    for round_ in range(30):
+        site = tmp_path / f"site{round_}"
+        site.mkdir()
+        for name in rng.sample(names, rng.randrange(len(names))):
+            (site / name).mkdir()
+        for i in range(rng.randrange(6)):  # near misses the fuzzer makes up
+            word = rng.choice(names)
+            cut = rng.randrange(len(word))
+            (site / f"{word[:cut]}{rng.choice('-_.')}{word[cut:]}{i}").mkdir(exist_ok=True)
+        every: dict[str, str] = {}
+        for entry in sorted(os.listdir(site)):
+            raw = pk.dist_name(entry)
+            if raw is not None:
+                every.setdefault(canonical_name(raw), os.path.join(site, entry))
+        index = pk.index_distributions([str(site)])
+        assert {k: d.path for k, d in index.items()} == every, sorted(os.listdir(site))

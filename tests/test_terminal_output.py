@@ -28,9 +28,9 @@ import pytest
 from envs import RX6800_ZLUDA
 from hostile.cases import ESC, GOOD_ENV
 
-from quantdoctor._printable import paint, styling
-from quantdoctor.doctor import report as report_module
-from quantdoctor.doctor.report import build_report, print_lines, render_env, render_report
+from quantdoctor import _printable
+from quantdoctor._printable import paint, print_lines, styling
+from quantdoctor.doctor.report import build_report, render_env, render_report
 from quantdoctor.rules.evaluate import evaluate_grid
 from quantdoctor.rules.matrix import load_matrix
 
@@ -203,7 +203,7 @@ def test_the_report_in_escape_codes_shows_what_rich_showed(
     style_env: pytest.MonkeyPatch, hostile_lines: list[Any], env: dict[str, str]
 ) -> None:
     ours = printed(hostile_lines, FakeTerminal(), env)
-    style_env.setattr(report_module, "_WINDOWS", True)  # the path rich still takes
+    style_env.setattr(_printable, "_WINDOWS", True)  # the path rich still takes
     theirs = printed(hostile_lines, FakeTerminal(), env)
     assert styled_cells(ours) == styled_cells(theirs)
     assert only_sgr_escapes(ours)

@@ -112,6 +112,30 @@ def probe_context(python: str | None) -> Any:
     return python_context(python)
 
 
+def check_device(env: dict[str, Any], device: int) -> None:
+    """Bad input if ``--device N`` names a GPU this machine does not have."""
+    gpus = env.get("gpus")
+    if device and isinstance(gpus, list) and device >= len(gpus):
+        have = f"GPUs 0..{len(gpus) - 1}" if gpus else "no GPU"
+        raise InvalidInputError(f"--device {device}: this machine has {have}")
+
+
+def collect(
+    deep: bool, device: int, python: str | None = None, packages: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Probe (``python``: another interpreter's packages; ``packages``: more to read), with
+    a spinner on a terminal while the deep (slow) part runs."""
+    from quantdoctor.doctor.probe import probe_dict
+
+    ctx = probe_context(python)
+    if deep and sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status("compiling and running a Triton test kernel ..."):
+            return probe_dict(ctx, deep=True, device=device, packages=packages)
+    return probe_dict(ctx, deep=deep, device=device, packages=packages)
+
+
 def load_env(path: str | None, python: str | None = None, packages: Sequence[str] = ()) -> Any:
     """An Environment from a file, or the probed one (of ``--python``'s interpreter), with
     ``packages`` (those the matrix in hand names: ``matrix.packages()``) read too."""

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quantdoctor.cli.env import check_device, collect
+    from quantdoctor.cli.common import check_device, collect
     from quantdoctor.errors import InvalidInputError
 
     if args.device < 0:
@@ -89,9 +89,13 @@ def run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(dumps(report, indent=2) + "\n")
     else:
-        from quantdoctor.doctor.report import print_lines, render_report
+        from quantdoctor._printable import print_lines
 
-        print_lines(lines or render_report(report, verbose=args.verbose))
+        if lines is None:  # a kept report's lines need no renderer
+            from quantdoctor.doctor.report import render_report
+
+            lines = render_report(report, verbose=args.verbose)
+        print_lines(lines)
     code: int = report["summary"]["exit_code"]
     return code
 

@@ -9,7 +9,7 @@ a generated module of plain assignments (``__version__``, ``cuda``, ``hip``, ``x
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from quantdoctor.doctor._probe_util import (
     Json,
@@ -20,7 +20,7 @@ from quantdoctor.doctor._probe_util import (
     listdir,
     read_text,
 )
-from quantdoctor.rules.facts import canonical_name
+from quantdoctor.rules.vocab import canonical_name
 
 #: What the probe reads besides the distributions the matrix names (its engines and the
 #: packages its rules test: ``rules.named``): what decides backends and kernels, and what
@@ -108,7 +108,9 @@ def index_distributions(site_dirs: Iterable[str]) -> dict[str, Dist]:
     """Canonical name -> the first distribution found, in ``sys.path`` order (as import)."""
     found: dict[str, Dist] = {}
     for site in site_dirs:
-        for entry in listdir(site):
+        # only a metadata entry ends in -info (or -info and a newline, which ``$`` allows):
+        # the others (packages, modules: most of a site dir) need no reading
+        for entry in sorted(e for e in listdir(site, ordered=False) if "-info" in e[-6:]):
             raw = dist_name(entry)
             if raw is None:
                 continue
@@ -124,7 +126,7 @@ def read_version(dist: Dist) -> tuple[str | None, str | None]:
     text = read_text(path, 16384)
     if text is None:
         return None, f"{path} is missing or unreadable"
-    for line in text.splitlines():
+    for line in _lines(text):
         if not line.strip():
             break  # the headers end at the first blank line
         key, sep, value = line.partition(":")
@@ -134,6 +136,18 @@ def read_version(dist: Dist) -> tuple[str | None, str | None]:
                 return version, None
             return None, f"{path} names version {version[:40]!r}, which is not a version"
     return None, f"{path} has no Version header"
+
+
+def _lines(text: str, head: int = 4096) -> Iterator[str]:
+    """``text.splitlines()``, splitting the rest only when the lines of its first ``head``
+    characters are read (the headers are short; a description may be long). Every line of
+    the head but its last, which the cut may shorten, is a line of the whole."""
+    lines = text[:head].splitlines()
+    if len(text) <= head:
+        yield from lines
+        return
+    yield from lines[:-1]
+    yield from text.splitlines()[len(lines) - 1 :]
 
 
 def probe_packages(

@@ -54,9 +54,13 @@ def _getcwd() -> str:
 
 def _default_site_dirs() -> tuple[str, ...]:
     # The directories importlib.metadata would search for this interpreter ("" is the
-    # working directory, which may be gone).
+    # working directory, which may be gone), but the standard library's own two (where
+    # os.py and the compiled modules live): no installer puts a distribution there, and
+    # they hold a few hundred entries to list on every probe.
+    stdlib = os.path.dirname(os.__file__)
+    own = {stdlib, os.path.join(stdlib, "lib-dynload")}
     found = (p or _getcwd() for p in sys.path)
-    return tuple(p for p in found if p and os.path.isdir(p))
+    return tuple(p for p in found if p and p not in own and os.path.isdir(p))
 
 
 def _default_system() -> str:
@@ -154,12 +158,14 @@ def read_text(path: str, limit: int = 65536) -> str | None:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def listdir(path: str) -> list[str]:
-    """Sorted entries, or ``[]`` when the folder is missing or unreadable."""
+def listdir(path: str, *, ordered: bool = True) -> list[str]:
+    """Sorted entries (in the folder's order: not ``ordered``), or ``[]`` when the folder
+    is missing or unreadable."""
     try:
-        return sorted(os.listdir(path))
+        entries = os.listdir(path)
     except OSError:
         return []
+    return sorted(entries) if ordered else entries
 
 
 def which(name: str, environ: Mapping[str, str]) -> str | None:

@@ -9,11 +9,22 @@ timeout. ``probe_dict`` builds the JSON without pydantic, for ``env --json``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 from quantdoctor.doctor._probe_nvidia import VendorResult
-from quantdoctor.doctor._probe_util import DEFAULT_TIMEOUT, Json, Notes, ProbeContext
-from quantdoctor.rules.vocab import BACKEND_TABLE
+from quantdoctor.doctor._probe_util import (
+    DEFAULT_TIMEOUT,
+    Json,
+    Notes,
+    ProbeContext,
+    gib,
+    line_end,
+    listdir,
+    read_text,
+    run_tool,
+)
+from quantdoctor.rules.vocab import BACKEND_TABLE, OS_NAMES
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
@@ -69,15 +80,14 @@ def probe_dict(
     """The Environment JSON as a plain dict (no pydantic): unknown keys are left out,
     and ``notes`` (present only when non-empty) says why each is unknown."""
     from quantdoctor.doctor import _probe_packages as pk
-    from quantdoctor.doctor._probe_system import probe_system
 
     ctx = ctx or ProbeContext()
     notes: Notes = {}
     env: dict[str, Json] = probe_system(ctx, notes)
 
     dists = pk.index_distributions(ctx.site_dirs)
-    from quantdoctor.rules.facts import canonical_name
     from quantdoctor.rules.named import named_packages
+    from quantdoctor.rules.vocab import canonical_name
 
     # every distribution the matrix (and its default overlays) names, so a rule on any
     # package is decided: known absent where it is not installed, not unknown
@@ -125,10 +135,132 @@ def probe_dict(
     return env
 
 
+# ------------------------------------------------------------------- system
+# OS, WSL, architecture and Python: facts the interpreter and the kernel state outright.
+
+
+def probe_system(ctx: ProbeContext, notes: Notes) -> dict[str, Json]:
+    """``os``, ``wsl``, ``arch``, ``python``; a key is left out (and noted) when unknown."""
+    out: dict[str, Json] = {}
+    if ctx.system in OS_NAMES:
+        out["os"] = ctx.system
+    else:
+        notes["os"] = f"{ctx.system!r} is not an OS quantdoctor knows (linux, windows, darwin)"
+    wsl = probe_wsl(ctx, notes)
+    if wsl is not None:
+        out["wsl"] = wsl
+    arch = normalise_arch(ctx.machine)
+    if arch:
+        out["arch"] = arch
+    else:
+        notes["arch"] = "the platform did not name its machine architecture"
+    out["python"] = ctx.python_version
+    return out
+
+
+def probe_wsl(ctx: ProbeContext, notes: Notes) -> bool | None:
+    """Whether this Linux runs under WSL: its kernel release says "microsoft" (WSL1 and 2)."""
+    if ctx.system != "linux":
+        return False
+    # osrelease is one short line; /proc/version is the fallback some sandboxes keep.
+    for rel in ("proc/sys/kernel/osrelease", "proc/version"):
+        text = read_text(ctx.path(rel), 4096)
+        if text is not None:
+            lowered = text.lower()
+            return "microsoft" in lowered or "wsl" in lowered
+    notes["wsl"] = "neither /proc/sys/kernel/osrelease nor /proc/version could be read"
+    return None
+
+
+def normalise_arch(machine: str) -> str:
+    """One spelling per architecture: Windows' ``AMD64`` is ``x86_64``."""
+    m = machine.strip().lower()
+    return {"amd64": "x86_64", "x64": "x86_64", "i686": "x86", "i386": "x86"}.get(m, m)
+
+
+# ---------------------------------------------------------------------- GPUs
+
+
+# ---------------------------------------------------------------- display devices
+# From ``/sys/class/drm/card*/device``: PCI vendor, device, VRAM. No process and no
+# pciutils (``lspci`` is missing in many containers and in WSL), the route llmfit's
+# ``hardware.rs`` takes. Only devices with a bound driver appear here, which is what a GPU
+# needs to be usable.
+
+
+VENDOR_IDS = {"0x10de": "nvidia", "0x1002": "amd", "0x8086": "intel"}
+
+
+def probe_drm(ctx: ProbeContext) -> dict[str, list[dict[str, Json]]]:
+    """Display-class devices by vendor: ``{"amd": [...], "intel": [...], "nvidia": [...]}``."""
+    out: dict[str, list[dict[str, Json]]] = {}
+    base = ctx.path("sys/class/drm")
+    seen: set[str] = set()
+    for card in listdir(base):
+        number = line_end(card).removeprefix("card")
+        if not (card.startswith("card") and number.isdecimal()):  # ^card\d+$
+            continue
+        dev = os.path.join(base, card, "device")
+        real = os.path.realpath(dev)
+        if real in seen:
+            continue
+        seen.add(real)
+        vendor = (read_text(os.path.join(dev, "vendor"), 32) or "").strip().lower()
+        klass = (read_text(os.path.join(dev, "class"), 32) or "").strip().lower()
+        if vendor not in VENDOR_IDS or not klass.startswith("0x03"):
+            continue  # 0x03xxxx is the PCI display class
+        device = (read_text(os.path.join(dev, "device"), 32) or "").strip().lower()
+        name = VENDOR_IDS[vendor]
+        gpu: dict[str, Json] = {"vendor": name, "cuda_cc": None, "gfx": None}
+        label = "AMD" if name == "amd" else name.title()
+        gpu["name"] = f"{label} GPU [{vendor[2:]}:{device[2:]}]"
+        vram = read_text(os.path.join(dev, "mem_info_vram_total"), 64)
+        if vram and vram.strip().isdigit() and int(vram.strip()) > 0:
+            gpu["memory_gb"] = gib(int(vram.strip()))
+        if name == "amd":
+            gpu.pop("gfx")  # unknown until KFD or rocminfo says
+        out.setdefault(name, []).append(gpu)
+    return out
+
+
+_SYCL_GPU = r"^\[[^\]]*level_zero:gpu[^\]]*\](?:\[[^\]]*\])?\s*(.*)$"
+_TRAILING_VERSIONS = r"\s+[\d.]+\s*\[[^\]]*\]\s*$"
+
+
+def parse_sycl_ls(text: str) -> list[str]:
+    """GPU names from ``sycl-ls``'s Level Zero lines, in its order."""
+    import re  # only where the tool ran (re costs a process half its start-up)
+
+    names: list[str] = []
+    for line in text.splitlines():
+        m = re.match(_SYCL_GPU, line.strip())
+        if not m:
+            continue
+        rest = m.group(1)
+        _platform, sep, device = rest.partition(", ")
+        name = re.sub(_TRAILING_VERSIONS, "", device if sep else rest).strip()
+        if name:
+            names.append(name)
+    return names
+
+
+def probe_intel(ctx: ProbeContext, drm_intel: list[dict[str, Json]]) -> VendorResult:
+    """Intel GPUs from DRM, named by ``sycl-ls`` when it is installed (it can crash: bounded)."""
+    if ctx.system != "linux" or not drm_intel:
+        return VendorResult(gpus=[])
+    result = run_tool(("sycl-ls",), ctx)
+    if result.ok:
+        names = parse_sycl_ls(result.stdout)
+        if len(names) == len(drm_intel):
+            return VendorResult(
+                gpus=[{**gpu, "name": n} for gpu, n in zip(drm_intel, names, strict=True)]
+            )
+    return VendorResult(gpus=drm_intel)
+
+
 def _probe_gpus(ctx: ProbeContext) -> tuple[dict[str, VendorResult], list[str]]:
     """Every vendor's GPUs; the second value lists why some vendor's are unknown."""
     from quantdoctor.doctor._probe_amd import probe_amd
-    from quantdoctor.doctor._probe_drm import probe_drm, probe_intel
     from quantdoctor.doctor._probe_nvidia import probe_nvidia
 
     drm = probe_drm(ctx) if ctx.system == "linux" else {}

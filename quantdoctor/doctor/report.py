@@ -8,7 +8,6 @@ finding of the evaluator, named by its rule id.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
@@ -19,6 +18,7 @@ TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     from typing import Any
 
+    from quantdoctor._printable import Line
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Verdict
     from quantdoctor.rules.records import VerdictRecord
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 #: Where to get a torch build for a GPU, per vendor (PyTorch's install selector).
 TORCH_INSTALL = "pip install torch  (https://pytorch.org/get-started/locally/ picks the build)"
-
-Line = list[tuple[str, str]]  # (text, style) segments of one output line; rich's style names
 
 
 # ------------------------------------------------------------------------- checks
@@ -779,115 +777,3 @@ def render_env(env: Mapping[str, Any], *, device: int = 0) -> list[Line]:
         rows.append((f"? {fact}", why))
     width = max(len(k) for k, _ in rows)
     return [[(k.ljust(width) + "  ", "bold"), (v, "")] for k, v in rows]
-
-
-def wrap(line: Line, width: int) -> list[Line]:
-    """One styled line as several of at most ``width`` columns, continued under the text
-    (past the mark or the ``fix:`` label), words kept whole."""
-    text = "".join(t for t, _ in line)
-    if len(text) <= width or not line:
-        return [line]
-    lead = len(line[0][0]) if len(line) > 1 else len(text) - len(text.lstrip())
-    indent = " " * min(lead, width // 2)
-    out: list[Line] = []
-    current: Line = []
-    used = 0
-    for i, (seg, style) in enumerate(line):
-        # each word with the spaces after it: re.split(r"(?<= )", seg)
-        words = [seg] if i == 0 and len(line) > 1 else _after_spaces(seg)
-        for word in words:
-            if used + len(word.rstrip()) > width and used > len(indent):
-                out.append(current)
-                current, used = [(indent, "")], len(indent)
-                word = word.lstrip()
-            current.append((word, style))
-            used += len(word)
-    out.append(current)
-    return out
-
-
-def _after_spaces(text: str) -> list[str]:
-    """``text`` cut after every space (``re.split(r"(?<= )", text)``)."""
-    parts = text.split(" ")
-    return [part + " " for part in parts[:-1]] + parts[-1:]
-
-
-def terminal_width(stream: Any) -> int:
-    """The terminal's width, or ``COLUMNS``, or 100 when output goes to a file or pipe."""
-    import os
-
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 20:
-        return int(columns)
-    try:
-        return max(os.get_terminal_size(stream.fileno()).columns, 40)
-    except (OSError, ValueError, AttributeError):
-        return 100
-
-
-def print_lines(lines: Sequence[Line], stream: Any = None) -> None:
-    """Styled on a terminal, plain text everywhere else; wrapped to the terminal's width
-    either way. Text from outside (GPU names, notes, overlay messages) is made printable
-    first, so the only escape codes written are the styles' own."""
-    from quantdoctor._printable import printable, raw_stream
-
-    out = raw_stream(stream or sys.stdout)  # the styles' codes go to the real stream
-    width = terminal_width(out)
-    safe = [[(printable(t, newlines=True), style) for t, style in line] for line in lines]
-    wrapped = [piece for line in safe for piece in wrap(line, width)]
-    if not out.isatty():
-        out.write("".join("".join(t for t, _ in line).rstrip() + "\n" for line in wrapped))
-    elif _WINDOWS:
-        _print_rich(wrapped, out)
-    else:
-        out.write(styled_text(wrapped, out))
-
-
-#: A Windows console may take no escape codes (before Windows 10, or with virtual terminal
-#: processing off): rich then styles through the console's own calls, so it earns its cost.
-_WINDOWS = sys.platform == "win32"
-
-
-def styled_text(lines: Sequence[Line], stream: Any) -> str:
-    """``lines`` as a terminal shows them, as rich wrote them (``styling`` decides as rich
-    does; tabs to the next stop of 8) without importing rich: the text's own characters,
-    with the styles' escape codes between them."""
-    from quantdoctor._printable import paint, styling
-
-    mode = styling(stream)
-    out: list[str] = []
-    for line in lines:
-        if any("\t" in text for text, _ in line):
-            line = _expand_tabs(line)
-        runs: Line = []  # neighbours of one style written as one run
-        for text, style in line:
-            if runs and runs[-1][1] == style:
-                runs[-1] = (runs[-1][0] + text, style)
-            elif text:
-                runs.append((text, style))
-        out.append("".join(paint(text, style, mode) for text, style in runs) + "\n")
-    return "".join(out)
-
-
-def _expand_tabs(line: Line, size: int = 8) -> Line:
-    column, out = 0, Line()
-    for text, style in line:
-        chars: list[str] = []
-        for char in text:
-            if char == "\t":
-                chars.append(" " * (size - column % size))
-                column += size - column % size
-            else:
-                chars.append(char)
-                column = 0 if char == "\n" else column + 1
-        out.append(("".join(chars), style))
-    return out
-
-
-def _print_rich(lines: Sequence[Line], out: Any) -> None:
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(file=out, highlight=False, soft_wrap=True)
-    for line in lines:
-        console.print(Text.assemble(*line) if line else "")

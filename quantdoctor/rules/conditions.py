@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from quantdoctor.errors import InvalidInputError
-from quantdoctor.rules.facts import Facts, canonical_name, is_known_fact
+from quantdoctor.rules.facts import Facts, is_known_fact
 from quantdoctor.rules.versions import compare as compare_versions
 from quantdoctor.rules.versions import satisfies, valid_specifier, version_key
+from quantdoctor.rules.vocab import canonical_name
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:

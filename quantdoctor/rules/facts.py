@@ -68,14 +68,5 @@ def facts_from_json(data: Mapping[str, Any], *, device: int = 0) -> Facts:
     return out
 
 
-def canonical_name(name: str) -> str:
-    """A distribution name as PyPI normalises it (``packaging.utils.canonicalize_name``,
-    ``re.sub(r"[-_.]+", "-", name).lower()``): ``Optimum_Quanto`` -> ``optimum-quanto``."""
-    name = name.replace("_", "-").replace(".", "-")
-    while "--" in name:
-        name = name.replace("--", "-")
-    return name.lower()
-
-
 def is_known_fact(name: str) -> bool:
     return name in FACT_NAMES or (name.startswith("packages.") and len(name) > len("packages."))

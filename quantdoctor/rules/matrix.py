@@ -24,12 +24,11 @@ from quantdoctor.rules.core import (
     compile_rule,
     is_rule_id,
 )
-from quantdoctor.rules.facts import canonical_name
 from quantdoctor.rules.named import BUILTIN_PATH, default_overlays
 from quantdoctor.rules.records import EngineRecord, RuleRecord, engine_records
 from quantdoctor.rules.records import engine_ok as _engine_ok
 from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
-from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, SEVERITIES
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, SEVERITIES, canonical_name
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:

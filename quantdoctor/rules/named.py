@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-from quantdoctor.rules.facts import canonical_name
+from quantdoctor.rules.vocab import canonical_name
 
 #: The built-in matrix file (a string: pathlib costs the probe's fast path ~3 ms of imports).
 BUILTIN_PATH = os.path.join(

@@ -77,3 +77,12 @@ def suggest(value: str, valid: Iterable[str]) -> str:
     if close:
         text += f" (did you mean {close[0]}?)"
     return text
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name as PyPI normalises it (``packaging.utils.canonicalize_name``,
+    ``re.sub(r"[-_.]+", "-", name).lower()``): ``Optimum_Quanto`` -> ``optimum-quanto``."""
+    name = name.replace("_", "-").replace(".", "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name.lower()
