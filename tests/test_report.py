@@ -10,7 +10,8 @@ import pytest
 from envs import CPU_ONLY, H100_LINUX, RX6800_ZLUDA, with_
 
 from quantdoctor.advise.section import recommendation_section
-from quantdoctor.doctor.report import build_report, print_lines, render_env, render_report
+from quantdoctor._printable import print_lines
+from quantdoctor.doctor.report import build_report, render_env, render_report
 from quantdoctor.rules.evaluate import evaluate_grid
 from quantdoctor.rules.matrix import Matrix, load_matrix
 
