@@ -20,7 +20,11 @@ quantdoctor's own files), ``overlay`` (an overlay's validated rules: its text an
 ``costs`` (the validated cost model), ``engines`` (the built-in matrix's engines alone,
 for ``detect``), ``named`` (the distributions the matrix files name, for the probe: the
 files' paths, sizes and mtimes), ``env`` (an ``--env`` file's validated facts: its
-text), ``report`` (the doctor report: the facts, the flags, the code and the overlays).
+text), ``report`` and ``printed`` (the doctor report, as JSON and as the lines text output
+prints: the facts, the flags, the code and the overlays), ``check`` (a plan's verdict:
+the plan, the facts, the code and the overlays), ``explain`` (the rules with signatures:
+the code and the overlays), ``literals`` (the text each signature's matches hold: the
+code and the patterns).
 What is cached per process, for its life: the built-in matrix and cost model as loaded
 (``rules.matrix._builtin_loaded``, ``rules.records._builtin_engines``,
 ``rules.named._SEEN``, ``advise.recommend._base_costs``/``_merged``), the

@@ -1,11 +1,21 @@
 """The error hierarchy: short, under one root, each subclassing the builtin a caller
-would already catch (as ``packaging`` does)."""
+would already catch (as ``packaging`` does); and how an outcome is shown and returned,
+defined once for the report and every command: ``MARKS`` and ``STYLES`` are flutter
+doctor's marks and their rich styles, ``EXIT_*`` the process exit codes (the README
+documents them; bad input, any ``InvalidInputError``, is ``EXIT_BAD_INPUT``)."""
 
 from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     from quantdoctor.rules.models import Verdict
+
+
+#: ``-`` is a neutral fact (nothing to fix).
+MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "unknown": "?", "none": "-"}
+STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "unknown": "magenta", "none": "dim"}
+
+EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
 class QuantDoctorError(Exception):

@@ -373,9 +373,35 @@ def test_a_kept_report_prints_as_a_fresh_one(tmp_path: Path) -> None:
         again = run(cache, *flags)  # prints the kept lines
         assert fresh.stdout == first.stdout == again.stdout, flags
         assert fresh.returncode == first.returncode == again.returncode
-    entries = sorted(store(cache).glob("report-*.json"))
-    assert len(entries) == 2
-    assert all(read(e)[1]["lines"] for e in entries)  # type: ignore[index]
+    assert len(list(store(cache).glob("report-*.json"))) == 2  # the JSON, for --json
+    printed = sorted(store(cache).glob("printed-*.json"))  # what text output reads
+    assert len(printed) == 2
+    assert all(read(e)[1]["lines"] for e in printed)  # type: ignore[index]
+    # without its printed entry, a kept report is rendered again, to the same text
+    for entry in printed:
+        entry.unlink()
+    assert run(cache, "-v").stdout == fresh.stdout
+
+
+def test_forged_printed_lines_are_not_shown_as_this_machines(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = run(cache)
+    [entry] = store(cache).glob("printed-*.json")
+    _forge(entry, lambda d: d["lines"].append([["FORGED", "red"]]))
+    assert "FORGED" in run(cache).stdout  # the shape holds: the entry is this user's own
+    _forge(entry, lambda d: d["inputs"]["env"].__setitem__("os", "FORGEDOS"))
+    again = run(cache)
+    assert (again.stdout, again.returncode) == (first.stdout, first.returncode)
+    for bad in ({"exit_code": 7}, {"exit_code": True}, {"lines": [["x"]]}, {"lines": "x"}):
+        entry.unlink()
+        run(cache, "--no-cache")  # keeps nothing
+        for kept in store(cache).glob("report-*.json"):
+            kept.unlink()
+        run(cache)  # keeps both afresh
+        [entry] = store(cache).glob("printed-*.json")
+        _forge(entry, lambda d, bad=bad: d.update(bad))  # type: ignore[misc]
+        again = run(cache)
+        assert (again.stdout, again.returncode) == (first.stdout, first.returncode), bad
 
 
 def test_a_forged_slow_pattern_is_refused_not_run(tmp_path: Path, env_file: Path) -> None:

@@ -283,7 +283,7 @@ def test_paint_writes_rich_s_codes_line_by_line() -> None:
 
 
 def test_every_style_the_renderers_use_has_codes() -> None:
-    from quantdoctor._outcome import STYLES
+    from quantdoctor.errors import STYLES
 
     for style in (*STYLES.values(), "bold", "cyan", "dim"):
         assert paint("x", style).startswith("\x1b[")

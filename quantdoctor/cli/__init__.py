@@ -10,8 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from quantdoctor._outcome import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
-from quantdoctor.errors import InvalidInputError
+from quantdoctor.errors import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, InvalidInputError
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from quantdoctor._outcome import EXIT_BAD_INPUT
 from quantdoctor.cli import COMMANDS, EXIT_CODES, REPORT_MODULE, _load
+from quantdoctor.errors import EXIT_BAD_INPUT
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):

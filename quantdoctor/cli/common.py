@@ -5,17 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from quantdoctor._outcome import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN
-from quantdoctor._outcome import MARKS as _MARKS
-from quantdoctor._outcome import STYLES as _STYLES
-from quantdoctor.errors import InvalidInputError
+from quantdoctor.errors import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN, InvalidInputError
+from quantdoctor.errors import MARKS as _MARKS
+from quantdoctor.errors import STYLES as _STYLES
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-#: A verdict's status -> the mark, style and exit code of its outcome (``_outcome``).
+#: A verdict's status -> the mark, style and exit code of its outcome (``errors``).
 _OUTCOME = {"ok": "ok", "warn": "warn", "blocked": "fail", "unknown": "unknown"}
 MARKS = {status: _MARKS[o] for status, o in _OUTCOME.items()}
 STYLES = {status: _STYLES[o] for status, o in _OUTCOME.items()}

@@ -8,9 +8,10 @@ the costs) and this package's code. Building it costs pydantic, the matrix and t
 whole grid of verdicts, ten times what probing costs, so the report of a probe is kept
 in quantdoctor's cache folder (``quantdoctor._dirs``: plain JSON, checked on read) under
 a key of all those inputs (facts as probed, flags, and the size and mtime of every file
-of the package and of every overlay) and read back while none of them changes; the
-entry repeats the facts and flags it was built from, and is used only when they equal
-this run's. ``--env FILE`` reports are not cached, nor anything when the cache dir
+of the package and of every overlay) and read back while none of them changes: as JSON
+(``report``) and as the lines and exit code text output prints (``printed``, a tenth of
+its size). Each entry repeats the facts and flags it was built from, and is used only
+when they equal this run's. ``--env FILE`` reports are not cached, nor anything when the cache dir
 is not writable.
 """
 
@@ -58,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
     if args.device < 0:
         raise InvalidInputError(f"--device {args.device}: must be 0 or more")
     report: dict[str, Any] | None = None
-    lines: list[list[tuple[str, str]]] | None = None  # a kept report's, rendered
     if args.env:
         from quantdoctor.rules.envfile import load_env_file
 
@@ -73,7 +73,14 @@ def run(args: argparse.Namespace) -> int:
         env = collect(args.deep, args.device, getattr(args, "python", None), named)
         check_device(env, args.device)
         key = None if args.no_cache else cache_key(env, args)
-        report, lines = read_cached(key, env, args) if key else (None, None)
+        if key and not args.json:
+            printed = read_printed(key, env, args)
+            if printed is not None:  # a kept report's lines and exit code: all text needs
+                from quantdoctor._printable import print_lines
+
+                print_lines(printed[1])
+                return printed[0]
+        report = read_cached(key, env, args) if key else None
         if report is None:
             report = build(env, args, source="probed")
             if getattr(args, "python", None):
@@ -90,12 +97,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(dumps(report, indent=2) + "\n")
     else:
         from quantdoctor._printable import print_lines
+        from quantdoctor.doctor.report import render_report
 
-        if lines is None:  # a kept report's lines need no renderer
-            from quantdoctor.doctor.report import render_report
-
-            lines = render_report(report, verbose=args.verbose)
-        print_lines(lines)
+        print_lines(render_report(report, verbose=args.verbose))
     code: int = report["summary"]["exit_code"]
     return code
 
@@ -154,25 +158,33 @@ def _inputs(env: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-#: A kept report and its rendered lines (``None``: render them).
-Cached = tuple[dict[str, "Any"], list[list[tuple[str, str]]] | None]
-
-
-def read_cached(
-    key: str, env: dict[str, Any], args: argparse.Namespace
-) -> Cached | tuple[None, None]:
-    """The report stored for ``key``, if it was made from these very facts and flags,
-    and its lines as ``render_report`` gave them (printing those needs no rendering)."""
+def read_cached(key: str, env: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None:
+    """The report stored for ``key``, if it was made from these very facts and flags."""
     entry = read_entry("report", key)
     if not isinstance(entry, dict) or entry.get("inputs") != _inputs(env, args):
-        return None, None  # none, torn, foreign, or forged for another machine: rebuild
+        return None  # none, torn, foreign, or forged for another machine: rebuild
     report = entry.get("report")
     if not isinstance(report, dict) or not isinstance(report.get("summary"), dict):
-        return None, None
+        return None
     code = report["summary"].get("exit_code")
     if code not in (0, 1, 3) or isinstance(code, bool):
-        return None, None
-    return report, _lines(entry.get("lines"))
+        return None
+    return report
+
+
+def read_printed(
+    key: str, env: dict[str, Any], args: argparse.Namespace
+) -> tuple[int, list[list[tuple[str, str]]]] | None:
+    """The exit code and rendered lines kept for ``key`` (``write_cached``'s ``printed``
+    entry: a tenth of the report's JSON, which text output never reads), if made from
+    these very facts and flags."""
+    entry = read_entry("printed", key)
+    if not isinstance(entry, dict) or entry.get("inputs") != _inputs(env, args):
+        return None
+    code, lines = entry.get("exit_code"), _lines(entry.get("lines"))
+    if code not in (0, 1, 3) or isinstance(code, bool) or lines is None:
+        return None
+    return code, lines
 
 
 def _lines(data: Any) -> list[list[tuple[str, str]]] | None:
@@ -200,5 +212,7 @@ def write_cached(
     from quantdoctor.doctor.report import render_report
 
     lines = render_report(report, verbose=bool(args.verbose))
-    entry = {"inputs": _inputs(env, args), "report": report, "lines": lines}
-    write_entry("report", key, entry, keep=KEEP)
+    inputs = _inputs(env, args)
+    write_entry("report", key, {"inputs": inputs, "report": report}, keep=KEEP)
+    code = report["summary"]["exit_code"]
+    write_entry("printed", key, {"inputs": inputs, "exit_code": code, "lines": lines}, keep=KEEP)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
-from quantdoctor._outcome import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN, MARKS, STYLES
+from quantdoctor.errors import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN, MARKS, STYLES
 from quantdoctor.rules.vocab import BACKEND_ROWS, OFFLOADS
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
