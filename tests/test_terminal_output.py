@@ -295,3 +295,50 @@ def test_check_and_matrix_colour_codes_are_unchanged(style_env: pytest.MonkeyPat
     paint_here = painter(FakeTerminal())
     assert paint_here("✗", "red") == "\x1b[31m✗\x1b[0m"
     assert painter(io.StringIO())("✗", "red") == "✗"
+
+
+# ------------------------------------ every command styles a terminal as the report does
+
+
+@pytest.mark.parametrize(
+    ("extra", "want"),
+    [
+        ({}, "colour"),
+        ({"NO_COLOR": "1"}, "attributes"),
+        ({"TERM": "dumb"}, ""),
+        ({"FORCE_COLOR": ""}, ""),
+        ({"TTY_COMPATIBLE": "0"}, ""),
+    ],
+    ids=["colour", "NO_COLOR", "TERM=dumb", "FORCE_COLOR=", "TTY_COMPATIBLE=0"],
+)
+def test_check_styles_a_terminal_as_the_report_does(
+    tmp_path: Path, extra: dict[str, str], want: str
+) -> None:
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps(HOSTILE), encoding="utf-8")
+    argv = [sys.executable, "-m", "quantdoctor", "check", "--engine", "quanto"]
+    argv += ["--scheme", "qint8", "--env", str(path), "--no-cache"]
+    env = {**clean_env(), **extra}
+    check, report = on_terminal(argv, env, 120), on_terminal(argv[:3] + argv[-3:], env, 120)
+    for out in (check, report):
+        words = {w for codes in SGR.findall(out) for w in codes.split(";")} - {"0", ""}
+        if want == "colour":
+            assert words - {"1", "2", "3", "4"}, out  # a colour, not only attributes
+        elif want == "attributes":  # bold and dim stay (the report has some), colours go
+            assert words <= {"1", "2", "3", "4"} and (words or out is check), out
+        else:
+            assert not words, out
+        assert only_sgr_escapes(out)
+
+
+def test_a_non_empty_force_color_styles_a_pipe(tmp_path: Path) -> None:
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps(HOSTILE), encoding="utf-8")
+    argv = [sys.executable, "-m", "quantdoctor", "check", "--engine", "quanto"]
+    argv += ["--scheme", "qint8", "--env", str(path), "--no-cache"]
+    piped = subprocess.run(
+        argv, capture_output=True, text=True, env=clean_env(FORCE_COLOR="1"), timeout=LIMIT_S
+    )
+    assert SGR.search(piped.stdout), piped.stdout
+    plain = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), timeout=LIMIT_S)
+    assert not SGR.search(plain.stdout)

@@ -258,28 +258,17 @@ def clean(text: str) -> str:
     return printable(text)
 
 
-def colour_on(stream: Any = None) -> bool:
-    """Colour for ``check`` and ``matrix``: a terminal, unless NO_COLOR or TERM=dumb; a
-    non-empty FORCE_COLOR wins over both, on a pipe too. (The report and ``env`` decide as
-    rich does, ``_printable.styling``: there NO_COLOR keeps bold and dim, TERM=dumb wins.)"""
-    import os
-
-    stream = stream or sys.stdout
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
 def painter(stream: Any = None) -> Any:
-    """``paint(text, style)``: ANSI colour on a terminal, the text alone elsewhere."""
-    if not colour_on(stream):
-        return lambda text, style: text
-    from quantdoctor._printable import paint
+    """``paint(text, style)`` for a command's own lines, styled as the report styles its
+    (``_printable.styling``, rich's rule): colour on a terminal, bold and dim alone under
+    NO_COLOR, the text alone on a pipe, under TERM=dumb or with FORCE_COLOR set empty; a
+    non-empty FORCE_COLOR (or TTY_COMPATIBLE=1) styles a pipe too."""
+    from quantdoctor._printable import paint, styling
 
-    return paint
+    mode = styling(stream or sys.stdout)
+    if not mode:
+        return lambda text, style: text
+    return lambda text, style: paint(text, style, mode)
 
 
 def write_lines(lines: list[str]) -> None:
