@@ -155,3 +155,42 @@ def test_a_site_dir_is_indexed_as_every_entry_read(tmp_path: Path) -> None:
                 every.setdefault(canonical_name(raw), os.path.join(site, entry))
         index = pk.index_distributions([str(site)])
         assert {k: d.path for k, d in index.items()} == every, sorted(os.listdir(site))
+
+
+def _mutants(seed: int, words: list[str], alphabet: str, n: int = 6000) -> list[str]:
+    rng = random.Random(seed)
+    out = list(words)
+    for _ in range(n):
+        chars = list(rng.choice(words) + rng.choice(["", " ", "\n"]) + rng.choice(words))
+        for _ in range(rng.randrange(4)):
+            pos = rng.randrange(len(chars) + 1)
+            op = rng.randrange(3)
+            if op == 0:
+                chars.insert(pos, rng.choice(alphabet))
+            elif chars and op == 1:
+                del chars[min(pos, len(chars) - 1)]
+            elif chars:
+                chars[min(pos, len(chars) - 1)] = rng.choice(alphabet)
+        out.append("".join(chars))
+    return out
+
+
+def test_the_reports_fix_readers_are_their_patterns() -> None:
+    from quantdoctor.doctor import report
+
+    fixes = ["use model offload", "model-level offload", "enable_model_cpu_offload", "offload"]
+    fixes += ["group offloading", "xmodel offload", "model offload_x", "Model offload", "é"]
+    fixes += ["balanced level offload", "sequential  offload", "enable_group_offload()"]
+    fixes += ["enable_sequential_cpu_offload", "group offload٣", "_group offload", "model offload."]
+    for text in _mutants(12, fixes, "ml -_.\nxé٣offload"):
+        want = {w for m in re.finditer(report._OFFLOAD_WORDS, text) for w in m.groups() if w}
+        assert report.offloads_named(text) == want, repr(text)
+    calls = ["pipe.enable_model_cpu_offload()", "pipe.transformer.enable_group_offload(a, b=1)"]
+    calls += ["pipe.x(\n)", "(a)\n", "a(b)(c)", "pipe.(x)", "x(y)\n\n", "pipe.transformer(x)", "()"]
+    for text in _mutants(13, calls, "()\n.pipe x"):
+        assert report._bare_call(text) == re.sub(report._CALL_DRESS, "", text), repr(text)
+    installs = ["pip install torchao", "python -m pip install -U diffusers", "pip install", "x"]
+    installs += ['"C:/a b/python.exe" -m pip install "auto-round>=0.13.0"', "pip install a b"]
+    for text in _mutants(14, installs, " \t\n\u00a0pi-x"):
+        m = re.fullmatch(r"(.*pip install) (\S+)", text)
+        assert report._install_parts(text) == (m.groups() if m else None), repr(text)

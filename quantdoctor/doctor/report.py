@@ -229,23 +229,47 @@ _OFFLOAD_WORDS = (
 )
 
 
+_OFFLOAD_CALLS = {
+    "enable_model_cpu_offload": "model",
+    "enable_sequential_cpu_offload": "sequential",
+    "enable_group_offload": "group",
+}
+
+
 def offloads_named(fix: str) -> set[str]:
-    """The offload modes a fix text recommends (``use model offload`` -> ``{"model"}``)."""
+    """The offload modes a fix text recommends (``use model offload`` -> ``{"model"}``):
+    what ``_OFFLOAD_WORDS`` finds, read with ``str`` methods (``re`` costs a process half
+    its start-up; ``tests/test_probe_patterns.py`` holds the two to the same answers)."""
     if "offload" not in fix:
         return set()
-    import re  # building a report only: printing a kept one needs none (half a start-up)
+    found = {word for call, word in _OFFLOAD_CALLS.items() if call in fix}
+    for word in ("model", "sequential", "balanced", "group"):
+        start = fix.find(word)
+        while start >= 0:
+            if start == 0 or not _is_word(fix[start - 1]):
+                rest = fix[start + len(word) :]
+                for tail in (" offload", "-level offload", " level offload"):
+                    end = len(tail)
+                    if rest.startswith(tail) and not (len(rest) > end and _is_word(rest[end])):
+                        found.add(word)
+            start = fix.find(word, start + 1)
+    return found
 
-    return {word for m in re.finditer(_OFFLOAD_WORDS, fix) for word in m.groups() if word}
+
+def _is_word(char: str) -> bool:
+    """``\\w`` on ``str``: a letter, a digit or a numeral in any script, or ``_``."""
+    return char.isalnum() or char == "_"
 
 
 @lru_cache(maxsize=1)
 def _apps() -> dict[str, Any]:
-    import json
     import os
+
+    from quantdoctor._json import loads
 
     path = os.path.join(os.path.dirname(__file__), "apps.json")
     with open(path, encoding="utf-8") as f:
-        data: dict[str, Any] = json.load(f)
+        data: dict[str, Any] = loads(f.read())
     data.pop("_about", None)
     return data
 
@@ -274,12 +298,33 @@ def fix_for_app(fix: str, app: str | None) -> str:
         spec = _apps()[name]
         ways = [spec["offload"][o] for o in named if o in spec["offload"]]
         # a fix that already names diffusers' method needs it not twice
-        import re
-
-        ways = [w for w in ways if re.sub(r"^pipe(\.transformer)?\.|\(.*\)$", "", w) not in fix]
+        ways = [w for w in ways if _bare_call(w) not in fix]
         if ways:
             said.append(f"{spec['name']}: {'; '.join(dict.fromkeys(ways))}")
     return fix if not said else f"{fix} ({' | '.join(said)})"
+
+
+#: What ``_bare_call`` removes (the grammar: ``tests/test_probe_patterns.py`` holds the
+#: two to the same answers).
+_CALL_DRESS = r"^pipe(\.transformer)?\.|\(.*\)$"
+
+
+def _bare_call(way: str) -> str:
+    """``re.sub(_CALL_DRESS, "", way)``: diffusers' method without ``pipe.`` and its
+    arguments (``pipe.enable_model_cpu_offload()`` -> ``enable_model_cpu_offload``)."""
+    for head in ("pipe.transformer.", "pipe."):
+        if way.startswith(head):
+            way = way[len(head) :]
+            break
+    # "\(.*\)$": from the first "(" after which no newline comes before a ")" that ends
+    # the text (or stands before its one final newline)
+    body, final = (way[:-1], "\n") if way.endswith("\n") else (way, "")
+    start = body.find("(")
+    while start >= 0:
+        if body.endswith(")") and len(body) - start >= 2 and "\n" not in body[start:]:
+            return way[:start] + final
+        start = body.find("(", start + 1)
+    return way
 
 
 def for_interpreter(report: dict[str, Any], exe: str) -> None:
@@ -633,13 +678,25 @@ def render_report(report: Mapping[str, Any], *, verbose: bool = False) -> list[L
 def _one_install(engines: Sequence[Mapping[str, Any]]) -> str:
     """``pip install a b c`` for engines whose install commands differ only in the
     package; otherwise each command, separated by ``;``."""
-    import re
-
-    found = [re.fullmatch(r"(.*pip install) (\S+)", e["install"] or "") for e in engines]
-    heads = {m.group(1) for m in found if m}
+    found = [_install_parts(e["install"] or "") for e in engines]
+    heads = {m[0] for m in found if m}
     if all(found) and len(heads) == 1:
-        return f"{heads.pop()} " + " ".join(m.group(2) for m in found if m)
+        return f"{heads.pop()} " + " ".join(m[1] for m in found if m)
     return "; ".join(e["install"] for e in engines)
+
+
+def _install_parts(command: str) -> tuple[str, str] | None:
+    """``re.fullmatch(r"(.*pip install) (\\S+)", command).groups()``, by hand: the text up to
+    and with ``pip install``, and the one word after it, which ends the command."""
+    if "\n" in command:
+        return None  # "." and "\\S" take no newline
+    cut = len(command) - 1
+    while cut >= 0 and not command[cut].isspace():
+        cut -= 1
+    head, word = command[: max(cut, 0)], command[cut + 1 :]
+    if cut < 0 or command[cut] != " " or not word or not head.endswith("pip install"):
+        return None
+    return head, word
 
 
 def _engine_head(e: Mapping[str, Any]) -> Line:
