@@ -118,3 +118,82 @@ def test_python_m_ends_with_mains_code(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "nope" in done.stderr
+
+
+HOST = """\
+import atexit, gc, runpy, sys
+if {atexit}:
+    atexit.register(lambda: None)
+sys.argv = ["quantdoctor", "env", "--json"]
+try:
+    runpy.run_module("quantdoctor", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    print("host goes on after exit", exc.code, "gc", gc.isenabled())
+"""
+
+
+def test_a_program_started_with_python_m_goes_on_after_quantdoctor(tmp_path: Path) -> None:
+    """``python -m cProfile -m quantdoctor``, a debugger, a host module: quantdoctor runs
+    inside another program that was itself started with ``-m``."""
+    for with_atexit in (False, True):
+        (tmp_path / "hostprog.py").write_text(HOST.format(atexit=with_atexit), encoding="utf-8")
+        env = _env(tmp_path)
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+        done = subprocess.run(
+            [sys.executable, "-m", "hostprog"],
+            capture_output=True,
+            text=True,
+            timeout=LIMIT_S,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.rstrip().endswith("host goes on after exit 0 gc True"), done.stdout
+
+
+def test_cprofile_of_python_m_quantdoctor_prints_its_profile(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-m", "quantdoctor", "env", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "function calls" in done.stdout
+
+
+WITNESS = """\
+import sys
+class _Witness:
+    def __del__(self):
+        sys.__stderr__.write("teardown ran\\n")
+sys._quantdoctor_witness = _Witness()
+"""
+
+
+def test_python_m_quantdoctor_skips_the_teardown_and_a_host_does_not(tmp_path: Path) -> None:
+    witness = tmp_path / "witness"
+    witness.mkdir()
+    (witness / "sitecustomize.py").write_text(WITNESS, encoding="utf-8")
+    env = _env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([str(witness), env.get("PYTHONPATH", "")])
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *argv],
+            capture_output=True,
+            text=True,
+            timeout=LIMIT_S,
+            env=env,
+            cwd=tmp_path,
+        )
+
+    assert "teardown ran" in run("-c", "pass").stderr  # the witness sees a teardown
+    done = run("-m", "quantdoctor", "env", "--json")
+    assert done.returncode == 0, done.stderr
+    json.loads(done.stdout)
+    assert "teardown ran" not in done.stderr
+    hosted = run("-m", "cProfile", "-m", "quantdoctor", "env", "--json")
+    assert "teardown ran" in hosted.stderr and "function calls" in hosted.stdout

@@ -144,7 +144,12 @@ def command() -> NoReturn:
     # A command's objects live until it ends and form no cycles worth a collector's pass:
     # the passes cost an uncached report a tenth of its time and free nothing.
     gc.disable()
-    end(main())
+    try:
+        code = main()
+    except BaseException:
+        gc.enable()  # the process goes on (an embedding program, a debugger): as it was
+        raise
+    end(code)
 
 
 def end(code: int) -> NoReturn:
@@ -152,15 +157,18 @@ def end(code: int) -> NoReturn:
     nothing is left to run at exit (no ``atexit`` callback, no other thread, no ``-i``),
     the interpreter's teardown, which frees every module and object one by one and costs
     a short command a tenth of its time, is skipped (``os._exit``)."""
+    import gc
     import os
 
     try:
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             if stream is not None:
                 stream.flush()
+        idle = _idle_at_exit()
     except (OSError, ValueError):
-        raise SystemExit(code) from None  # the interpreter's own exit says or silences it
-    if not _idle_at_exit():
+        idle = False  # the interpreter's own exit says or silences it
+    if not idle:
+        gc.enable()  # what runs at exit (or after, in a program that catches it) collects
         raise SystemExit(code)
     os._exit(code)
 
