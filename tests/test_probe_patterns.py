@@ -155,6 +155,11 @@ def test_a_site_dir_is_indexed_as_every_entry_read(tmp_path: Path) -> None:
                 every.setdefault(canonical_name(raw), os.path.join(site, entry))
         index = pk.index_distributions([str(site)])
         assert {k: d.path for k, d in index.items()} == every, sorted(os.listdir(site))
+        wanted = set(rng.sample(sorted(every) + ["absent"], min(3, len(every) + 1)))
+        some = pk.index_distributions([str(site)], wanted=wanted)
+        assert {k: d.path for k, d in some.items()} == {
+            k: p for k, p in every.items() if k in wanted
+        }
 
 
 def _mutants(seed: int, words: list[str], alphabet: str, n: int = 6000) -> list[str]:

@@ -9,7 +9,7 @@ a generated module of plain assignments (``__version__``, ``cuda``, ``hip``, ``x
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 
 from quantdoctor.doctor._probe_util import (
     Json,
@@ -104,8 +104,11 @@ class Dist:
         return self.path  # a single-file .egg-info is the PKG-INFO itself
 
 
-def index_distributions(site_dirs: Iterable[str]) -> dict[str, Dist]:
-    """Canonical name -> the first distribution found, in ``sys.path`` order (as import)."""
+def index_distributions(
+    site_dirs: Iterable[str], wanted: Container[str] | None = None
+) -> dict[str, Dist]:
+    """Canonical name -> the first distribution found, in ``sys.path`` order (as import);
+    only those ``wanted`` names (canonical), when given."""
     found: dict[str, Dist] = {}
     for site in site_dirs:
         # only a metadata entry ends in -info (or -info and a newline, which ``$`` allows):
@@ -115,7 +118,7 @@ def index_distributions(site_dirs: Iterable[str]) -> dict[str, Dist]:
             if raw is None:
                 continue
             name = canonical_name(raw)
-            if name not in found:
+            if name not in found and (wanted is None or name in wanted):
                 found[name] = Dist(name=name, path=os.path.join(site, entry), site=site)
     return found
 

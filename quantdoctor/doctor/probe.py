@@ -85,7 +85,6 @@ def probe_dict(
     notes: Notes = {}
     env: dict[str, Json] = probe_system(ctx, notes)
 
-    dists = pk.index_distributions(ctx.site_dirs)
     from quantdoctor.rules.named import named_packages
     from quantdoctor.rules.vocab import canonical_name
 
@@ -93,6 +92,7 @@ def probe_dict(
     # package is decided: known absent where it is not installed, not unknown
     named = named_packages()
     names = list(dict.fromkeys([*named, *pk.PACKAGES, *(canonical_name(p) for p in packages)]))
+    dists = pk.index_distributions(ctx.site_dirs, wanted={*names, "torch", *pk.TRITON_DISTS})
     pkgs = pk.probe_packages(dists, names, notes)
     torch = pk.probe_torch(ctx, dists, notes)
     gpus_by_vendor, gpu_notes = _probe_gpus(ctx)
