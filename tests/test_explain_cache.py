@@ -17,8 +17,8 @@ from quantdoctor.cli.explain import signature_rules
 from quantdoctor.rules.explain import explain_full, explain_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_caches import _forge, run, store  # noqa: E402
-from test_explain_corpus import case_text, corpus  # noqa: E402
+from test_caches import _forge, run, store
+from test_explain_corpus import case_text, corpus
 
 QUANTO = "QBytesTensor.__new__() missing 5 required positional arguments"
 OVERLAY = """\

@@ -16,21 +16,27 @@ from quantdoctor.rules.vocab import canonical_name
 ALPHABET = "0123456789abcfgxrdvpost.-_+! \t\n:=\"'AZé٣²{}"
 
 
-def _texts(seed: int, words: list[str], n: int = 4000) -> list[str]:
+def _texts(
+    seed: int, words: list[str], n: int = 4000, alphabet: str = ALPHABET, joined: bool = False
+) -> list[str]:
+    """``words``, then ``n`` of them with up to three characters of ``alphabet`` inserted,
+    deleted or replaced (``joined``: two words run together, as in a fix or a command)."""
     rng = random.Random(seed)
     out = list(words)
     for _ in range(n):
         base = rng.choice(words)
+        if joined:
+            base += rng.choice(["", " ", "\n"]) + rng.choice(words)
         chars = list(base)
         for _ in range(rng.randrange(4)):
             op = rng.randrange(3)
             pos = rng.randrange(len(chars) + 1)
             if op == 0:
-                chars.insert(pos, rng.choice(ALPHABET))
+                chars.insert(pos, rng.choice(alphabet))
             elif chars and op == 1:
                 del chars[min(pos, len(chars) - 1)]
             elif chars:
-                chars[min(pos, len(chars) - 1)] = rng.choice(ALPHABET)
+                chars[min(pos, len(chars) - 1)] = rng.choice(alphabet)
         out.append("".join(chars))
     return out
 
@@ -97,12 +103,12 @@ def test_version_py_lines_are_the_assignment_pattern() -> None:
 
 
 def test_rule_ids_names_and_placeholders_are_their_patterns() -> None:
-    from quantdoctor.rules import core, template
+    from quantdoctor.rules import core, template, vocab
 
     ids = ["quanto.offload.balanced", "a.b", "a", "a.", ".a", "A.b", "a.b-c.d_e", "a-b.c"]
     ids += ["a.b\n", "a..b", "a.b\n\n", "ä.b", "sdnq.te.unsaved"]
     for text in _texts(7, ids):
-        assert core.is_rule_id(text) == bool(re.match(r"^[a-z0-9_]+(\.[a-z0-9_\-]+)+$", text))
+        assert vocab.is_rule_id(text) == bool(re.match(r"^[a-z0-9_]+(\.[a-z0-9_\-]+)+$", text))
     names = ["quanto", "Q4_K", "float8_e4m3fn", "-x", "x y", "", "a\n", "é", "nf4.v2"]
     for text in _texts(8, names):
         ok = bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", text))
@@ -155,29 +161,11 @@ def test_a_site_dir_is_indexed_as_every_entry_read(tmp_path: Path) -> None:
                 every.setdefault(canonical_name(raw), os.path.join(site, entry))
         index = pk.index_distributions([str(site)])
         assert {k: d.path for k, d in index.items()} == every, sorted(os.listdir(site))
-        wanted = set(rng.sample(sorted(every) + ["absent"], min(3, len(every) + 1)))
+        wanted = set(rng.sample([*sorted(every), "absent"], min(3, len(every) + 1)))
         some = pk.index_distributions([str(site)], wanted=wanted)
         assert {k: d.path for k, d in some.items()} == {
             k: p for k, p in every.items() if k in wanted
         }
-
-
-def _mutants(seed: int, words: list[str], alphabet: str, n: int = 6000) -> list[str]:
-    rng = random.Random(seed)
-    out = list(words)
-    for _ in range(n):
-        chars = list(rng.choice(words) + rng.choice(["", " ", "\n"]) + rng.choice(words))
-        for _ in range(rng.randrange(4)):
-            pos = rng.randrange(len(chars) + 1)
-            op = rng.randrange(3)
-            if op == 0:
-                chars.insert(pos, rng.choice(alphabet))
-            elif chars and op == 1:
-                del chars[min(pos, len(chars) - 1)]
-            elif chars:
-                chars[min(pos, len(chars) - 1)] = rng.choice(alphabet)
-        out.append("".join(chars))
-    return out
 
 
 def test_the_reports_fix_readers_are_their_patterns() -> None:
@@ -187,15 +175,15 @@ def test_the_reports_fix_readers_are_their_patterns() -> None:
     fixes += ["group offloading", "xmodel offload", "model offload_x", "Model offload", "é"]
     fixes += ["balanced level offload", "sequential  offload", "enable_group_offload()"]
     fixes += ["enable_sequential_cpu_offload", "group offload٣", "_group offload", "model offload."]
-    for text in _mutants(12, fixes, "ml -_.\nxé٣offload"):
+    for text in _texts(12, fixes, 6000, "ml -_.\nxé٣offload", joined=True):
         want = {w for m in re.finditer(report._OFFLOAD_WORDS, text) for w in m.groups() if w}
         assert report.offloads_named(text) == want, repr(text)
     calls = ["pipe.enable_model_cpu_offload()", "pipe.transformer.enable_group_offload(a, b=1)"]
     calls += ["pipe.x(\n)", "(a)\n", "a(b)(c)", "pipe.(x)", "x(y)\n\n", "pipe.transformer(x)", "()"]
-    for text in _mutants(13, calls, "()\n.pipe x"):
+    for text in _texts(13, calls, 6000, "()\n.pipe x", joined=True):
         assert report._bare_call(text) == re.sub(report._CALL_DRESS, "", text), repr(text)
     installs = ["pip install torchao", "python -m pip install -U diffusers", "pip install", "x"]
     installs += ['"C:/a b/python.exe" -m pip install "auto-round>=0.13.0"', "pip install a b"]
-    for text in _mutants(14, installs, " \t\n\u00a0pi-x"):
+    for text in _texts(14, installs, 6000, " \t\n\u00a0pi-x", joined=True):
         m = re.fullmatch(r"(.*pip install) (\S+)", text)
         assert report._install_parts(text) == (m.groups() if m else None), repr(text)

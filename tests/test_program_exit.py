@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 LIMIT_S = 120
 
@@ -19,15 +20,22 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _program(code: str, tmp_path: Path, **kw: object) -> subprocess.CompletedProcess[str]:
+def _python(
+    tmp_path: Path, *argv: str, first_on_path: Path | None = None, stdout: Any = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    """This interpreter on ``argv`` in ``tmp_path`` (its cache there too), the output
+    captured; ``first_on_path``: a folder put first on ``PYTHONPATH``."""
+    env = _env(tmp_path)
+    if first_on_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(first_on_path), env.get("PYTHONPATH", "")])
     return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
+        [sys.executable, *argv],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=LIMIT_S,
-        env=_env(tmp_path),
+        env=env,
         cwd=tmp_path,
-        **kw,  # type: ignore[call-overload]
     )
 
 
@@ -35,18 +43,16 @@ def test_a_long_output_to_a_file_is_whole(tmp_path: Path) -> None:
     """Every buffered byte reaches the file before the process ends."""
     out = tmp_path / "report.json"
     with out.open("w") as f:
-        done = subprocess.run(
-            [sys.executable, "-m", "quantdoctor", "--no-cache", "-v", "--json"],
-            stdout=f,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=LIMIT_S,
-            env=_env(tmp_path),
-            cwd=tmp_path,
-        )
+        done = _python(tmp_path, "-m", "quantdoctor", "--no-cache", "-v", "--json", stdout=f)
     report = json.loads(out.read_text(encoding="utf-8"))
     assert out.stat().st_size > 100_000  # larger than any buffer
     assert done.returncode == report["summary"]["exit_code"], done.stderr
+
+
+#: The program on ``env --json``, run from code (as the console script runs it).
+ENV_JSON = (
+    "sys.argv = ['quantdoctor', 'env', '--json']\nfrom quantdoctor.cli import command\ncommand()\n"
+)
 
 
 def test_the_exit_code_is_mains_and_nothing_after_runs(tmp_path: Path) -> None:
@@ -57,21 +63,15 @@ def test_the_exit_code_is_mains_and_nothing_after_runs(tmp_path: Path) -> None:
         "command()\n"
         "print('after the program')\n"
     )
-    done = _program(code, tmp_path)
+    done = _python(tmp_path, "-c", code)
     assert done.returncode == 1, done.stderr  # explain: no rule matched
     assert "no rule explains this error" in done.stdout
     assert "after the program" not in done.stdout
 
 
 def test_atexit_callbacks_still_run(tmp_path: Path) -> None:
-    code = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: print('atexit ran', flush=True))\n"
-        "sys.argv = ['quantdoctor', 'env', '--json']\n"
-        "from quantdoctor.cli import command\n"
-        "command()\n"
-    )
-    done = _program(code, tmp_path)
+    code = "import atexit, sys\natexit.register(lambda: print('atexit ran', flush=True))\n"
+    done = _python(tmp_path, "-c", code + ENV_JSON)
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith("atexit ran")
     json.loads(done.stdout.rstrip()[: -len("atexit ran")])
@@ -84,11 +84,8 @@ def test_a_running_thread_is_waited_for(tmp_path: Path) -> None:
         "    time.sleep(0.3)\n"
         "    print('thread finished', flush=True)\n"
         "threading.Thread(target=late).start()\n"
-        "sys.argv = ['quantdoctor', 'env', '--json']\n"
-        "from quantdoctor.cli import command\n"
-        "command()\n"
     )
-    done = _program(code, tmp_path)
+    done = _python(tmp_path, "-c", code + ENV_JSON)
     assert done.returncode == 0, done.stderr
     assert "thread finished" in done.stdout
 
@@ -102,20 +99,13 @@ def test_runpy_inside_another_program_gets_systemexit(tmp_path: Path) -> None:
         "except SystemExit as exc:\n"
         "    print('exit', exc.code)\n"
     )
-    done = _program(code, tmp_path)
+    done = _python(tmp_path, "-c", code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith("exit 0")
 
 
 def test_python_m_ends_with_mains_code(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "quantdoctor", "check", "--engine", "nope", "--scheme", "x"],
-        capture_output=True,
-        text=True,
-        timeout=LIMIT_S,
-        env=_env(tmp_path),
-        cwd=tmp_path,
-    )
+    done = _python(tmp_path, "-m", "quantdoctor", "check", "--engine", "nope", "--scheme", "x")
     assert done.returncode == 2
     assert "nope" in done.stderr
 
@@ -137,29 +127,13 @@ def test_a_program_started_with_python_m_goes_on_after_quantdoctor(tmp_path: Pat
     inside another program that was itself started with ``-m``."""
     for with_atexit in (False, True):
         (tmp_path / "hostprog.py").write_text(HOST.format(atexit=with_atexit), encoding="utf-8")
-        env = _env(tmp_path)
-        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
-        done = subprocess.run(
-            [sys.executable, "-m", "hostprog"],
-            capture_output=True,
-            text=True,
-            timeout=LIMIT_S,
-            env=env,
-            cwd=tmp_path,
-        )
+        done = _python(tmp_path, "-m", "hostprog", first_on_path=tmp_path)
         assert done.returncode == 0, done.stderr
         assert done.stdout.rstrip().endswith("host goes on after exit 0 gc True"), done.stdout
 
 
 def test_cprofile_of_python_m_quantdoctor_prints_its_profile(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "cProfile", "-m", "quantdoctor", "env", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=LIMIT_S,
-        env=_env(tmp_path),
-        cwd=tmp_path,
-    )
+    done = _python(tmp_path, "-m", "cProfile", "-m", "quantdoctor", "env", "--json")
     assert done.returncode == 0, done.stderr
     assert "function calls" in done.stdout
 
@@ -177,18 +151,9 @@ def test_python_m_quantdoctor_skips_the_teardown_and_a_host_does_not(tmp_path: P
     witness = tmp_path / "witness"
     witness.mkdir()
     (witness / "sitecustomize.py").write_text(WITNESS, encoding="utf-8")
-    env = _env(tmp_path)
-    env["PYTHONPATH"] = os.pathsep.join([str(witness), env.get("PYTHONPATH", "")])
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, *argv],
-            capture_output=True,
-            text=True,
-            timeout=LIMIT_S,
-            env=env,
-            cwd=tmp_path,
-        )
+        return _python(tmp_path, *argv, first_on_path=witness)
 
     assert "teardown ran" in run("-c", "pass").stderr  # the witness sees a teardown
     done = run("-m", "quantdoctor", "env", "--json")

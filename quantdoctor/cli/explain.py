@@ -17,7 +17,7 @@ from quantdoctor.errors import InvalidInputError
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, TypeGuard
+    from typing import Any
 
 #: A pasted traceback is kilobytes; a file much larger than this is not one.
 MAX_INPUT_BYTES = 16 * 1024 * 1024
@@ -179,6 +179,7 @@ def _signature_data(matrix: Any) -> dict[str, Any]:
     """What an explanation without a machine reads of ``matrix``, as plain data: the rules
     with signatures (their conditions as the facts they name), each engine's package,
     every engine a rule is about, and each signature's literals."""
+    from quantdoctor.rules.core import FACETS
     from quantdoctor.rules.explain import signature_literals
 
     rules = [r for r in matrix.rule_records if r.signatures]
@@ -190,10 +191,7 @@ def _signature_data(matrix: Any) -> dict[str, Any]:
                 "message": r.message,
                 "fix": r.fix,
                 "source": r.source,
-                "select": {
-                    facet: list(getattr(r.select, facet))
-                    for facet in ("engine", "scheme", "mode", "offload", "component", "dtype")
-                },
+                "select": {facet: list(getattr(r.select, facet)) for facet in FACETS},
                 "signatures": [
                     {"pattern": g.pattern, "source": g.source, "generic": g.generic}
                     for g in r.signatures
@@ -213,55 +211,39 @@ def _signature_data(matrix: Any) -> dict[str, Any]:
     }
 
 
-def _strs(value: Any) -> TypeGuard[list[str]]:
-    return type(value) is list and all(type(v) is str for v in value)
-
-
 def _signature_rules(data: Any) -> tuple[list[Any], dict[str, str], list[str]] | None:
     """The rule records, packages and engines of ``_signature_data``'s data, read back
-    with its shape checked (and its literals kept for the search); ``None``: not well
-    formed (the entry is rebuilt)."""
+    with its shape checked (a rule as the matrix cache checks one, ``rule_ok``; and what
+    explain adds: its signatures' sources and literals, the facts it names) and its
+    literals kept for the search; ``None``: not well formed (the entry is rebuilt)."""
     from quantdoctor.rules.explain import keep_literals
-    from quantdoctor.rules.records import NamedFacts, RuleRecord
-    from quantdoctor.rules.vocab import SEVERITIES
+    from quantdoctor.rules.records import NamedFacts, RuleRecord, rule_ok, strings
 
     if type(data) is not dict:
         return None
     rules, packages, engines, found = (
         data.get(k) for k in ("rules", "packages", "engines", "literals")
     )
-    if type(rules) is not list or not _strs(engines) or type(found) is not dict:
+    if type(rules) is not list or not strings(engines) or type(found) is not dict:
         return None
     if type(packages) is not dict or not all(type(v) is str for v in packages.values()):
         return None
     records = []
     for rule in rules:
-        try:
-            sigs = rule["signatures"]
+        if not rule_ok(rule):
+            return None
+        sigs, facts = rule.get("signatures"), rule.get("facts")
+        if not (sigs and strings(facts) and type(rule.get("fix")) is str):
+            return None
+        for g in sigs:
             if not (
-                type(rule["id"]) is str
-                and rule["severity"] in SEVERITIES
-                and type(rule["message"]) is str
-                and type(rule["fix"]) is str
-                and (type(rule["source"]) is str or _strs(rule["source"]))
-                and type(rule["select"]) is dict
-                and all(_strs(v) for v in rule["select"].values())
-                and _strs(rule["facts"])
-                and type(sigs) is list
-                and sigs
-                and all(
-                    type(g["pattern"]) is str
-                    and type(g["source"]) is str
-                    and type(g["generic"]) is bool
-                    and _strs(found.get(g["pattern"]))
-                    for g in sigs
-                )
+                type(g.get("source")) is str
+                and type(g.get("generic")) is bool
+                and strings(found.get(g["pattern"]))
             ):
                 return None
-        except (KeyError, TypeError):
-            return None
-        records.append(RuleRecord(rule, NamedFacts(tuple(rule["facts"]))))
-    keep_literals({p: tuple(v) for p, v in found.items() if _strs(v)})
+        records.append(RuleRecord(rule, NamedFacts(tuple(facts))))
+    keep_literals({p: tuple(v) for p, v in found.items() if strings(v)})
     return records, packages, engines
 
 

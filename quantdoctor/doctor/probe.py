@@ -145,7 +145,7 @@ def probe_system(ctx: ProbeContext, notes: Notes) -> dict[str, Json]:
     if ctx.system in OS_NAMES:
         out["os"] = ctx.system
     else:
-        notes["os"] = f"{ctx.system!r} is not an OS quantdoctor knows (linux, windows, darwin)"
+        notes["os"] = f"{ctx.system!r} is not an OS quantdoctor knows ({', '.join(OS_NAMES)})"
     wsl = probe_wsl(ctx, notes)
     if wsl is not None:
         out["wsl"] = wsl

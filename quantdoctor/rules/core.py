@@ -26,21 +26,6 @@ if TYPE_CHECKING:
 else:
     from quantdoctor._namedtuple import NamedTuple
 
-#: A rule id: dotted lower-case words like ``quanto.offload.balanced``
-#: (``^[a-z0-9_]+(\.[a-z0-9_\-]+)+$``, read by ``is_rule_id``: the command line reads
-#: every cached rule's id, and ``re`` costs a process half its start-up).
-_ID_HEAD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
-_ID_WORD = _ID_HEAD | {"-"}
-
-
-def is_rule_id(text: str) -> bool:
-    """Whether ``text`` is a rule id (the pattern above; ``$`` takes one final newline)."""
-    head, *words = (text[:-1] if text.endswith("\n") else text).split(".")
-    return bool(
-        words and head and set(head) <= _ID_HEAD and all(w and set(w) <= _ID_WORD for w in words)
-    )
-
-
 FACETS: tuple[str, ...] = ("engine", "scheme", "mode", "offload", "component", "dtype")
 
 

@@ -278,7 +278,8 @@ def out_of_memory(text: str) -> dict[str, float | None] | None:
 @lru_cache(maxsize=1024)
 def _compiled(pattern: str) -> re.Pattern[str]:
     """A signature compiled, once it is known to search in linear time: the schema checked
-    the matrix's, but one read back from a cache (``records_from_cache``) is checked here."""
+    the matrix's, but one read back from a cache (``cli.explain.signature_rules``) is
+    checked here."""
     why = unsafe(pattern)
     if why is not None:
         from quantdoctor.errors import InvalidInputError

@@ -22,13 +22,12 @@ from quantdoctor.rules.core import (
     SchemeView,
     check_in_matrix,
     compile_rule,
-    is_rule_id,
 )
 from quantdoctor.rules.named import BUILTIN_PATH, default_overlays
-from quantdoctor.rules.records import EngineRecord, RuleRecord, engine_records
+from quantdoctor.rules.records import EngineRecord, RuleRecord, engine_records, rule_ok
 from quantdoctor.rules.records import engine_ok as _engine_ok
 from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
-from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, SEVERITIES, canonical_name
+from quantdoctor.rules.vocab import canonical_name
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
@@ -345,55 +344,6 @@ def _plain(parsed: MatrixFile) -> dict[str, Any]:
     return data
 
 
-_FACET_VOCAB: dict[str, frozenset[str] | None] = {
-    "engine": None,
-    "scheme": None,
-    "mode": frozenset(MODES),
-    "offload": frozenset(OFFLOADS),
-    "component": frozenset(COMPONENTS),
-    "dtype": frozenset(DTYPES),
-}
-
-
-def _strings(value: Any) -> bool:
-    return type(value) is list and all(type(v) is str for v in value)
-
-
-_SEVERITIES = frozenset(SEVERITIES)
-
-
-def _rule_ok(rule: Any) -> bool:
-    """Whether a cached rule has the shape the evaluator reads (the rest is the schema's)."""
-    try:
-        if type(rule["id"]) is not str or not is_rule_id(rule["id"]):
-            return False
-        if rule["severity"] not in _SEVERITIES or type(rule["message"]) is not str:
-            return False
-        if type(rule.get("fix", "")) is not str:
-            return False
-        source = rule["source"]
-        if type(source) is not str and not (source and _strings(source)):
-            return False
-        for facet, values in (rule.get("select") or {}).items():
-            if not values:
-                continue
-            vocab = _FACET_VOCAB[facet]  # KeyError: not a facet
-            if not _strings(values) or (vocab is not None and not set(values) <= vocab):
-                return False
-        for dist, spec in (rule.get("holds_for") or {}).items():
-            if type(dist) is not str or type(spec) is not str:
-                return False
-        replaces = rule.get("replaces")
-        if replaces is not None and type(replaces) is not str:
-            return False
-        for sig in rule.get("signatures") or ():
-            if type(sig["pattern"]) is not str:
-                return False
-    except (KeyError, TypeError, AttributeError):
-        return False
-    return True
-
-
 #: A rule's fields in the schema's order (``Rule.model_fields``; a test holds them equal).
 _RULE_FIELDS = (
     "id", "select", "when", "holds_for", "severity", "message", "fix", "source",
@@ -470,7 +420,7 @@ def _checked(
         return None
     if not all(isinstance(name, str) and _engine_ok(spec) for name, spec in engines.items()):
         return None
-    if not all(_rule_ok(rule) for rule in rules):
+    if not all(rule_ok(rule) for rule in rules):
         return None
     verified = data.get("verified", {})
     if not isinstance(verified, dict) or not all(

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-from quantdoctor.rules.vocab import MODES
+from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, SEVERITIES, is_rule_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeGuard
 
     from quantdoctor.rules.conditions import Node
     from quantdoctor.rules.core import Facets
@@ -147,6 +147,57 @@ class NamedFacts:
 
     def eval(self, facts: Mapping[str, Any], missing: set[str]) -> bool | None:
         raise TypeError("a condition read without the matrix names its facts only")
+
+
+_FACET_VOCAB: dict[str, frozenset[str] | None] = {
+    "engine": None,
+    "scheme": None,
+    "mode": frozenset(MODES),
+    "offload": frozenset(OFFLOADS),
+    "component": frozenset(COMPONENTS),
+    "dtype": frozenset(DTYPES),
+}
+
+
+def strings(value: Any) -> TypeGuard[list[str]]:
+    """A list of ``str`` (exactly those types: data read back from a cache)."""
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+_SEVERITIES = frozenset(SEVERITIES)
+
+
+def rule_ok(rule: Any) -> bool:
+    """Whether a rule read back from a cache has the shape the evaluator and ``explain``
+    read (the rest is the schema's)."""
+    try:
+        if type(rule["id"]) is not str or not is_rule_id(rule["id"]):
+            return False
+        if rule["severity"] not in _SEVERITIES or type(rule["message"]) is not str:
+            return False
+        if type(rule.get("fix", "")) is not str:
+            return False
+        source = rule["source"]
+        if type(source) is not str and not (source and strings(source)):
+            return False
+        for facet, values in (rule.get("select") or {}).items():
+            if not values:
+                continue
+            vocab = _FACET_VOCAB[facet]  # KeyError: not a facet
+            if not strings(values) or (vocab is not None and not set(values) <= vocab):
+                return False
+        for dist, spec in (rule.get("holds_for") or {}).items():
+            if type(dist) is not str or type(spec) is not str:
+                return False
+        replaces = rule.get("replaces")
+        if replaces is not None and type(replaces) is not str:
+            return False
+        for sig in rule.get("signatures") or ():
+            if type(sig["pattern"]) is not str:
+                return False
+    except (KeyError, TypeError, AttributeError):
+        return False
+    return True
 
 
 class RuleRecord:

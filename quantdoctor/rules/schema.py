@@ -16,9 +16,9 @@ from pydantic import (
 )
 
 from quantdoctor.rules.conditions import Node, parse, rule_condition
-from quantdoctor.rules.core import bytes_per_weight, is_rule_id
+from quantdoctor.rules.core import bytes_per_weight
 from quantdoctor.rules.verified import Verified
-from quantdoctor.rules.vocab import FACET_VALUES, MODES, OFFLOADS
+from quantdoctor.rules.vocab import FACET_VALUES, MODES, OFFLOADS, is_rule_id
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 #: An engine's name: the first part of its rule ids and the ``--engine`` value.
