@@ -27,6 +27,8 @@ else:
     from quantdoctor._namedtuple import NamedTuple
 
 FACETS: tuple[str, ...] = ("engine", "scheme", "mode", "offload", "component", "dtype")
+#: How a rule's message names a facet of the plan it judges: ``{plan.scheme}``.
+_PLAN_FACTS = tuple(f"plan.{facet}" for facet in FACETS)
 
 
 class Facets(NamedTuple):
@@ -252,6 +254,8 @@ _UNKNOWN_WORDS = {
 }
 #: Findings are listed as a verdict reads: what blocks, what might, what warns, then notes.
 _SEVERITY_ORDER = {"block": 0, "warn": 2, "info": 3}
+#: The status a verdict takes from its first finding (``status_of``) when it holds.
+_HOLDING_STATUS = {"block": "blocked", "warn": "warn"}
 #: The status each group of ``Core.active`` gives a plan it selects, in that order.
 _GROUP_STATUS = ("blocked", "unknown", "warn")
 #: Orders plans best first on these facts (the cost model, ``advise.recommend.rank_plans``).
@@ -261,12 +265,15 @@ Ranker = Callable[[list["Any"], Facts, "Any"], list["Any"]]
 _TIER_SHARES = (2, 1, 1, 1)
 
 
-def render(text: str, facts: Mapping[str, Any]) -> str:
-    """A rule's message or fix with its ``{fact}`` names filled in (unknown ones in words)."""
+def render(text: str, facts: Mapping[str, Any], plan: Mapping[str, str] | None = None) -> str:
+    """A rule's message or fix with its ``{fact}`` names filled in (unknown ones in words);
+    ``plan``'s ``plan.*`` facts are read before ``facts``."""
     if "{" not in text:
         return text
 
     def sub(key: str) -> str:
+        if plan is not None and key in plan:
+            return plan[key]
         unknown = "(unknown version)" if key.startswith("packages.") else "unknown"
         value = facts.get(key, _UNKNOWN_WORDS.get(key, unknown))
         return "none" if value is None else str(value)
@@ -301,24 +308,28 @@ class Core:
             self._conditions[rule.number] = found
         return found
 
-    def _applying(self, plan: Facets) -> Iterator[tuple[CompiledRule, bool]]:
-        """The rules that select ``plan`` and hold (True) or might (False), in matrix order.
-
-        The rules of the plan's engine that can apply here are found once per engine
-        (most conditions are false on any one machine); each plan then tests only their
-        selectors: a report's 350 plans cost what its few live rules select."""
-        live = self._live.get(plan.engine)
+    def _live_rules(self, engine: str) -> list[tuple[CompiledRule, bool]]:
+        """The rules of ``engine`` that can apply here and hold (True) or might (False),
+        in matrix order: found once per engine (most conditions are false on any one
+        machine); only a rule that could block makes a verdict unknown."""
+        live = self._live.get(engine)
         if live is None:
             live = []
-            for rule in self.matrix.compiled_for(plan.engine):
+            for rule in self.matrix.compiled_for(engine):
                 if rule.signature_only:
                     continue
                 holds = self._holds(rule)[0]
                 if holds is False or (holds is None and rule.severity != "block"):
-                    continue  # only a rule that could block makes a verdict unknown
+                    continue
                 live.append((rule, bool(holds)))
-            self._live[plan.engine] = live
-        for rule, holds in live:
+            self._live[engine] = live
+        return live
+
+    def _applying(self, plan: Facets) -> Iterator[tuple[CompiledRule, bool]]:
+        """The rules that select ``plan`` and hold (True) or might (False), in matrix order:
+        each plan tests only the selectors of its engine's live rules, so a report's 350
+        plans cost what its few live rules select."""
+        for rule, holds in self._live_rules(plan.engine):
             if rule.selects(plan):
                 yield rule, holds
 
@@ -395,36 +406,84 @@ class Core:
         self._status.update(zip(plans, status, strict=True))
         return list(zip(status, ids, strict=True))
 
-    def findings(self, plan: Facets) -> list[dict[str, Any]]:
-        shown: Facts | None = None
-        out: list[dict[str, Any]] = []
+    def _texts_of(self, rule: CompiledRule) -> tuple[str, str] | None:
+        """The rule's message and fix filled in, where they name no ``{plan.*}`` fact."""
         texts = self._texts
-        for rule, holds in self._applying(plan):
-            number = rule.number
-            if number not in texts:
-                plain = "{plan." not in rule.message and "{plan." not in rule.fix
-                texts[number] = (
-                    (render(rule.message, self.facts), render(rule.fix, self.facts))
-                    if plain
-                    else None
-                )
-            filled = texts[number]
-            if filled is None:
-                if shown is None:
-                    plan_facts = {f"plan.{k}": v for k, v in plan.to_json().items()}
-                    shown = {**self.facts, **plan_facts}
-                filled = (render(rule.message, shown), render(rule.fix, shown))
-            out.append(
-                {
-                    "rule": rule.id,
-                    "severity": rule.severity,
-                    "message": filled[0],
-                    "fix": filled[1],
-                    "source": rule.source,
-                    "state": "holds" if holds else "unknown",
-                    "missing": list(self._holds(rule)[1]),
-                }
+        number = rule.number
+        if number not in texts:
+            plain = "{plan." not in rule.message and "{plan." not in rule.fix
+            texts[number] = (
+                (render(rule.message, self.facts), render(rule.fix, self.facts)) if plain else None
             )
+        return texts[number]
+
+    def _finding(self, rule: CompiledRule, holds: bool, filled: tuple[str, str]) -> dict[str, Any]:
+        return {
+            "rule": rule.id,
+            "severity": rule.severity,
+            "message": filled[0],
+            "fix": filled[1],
+            "source": rule.source,
+            "state": "holds" if holds else "unknown",
+            "missing": list(self._holds(rule)[1]),
+        }
+
+    def _plan_texts(self, rule: CompiledRule, plan: Facets) -> tuple[str, str]:
+        shown = dict(zip(_PLAN_FACTS, plan, strict=True))
+        return render(rule.message, self.facts, shown), render(rule.fix, self.facts, shown)
+
+    def findings(self, plan: Facets) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for rule, holds in self._applying(plan):
+            filled = self._texts_of(rule) or self._plan_texts(rule, plan)
+            out.append(self._finding(rule, holds, filled))
+        return out
+
+    def grid_findings(
+        self, plans: Sequence[Facets], wrap: Callable[[dict[str, Any]], Any] | None = None
+    ) -> list[list[Any]]:
+        """Each plan's findings in a verdict's order (``verdict``'s, sorted), all at once.
+
+        Each live rule finds the plans it selects through an index of the plans' facet
+        values, so the grid costs what its findings are, not plans x rules. A finding
+        is made once for the plans that agree in the facets its texts name (``{plan.*}``:
+        often none): ``wrap`` (``None``: the dict itself) turns each finding made into
+        what is returned, and those plans share it; read it, do not change it."""
+        out: list[list[Any]] = [[] for _ in plans]
+        by_engine: dict[str, list[int]] = {}
+        for i, plan in enumerate(plans):
+            by_engine.setdefault(plan.engine, []).append(i)
+        for engine, positions in by_engine.items():
+            # facet position -> value -> the positions of the plans that have it (made
+            # for the facets some live rule selects on)
+            index: dict[int, dict[str, list[int]]] = {}
+            live = sorted(self._live_rules(engine), key=_live_order)  # stable: matrix order
+            for rule, holds in live:
+                chosen: Iterable[int] | None = None
+                for facet, allowed in rule.select:
+                    values = index.get(facet)
+                    if values is None:
+                        values = index[facet] = {}
+                        for i in positions:
+                            values.setdefault(plans[i][facet], []).append(i)
+                    hit = {i for v, at in values.items() if v in allowed for i in at}
+                    chosen = hit if chosen is None else hit.intersection(chosen)
+                    if not chosen:
+                        break
+                if chosen is None:
+                    chosen = positions
+                # a finding is the same for plans equal in the facets its texts name
+                texts = rule.message + rule.fix
+                named = [i for i, name in enumerate(_PLAN_FACTS) if name in texts]
+                made_for: dict[tuple[str, ...], Any] = {}
+                for i in chosen:
+                    key = tuple([plans[i][at] for at in named]) if named else ()
+                    made = made_for.get(key)
+                    if made is None:
+                        filled = self._texts_of(rule) or self._plan_texts(rule, plans[i])
+                        made = self._finding(rule, holds, filled)
+                        made = made_for[key] = made if wrap is None else wrap(made)
+                    out[i].append(made)
         return out
 
     def verdict(self, plan: Facets, *, alternatives: int = 5) -> dict[str, Any]:
@@ -577,12 +636,28 @@ def _status(found: Iterable[tuple[str, bool]]) -> str:
     return "warn" if warn else "ok"
 
 
+def status_of(findings: Sequence[Any]) -> str:
+    """``_status`` of findings (with ``severity`` and ``state`` attributes) in a verdict's
+    order: the first decides (a block that holds, then one that might, then a warning)."""
+    if not findings:
+        return "ok"
+    first = findings[0]
+    if first.state != "holds":
+        return "unknown"
+    return _HOLDING_STATUS.get(first.severity, "ok")
+
+
 def _first(pair: tuple[int, str]) -> int:
     return pair[0]
 
 
 def _finding_order(f: Mapping[str, Any]) -> int:
     return 1 if f["state"] == "unknown" else _SEVERITY_ORDER[f["severity"]]
+
+
+def _live_order(live: tuple[CompiledRule, bool]) -> int:
+    """``_finding_order`` of the finding a live (rule, holds) makes."""
+    return _SEVERITY_ORDER[live[0].severity] if live[1] else 1
 
 
 def grid(matrix: Matrix, engines: Iterable[str] | None = None) -> list[Facets]:

@@ -239,20 +239,55 @@ class FindingRecord:
         """Whether this finding is one that gives a verdict this ``status``."""
         return decides(self.severity, self.state, status)
 
+    def to_json(self) -> dict[str, Any]:
+        """The finding as ``Finding.model_dump(mode="json")`` gives it."""
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "fix": self.fix,
+            "source": self.source,
+            "state": self.state,
+            "missing": list(self.missing),
+        }
+
 
 class VerdictRecord:
     """A verdict (``Verdict``'s fields) over the evaluator's plain data: what the doctor
     report and its recommendation read, without building pydantic models. ``data`` is
     the JSON ``Verdict.model_dump(mode="json")`` gives."""
 
-    __slots__ = ("alternatives", "data", "findings", "plan", "status")
+    __slots__ = ("_data", "alternatives", "findings", "plan", "status")
 
     def __init__(self, data: Mapping[str, Any], plan: Facets) -> None:
-        self.data = data
+        self._data: Mapping[str, Any] | None = data
         self.status: str = data["status"]
         self.plan = plan
         self.findings = [FindingRecord(f) for f in data["findings"]]
         self.alternatives: list[Mapping[str, str]] = list(data["alternatives"])
+
+    @classmethod
+    def of(cls, plan: Facets, status: str, findings: list[FindingRecord]) -> VerdictRecord:
+        """A verdict with no alternatives from its findings (which it may share with
+        other verdicts: none of them changes one); ``data`` is made when first read."""
+        record = cls.__new__(cls)
+        record._data = None
+        record.status = status
+        record.plan = plan
+        record.findings = findings
+        record.alternatives = []
+        return record
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        if self._data is None:
+            self._data = {
+                "status": self.status,
+                "plan": self.plan.to_json(),
+                "findings": [f.to_json() for f in self.findings],
+                "alternatives": [dict(a) for a in self.alternatives],
+            }
+        return self._data
 
     @property
     def passes(self) -> bool:
@@ -331,8 +366,16 @@ def _builtin_engines() -> dict[str, EngineRecord]:
 
 def grid_records(facts: Mapping[str, Any], matrix: Matrix) -> list[VerdictRecord]:
     """Every engine x scheme x offload of ``matrix`` judged on ``facts`` (``facts_from_json``
-    of an environment already checked), as records: the doctor report's grid, no pydantic."""
-    from quantdoctor.rules.core import Core, grid
+    of an environment already checked), as records: the doctor report's grid, no pydantic.
+
+    The same verdicts as ``Core.verdict(plan, alternatives=0)`` of each plan, found
+    column by column (``Core.grid_findings``): a finding the same for many plans is one
+    ``FindingRecord`` they share."""
+    from quantdoctor.rules.core import Core, grid, status_of
 
     core = Core(dict(facts), matrix)
-    return [VerdictRecord(core.verdict(f, alternatives=0), f) for f in grid(matrix)]
+    plans = grid(matrix)
+    return [
+        VerdictRecord.of(plan, status_of(found), found)
+        for plan, found in zip(plans, core.grid_findings(plans, FindingRecord), strict=True)
+    ]
