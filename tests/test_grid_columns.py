@@ -1,6 +1,7 @@
-"""The grid found column by column (``Core.grid_findings``, ``grid_records``) is each
-plan's own verdict (``Core.verdict``), over generated environments and plan lists and
-an overlay whose rules name plan facts and select on every facet."""
+"""The grid found column by column (``Core.grid_findings``, ``grid_records``,
+``Core.statuses``) is each plan's own verdict (``Core.verdict``, ``Core.status``), over
+generated environments and plan lists and an overlay whose rules name plan facts and
+select on every facet."""
 
 from __future__ import annotations
 
@@ -95,6 +96,8 @@ def test_grid_findings_of_any_plans_are_each_plans_findings(
     found = core.grid_findings(plans)
     fresh = Core(facts, matrix)
     assert found == [_one_by_one(fresh, p)["findings"] for p in plans]
+    # statuses found all at once are each plan's own status
+    assert Core(facts, matrix).statuses(plans) == [Core(facts, matrix).status(p) for p in plans]
     # wrapped: one object per distinct finding, shared by the plans it is the same for
     wrapped = Core(facts, matrix).grid_findings(plans, FindingRecord)
     assert [[f.to_json() for f in fs] for fs in wrapped] == found

@@ -28,6 +28,7 @@ from envs import (
 from quantdoctor.advise.recommend import recommend
 from quantdoctor.advise.section import recommendation_section
 from quantdoctor.doctor.report import build_report
+from quantdoctor.rules.core import Core
 from quantdoctor.rules.evaluate import evaluate_grid
 from quantdoctor.rules.facts import facts_from_json
 from quantdoctor.rules.matrix import load_matrix
@@ -62,9 +63,13 @@ def test_the_plain_report_is_the_models_report(name: str) -> None:
         want = build_report(env, models, matrix, verbose=verbose)
         got = build_report(env, records, matrix, verbose=verbose)
         assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
-    assert recommendation_section(env, records, matrix, facts=facts) == recommendation_section(
-        env, models, matrix
-    )
+    section = recommendation_section(env, models, matrix)
+    assert recommendation_section(env, records, matrix, facts=facts) == section
+    # one evaluator for the grid and the recommendation, as the command line shares it
+    core = Core(dict(facts), matrix)
+    shared = grid_records(facts, matrix, core)
+    assert [v.data for v in shared] == [v.data for v in records]
+    assert recommendation_section(env, shared, matrix, facts=facts, core=core) == section
 
 
 @pytest.mark.parametrize("name", ["h100", "cpu", "rx6800-zluda"])

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typing import Any, NamedTuple, TypeVar
 
     from quantdoctor.rules.conditions import Node
-    from quantdoctor.rules.core import Facets, SchemeView
+    from quantdoctor.rules.core import Core, Facets, SchemeView
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Environment, Plan, Verdict
     from quantdoctor.rules.records import VerdictRecord
@@ -831,11 +831,13 @@ def plain_recommend(
     verdicts: Iterable[Verdict | VerdictRecord] | None = None,
     limit: int | None = None,
     facts: Mapping[str, Any] | None = None,
+    core: Core | None = None,
 ) -> Recommendation:
     """``recommend`` on plain data: its estimates' plans are ``Facets`` (named tuples
     with ``Plan``'s attributes), and ``facts`` (``facts_from_json`` of a probed machine,
     already checked) spare validating ``env`` again. What the doctor report uses: it
-    builds no pydantic model."""
+    builds no pydantic model. ``core``: the evaluator that judged ``verdicts`` (on
+    ``facts`` and ``matrix``), whose conditions need not be evaluated again."""
     from quantdoctor.rules.core import Core, Facets
     from quantdoctor.rules.vocab import COMPONENTS, DTYPES, suggest
 
@@ -877,15 +879,18 @@ def plain_recommend(
             "no GPU here: --vram sizes a GPU quantdoctor cannot see, so speeds are those "
             "measured on an H100; which plans pass is still decided for this machine"
         )
-    core = Core(dict(facts), matrix)
+    if core is None:
+        core = Core(dict(facts), matrix)
     known = {
         Facets(p.engine, p.scheme, p.mode, p.offload, p.component, p.dtype): v.status
         for v in verdicts or ()
         if (p := v.plan).mode  # a verdict's plan always names its mode
     }
 
-    def status(plan: Facets) -> str:
-        return known[plan] if plan in known else core.status(plan)
+    families = _candidates(matrix, component, dtype, fixed)
+    # the statuses of the plans the verdicts given leave out, found all at once
+    rest = [p for family in families for p in family if p not in known]
+    known.update(zip(rest, core.statuses(rest), strict=True))
 
     def cost(plan: Facets, st: str) -> Estimate:
         return estimate(
@@ -903,8 +908,8 @@ def plain_recommend(
     chosen: list[Estimate] = []
     too_big: list[Estimate] = []
     blocked = 0
-    for family in _candidates(matrix, component, dtype, fixed):
-        passing = [(p, st) for p in family if (st := status(p)) in ("ok", "warn")]
+    for family in families:
+        passing = [(p, st) for p in family if (st := known[p]) in ("ok", "warn")]
         if not passing:
             blocked += 1
             continue

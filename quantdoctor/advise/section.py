@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from quantdoctor.advise.recommend import Estimate
+    from quantdoctor.rules.core import Core
     from quantdoctor.rules.matrix import Matrix
     from quantdoctor.rules.models import Verdict
     from quantdoctor.rules.records import VerdictRecord
@@ -31,9 +32,11 @@ def recommendation_section(
     matrix: Matrix | None = None,
     device: int = 0,
     facts: Mapping[str, Any] | None = None,
+    core: Core | None = None,
 ) -> dict[str, Any] | None:
     """The report's "Recommended" lines. ``facts`` (the report's, already checked) and
-    verdicts as records keep pydantic out of the report (``plain_recommend``)."""
+    verdicts as records keep pydantic out of the report (``plain_recommend``); ``core``
+    is the evaluator that judged them."""
     from quantdoctor.advise.recommend import plain_recommend
 
     title = "Recommended (fastest first; quantdoctor recommend --model FILE sizes them)"
@@ -49,6 +52,7 @@ def recommendation_section(
             verdicts=verdicts,
             limit=RECOMMENDED,
             facts=facts,
+            core=core,
         )
         picks = list(result.plans)[:RECOMMENDED]
     except Exception as err:  # a doctor reports a part that fails; it does not die of it

@@ -109,6 +109,7 @@ def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict
     from quantdoctor.advise.section import recommendation_section
     from quantdoctor.doctor.infer import infer
     from quantdoctor.doctor.report import app_from_path, build_report
+    from quantdoctor.rules.core import Core
     from quantdoctor.rules.facts import facts_from_json
     from quantdoctor.rules.matrix import load_matrix
     from quantdoctor.rules.records import grid_records
@@ -118,8 +119,9 @@ def build(env: dict[str, Any], args: argparse.Namespace, *, source: str) -> dict
     # the grid on plain data (the env is the probe's, or a file already validated):
     # pydantic, ten times the rest of the report's cost, is never imported
     facts = facts_from_json(env, device=args.device)
-    verdicts = grid_records(facts, matrix)
-    section = recommendation_section(env, verdicts, matrix, args.device, facts=facts)
+    core = Core(dict(facts), matrix)  # the grid's and the recommendation's
+    verdicts = grid_records(facts, matrix, core)
+    section = recommendation_section(env, verdicts, matrix, args.device, facts=facts, core=core)
     return build_report(
         env,
         verdicts,

@@ -236,12 +236,14 @@ _OFFLOAD_CALLS = {
 }
 
 
-def offloads_named(fix: str) -> set[str]:
+@lru_cache(maxsize=1024)
+def offloads_named(fix: str) -> frozenset[str]:
     """The offload modes a fix text recommends (``use model offload`` -> ``{"model"}``):
     what ``_OFFLOAD_WORDS`` finds, read with ``str`` methods (``re`` costs a process half
-    its start-up; ``tests/test_probe_patterns.py`` holds the two to the same answers)."""
+    its start-up; ``tests/test_probe_patterns.py`` holds the two to the same answers).
+    Remembered: a report asks again for each engine the same fix names."""
     if "offload" not in fix:
-        return set()
+        return frozenset()
     found = {word for call, word in _OFFLOAD_CALLS.items() if call in fix}
     for word in ("model", "sequential", "balanced", "group"):
         start = fix.find(word)
@@ -253,7 +255,7 @@ def offloads_named(fix: str) -> set[str]:
                     if rest.startswith(tail) and not (len(rest) > end and _is_word(rest[end])):
                         found.add(word)
             start = fix.find(word, start + 1)
-    return found
+    return frozenset(found)
 
 
 def _is_word(char: str) -> bool:
@@ -376,20 +378,18 @@ def engine_summary(
         "caveats": {},
     }
     needs: dict[str, int] = {}
+    kinds = _kinds()
     for v in verdicts:
+        status = v.status
         pair = (v.plan.scheme, v.plan.offload)
         evaluated.setdefault(pair[0], set()).add(pair[1])
-        if v.passes:
+        if status in ("ok", "warn"):
             passing.append(pair)
             passes_at.setdefault(pair[0], set()).add(pair[1])
         seen: set[str] = set()  # one cause once per plan, whatever its wording
         for f in v.findings:
-            kind: str
-            if f.decides(v.status) and v.status in ("blocked", "unknown"):
-                kind = v.status
-            elif v.passes and f.decides("warn"):
-                kind = "caveats"
-            else:
+            kind = kinds.get((f.severity, f.state, status))
+            if kind is None:
                 continue
             if f.rule in seen:
                 continue
@@ -450,6 +450,25 @@ def engine_summary(
         "counts": counts,
         "needs": sorted(needs, key=lambda k: (-needs[k], k)),
     }
+
+
+@lru_cache(maxsize=1)
+def _kinds() -> dict[tuple[str, str, str], str]:
+    """(severity, state, a verdict's status) -> where ``engine_summary`` lists such a
+    finding: under the status it decides (blocked, unknown), as a caveat of a plan that
+    passes, or (absent) nowhere."""
+    from quantdoctor.rules.records import PASSING, decides
+    from quantdoctor.rules.vocab import SEVERITIES
+
+    out: dict[tuple[str, str, str], str] = {}
+    for severity in SEVERITIES:
+        for state in ("holds", "unknown"):
+            for status in ("blocked", "unknown", *PASSING):
+                if status in ("blocked", "unknown") and decides(severity, state, status):
+                    out[severity, state, status] = status
+                elif status in PASSING and decides(severity, state, "warn"):
+                    out[severity, state, status] = "caveats"
+    return out
 
 
 def _fix_that_fits(fix: str, schemes: Sequence[str], passes_at: Mapping[str, set[str]]) -> str:

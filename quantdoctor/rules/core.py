@@ -450,28 +450,12 @@ class Core:
         often none): ``wrap`` (``None``: the dict itself) turns each finding made into
         what is returned, and those plans share it; read it, do not change it."""
         out: list[list[Any]] = [[] for _ in plans]
-        by_engine: dict[str, list[int]] = {}
-        for i, plan in enumerate(plans):
-            by_engine.setdefault(plan.engine, []).append(i)
+        by_engine = _by_engine(plans)
         for engine, positions in by_engine.items():
-            # facet position -> value -> the positions of the plans that have it (made
-            # for the facets some live rule selects on)
-            index: dict[int, dict[str, list[int]]] = {}
+            chosen_by = _selection(plans, positions)
             live = sorted(self._live_rules(engine), key=_live_order)  # stable: matrix order
             for rule, holds in live:
-                chosen: Iterable[int] | None = None
-                for facet, allowed in rule.select:
-                    values = index.get(facet)
-                    if values is None:
-                        values = index[facet] = {}
-                        for i in positions:
-                            values.setdefault(plans[i][facet], []).append(i)
-                    hit = {i for v, at in values.items() if v in allowed for i in at}
-                    chosen = hit if chosen is None else hit.intersection(chosen)
-                    if not chosen:
-                        break
-                if chosen is None:
-                    chosen = positions
+                chosen = chosen_by(rule.select)
                 # a finding is the same for plans equal in the facets its texts name
                 texts = rule.message + rule.fix
                 named = [i for i, name in enumerate(_PLAN_FACTS) if name in texts]
@@ -485,6 +469,23 @@ class Core:
                         made = made_for[key] = made if wrap is None else wrap(made)
                     out[i].append(made)
         return out
+
+    def statuses(self, plans: Sequence[Facets]) -> list[str]:
+        """``status`` of each plan, all at once, as ``grid_findings`` finds them: the first
+        live rule (in a verdict's order) that selects a plan gives its status."""
+        out: list[str | None] = [None] * len(plans)
+        for engine, positions in _by_engine(plans).items():
+            chosen_by = _selection(plans, positions)
+            for rule, holds in sorted(self._live_rules(engine), key=_live_order):
+                status = _LIVE_STATUS[_live_order((rule, holds))]
+                if status == "ok":
+                    break  # info rules, last in that order, change no status
+                for i in chosen_by(rule.select):
+                    if out[i] is None:
+                        out[i] = status
+        found = ["ok" if s is None else s for s in out]
+        self._status.update(zip(plans, found, strict=True))
+        return found
 
     def verdict(self, plan: Facets, *, alternatives: int = 5) -> dict[str, Any]:
         """The verdict as ``Verdict.model_dump(mode="json")`` gives it."""
@@ -653,6 +654,46 @@ def _first(pair: tuple[int, str]) -> int:
 
 def _finding_order(f: Mapping[str, Any]) -> int:
     return 1 if f["state"] == "unknown" else _SEVERITY_ORDER[f["severity"]]
+
+
+def _by_engine(plans: Sequence[Facets]) -> dict[str, list[int]]:
+    """Engine -> the positions of its plans in ``plans``."""
+    out: dict[str, list[int]] = {}
+    for i, plan in enumerate(plans):
+        out.setdefault(plan.engine, []).append(i)
+    return out
+
+
+def _selection(
+    plans: Sequence[Facets], positions: list[int]
+) -> Callable[[Selector], Iterable[int]]:
+    """For the plans at ``positions`` (of one engine, which a rule's engine selector is
+    already known to take: ``Matrix.compiled_for``), a function from a rule's selector
+    to the positions of the plans it selects, through an index of their facet values
+    (facet position -> value -> positions), made for the facets selected on."""
+    index: dict[int, dict[str, list[int]]] = {}
+
+    def chosen(select: Selector) -> Iterable[int]:
+        found: set[int] | None = None
+        for facet, allowed in select:
+            if facet == 0:
+                continue
+            values = index.get(facet)
+            if values is None:
+                values = index[facet] = {}
+                for i in positions:
+                    values.setdefault(plans[i][facet], []).append(i)
+            hit = {i for v, at in values.items() if v in allowed for i in at}
+            found = hit if found is None else hit.intersection(found)
+            if not found:
+                return ()
+        return positions if found is None else found
+
+    return chosen
+
+
+#: The status the finding of a live rule gives a verdict, by ``_live_order``.
+_LIVE_STATUS = ("blocked", "unknown", "warn", "ok")
 
 
 def _live_order(live: tuple[CompiledRule, bool]) -> int:

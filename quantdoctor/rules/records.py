@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeGuard
 
     from quantdoctor.rules.conditions import Node
-    from quantdoctor.rules.core import Facets
+    from quantdoctor.rules.core import Core, Facets
     from quantdoctor.rules.matrix import Matrix
 
 
@@ -364,16 +364,20 @@ def _builtin_engines() -> dict[str, EngineRecord]:
     return engine_records(data)
 
 
-def grid_records(facts: Mapping[str, Any], matrix: Matrix) -> list[VerdictRecord]:
+def grid_records(
+    facts: Mapping[str, Any], matrix: Matrix, core: Core | None = None
+) -> list[VerdictRecord]:
     """Every engine x scheme x offload of ``matrix`` judged on ``facts`` (``facts_from_json``
     of an environment already checked), as records: the doctor report's grid, no pydantic.
 
     The same verdicts as ``Core.verdict(plan, alternatives=0)`` of each plan, found
     column by column (``Core.grid_findings``): a finding the same for many plans is one
-    ``FindingRecord`` they share."""
+    ``FindingRecord`` they share. ``core``: an evaluator on these facts and matrix to
+    use (and keep what it evaluates, for the recommendation), else a new one."""
     from quantdoctor.rules.core import Core, grid, status_of
 
-    core = Core(dict(facts), matrix)
+    if core is None:
+        core = Core(dict(facts), matrix)
     plans = grid(matrix)
     return [
         VerdictRecord.of(plan, status_of(found), found)
