@@ -19,6 +19,8 @@ import pytest
 
 from envs import H100_LINUX
 
+from quantdoctor._dirs import FORMAT
+
 ROOT = Path(__file__).resolve().parent.parent
 #: --no-cache: these tests are about the matrix's and the overlays' caches, which a
 #: verdict read back (the last tests) would not touch.
@@ -70,7 +72,7 @@ def test_the_matrix_is_cached_as_plain_json_in_a_private_folder_with_a_marker(
     folder = store(cache)
     assert (folder / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f")
     head, data = read(matrix_entry(cache))
-    assert head["format"] == 2 and head["kind"] == "matrix"
+    assert head["format"] == FORMAT and head["kind"] == "matrix"
     assert isinstance(data["rules"], list)  # type: ignore[index]
     if hasattr(os, "getuid"):
         assert folder.stat().st_mode & 0o777 == 0o700
@@ -90,7 +92,7 @@ def _forge(entry_path: Path, change: object) -> None:
     head, data = read(entry_path)
     change(data)  # type: ignore[operator]
     payload = json.dumps(data).encode()
-    head["digest"] = hashlib.sha256(payload).hexdigest()
+    head["digest"] = hashlib.blake2b(payload, digest_size=32).hexdigest()
     entry_path.write_bytes(json.dumps(head).encode() + b"\n" + payload)
 
 

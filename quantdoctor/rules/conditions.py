@@ -40,6 +40,9 @@ OPERATORS: tuple[str, ...] = (
 )
 
 
+_OPERATOR_SET = frozenset(OPERATORS)
+
+
 class ConditionError(ValueError):
     """A malformed condition; ``path`` says where inside it."""
 
@@ -219,6 +222,16 @@ def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
         return Always()
     if not isinstance(raw, dict):
         raise ConditionError(path, f"expected a mapping, got {type(raw).__name__}")
+    if len(raw) == 2 and "fact" in raw:  # the common form, read at once: a fact, one test
+        op = next(key for key in raw if key != "fact")
+        fact = raw["fact"]
+        if op in _OPERATOR_SET and type(fact) is str and is_known_fact(fact):
+            operand = raw[op]
+            if checked or op != "matches":
+                _check_operand(path, op, operand)
+            elif not isinstance(operand, str):  # checked at its first search
+                raise ConditionError(f"{path}.{op}", "expected a pattern")
+            return Leaf(fact, op, operand)
     keys = set(raw)
     for combinator, cls in (("all", All), ("any", Any_)):
         if combinator in raw:
@@ -251,7 +264,7 @@ def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
             f"{fact!r} is not a fact; {suggest(str(fact), (*FACT_NAMES, 'packages.<name>'))}",
         )
     ops = keys - {"fact"}
-    if len(ops) != 1 or not ops <= set(OPERATORS):
+    if len(ops) != 1 or not ops <= _OPERATOR_SET:
         from quantdoctor.rules.vocab import suggest
 
         unknown = sorted(ops - set(OPERATORS))
@@ -266,7 +279,7 @@ def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
     op = ops.pop()
     operand = raw[op]
     if checked or op != "matches":
-        _check_operand(f"{path}.{op}", op, operand)
+        _check_operand(path, op, operand)
     elif not isinstance(operand, str):  # the pattern itself is checked at its first search
         raise ConditionError(f"{path}.{op}", "expected a pattern")
     return Leaf(fact, op, operand)
@@ -288,7 +301,11 @@ def rule_condition(when: Any, holds_for: Mapping[str, str], *, checked: bool = T
     return All((*scope, node)) if scope else node
 
 
-def _check_operand(path: str, op: str, operand: Any) -> None:
+def _check_operand(where: str, op: str, operand: Any) -> None:
+    """Check a test's operand; ``where`` is the test's path (``when.all[0]``)."""
+    if op == "is" or op == "is_not":
+        return
+    path = f"{where}.{op}"
     if op in ("in", "not_in") and not isinstance(operand, list):
         raise ConditionError(path, "expected a list")
     if op == "version" and not valid_specifier(str(operand)):

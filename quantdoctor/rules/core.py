@@ -199,9 +199,13 @@ class CompiledRule(NamedTuple):
         return all(facets[position] in allowed for position, allowed in self.select)
 
 
-def compile_rule(index: int, rule: Mapping[str, Any], *, checked: bool = True) -> CompiledRule:
+def compile_rule(
+    index: int, rule: Mapping[str, Any], *, checked: bool = True, share: bool = True
+) -> CompiledRule:
     """Compile one validated rule (plain data); raises ``ValueError`` on a bad condition
-    (``checked=False``: on a malformed one only; see ``conditions.parse``)."""
+    (``checked=False``: on a malformed one only; see ``conditions.parse``). ``share``:
+    reuse a condition already parsed from the same text (``_PARSED``), as a large
+    overlay's rules repeat a few; the built-in matrix's are its own."""
     select = rule.get("select") or {}
     source = rule["source"]
     return CompiledRule(
@@ -214,7 +218,11 @@ def compile_rule(index: int, rule: Mapping[str, Any], *, checked: bool = True) -
         select=tuple(
             (i, frozenset(select[name])) for i, name in enumerate(FACETS) if select.get(name)
         ),
-        condition=_condition(rule.get("when"), rule.get("holds_for") or {}, checked),
+        condition=(
+            _condition(rule.get("when"), rule.get("holds_for") or {}, checked)
+            if share
+            else rule_condition(rule.get("when"), rule.get("holds_for") or {}, checked=checked)
+        ),
         signature_only=bool(rule.get("signature_only")),
     )
 

@@ -26,7 +26,6 @@ from quantdoctor.rules.core import (
 from quantdoctor.rules.named import BUILTIN_PATH, default_overlays
 from quantdoctor.rules.records import EngineRecord, RuleRecord, engine_records, rule_ok
 from quantdoctor.rules.records import engine_ok as _engine_ok
-from quantdoctor.rules.untrusted import OVERLAY_LIMIT, check_yaml_node, read_user_file
 from quantdoctor.rules.vocab import canonical_name
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
@@ -212,6 +211,8 @@ def _yaml_loader() -> type:
 def _read_yaml(text: str, name: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     """Parse YAML keeping the line of every node, so errors can name ``file:line``."""
     import yaml
+
+    from quantdoctor.rules.untrusted import check_yaml_node
 
     lines: dict[tuple[Any, ...], int] = {}
     loader = _yaml_loader()(text)
@@ -402,14 +403,15 @@ def _expanded(rule: Any) -> Any:
 
 
 def _checked(
-    data: Any, *, cached: bool = False
+    data: Any, *, cached: bool = False, share: bool = True
 ) -> tuple[dict[str, Any], list[CompiledRule]] | None:
     """A cache entry's data and its compiled rules, or ``None`` when it is not well formed.
 
     ``cached``: ``data`` was read back from an entry whose key holds this code's digest
     (``_load_cached``): the conditions' operands passed their checks when this very
     code wrote it, in a folder only this user can write (``quantdoctor._dirs``), and a
-    digest of the payload guards it; the shapes are checked again, the operands not."""
+    digest of the payload guards it; the shapes are checked again, and the operands
+    but the patterns (checked at their first search: ``conditions.parse``)."""
     if not isinstance(data, dict):
         return None
     engines, rules, costs = data.get("engines"), data.get("rules"), data.get("costs")
@@ -429,19 +431,24 @@ def _checked(
     ):
         return None
     try:
-        compiled = [compile_rule(i, rule, checked=not cached) for i, rule in enumerate(rules)]
+        compiled = [
+            compile_rule(i, rule, checked=not cached, share=share) for i, rule in enumerate(rules)
+        ]
     except (ValueError, TypeError, KeyError, RecursionError):
         return None
     return data, compiled
 
 
-def _load_cached(kind: str, key: str, build: Any) -> tuple[dict[str, Any], list[CompiledRule]]:
-    """Read back ``kind``/``key`` if it is well formed, else ``build()`` and store it."""
-    found = _checked(read_entry(kind, key), cached=True)
+def _load_cached(
+    kind: str, key: str, build: Any, *, share: bool = True
+) -> tuple[dict[str, Any], list[CompiledRule]]:
+    """Read back ``kind``/``key`` if it is well formed, else ``build()`` and store it
+    (``share``: as ``core.compile_rule`` takes it)."""
+    found = _checked(read_entry(kind, key), cached=True, share=share)
     if found is not None:
         return found
     data = build()
-    checked = _checked(data)
+    checked = _checked(data, share=share)
     if checked is None:  # the schema and the cache check disagree: a bug, not user input
         raise MatrixError(f"{kind}: validated data failed the cache's own check")
     write_entry(kind, key, _compact(data), keep=KEEP.get(kind, 1))
@@ -469,7 +476,7 @@ def _builtin_loaded() -> tuple[dict[str, Any], list[CompiledRule]]:
 
     # Parsing and validating the YAML costs more than the rest of a `check`: the validated
     # matrix is kept as plain data, keyed by a digest of quantdoctor's own files.
-    return _load_cached("matrix", code_digest(), build)
+    return _load_cached("matrix", code_digest(), build, share=False)
 
 
 def builtin() -> MatrixFile:
@@ -487,6 +494,8 @@ def engine_schemes(engine: str) -> dict[str, Any]:
 
 def _read_text(path: str | os.PathLike[str]) -> str:
     # A regular file of bounded size, opened without blocking (a FIFO, /dev/zero, ...).
+    from quantdoctor.rules.untrusted import OVERLAY_LIMIT, read_user_file
+
     return read_user_file(path, "", MatrixError, OVERLAY_LIMIT)
 
 
