@@ -118,3 +118,14 @@ def test_a_finding_is_shared_only_by_plans_its_texts_read_the_same() -> None:
     # engine's plans at that offload
     assert len(named) == len(matrix.engine_names) * len(OFFLOADS)
     assert all(len(pairs) == 1 for pairs in named.values())
+
+
+def test_each_engines_rules_are_those_that_may_select_it() -> None:
+    for matrix in MATRICES.values():
+        for engine in (*matrix.engine_names, "no-such-engine"):
+            want = [
+                c
+                for c in matrix.compiled
+                if not c.select or c.select[0][0] != 0 or engine in c.select[0][1]
+            ]
+            assert matrix.compiled_for(engine) == want, engine

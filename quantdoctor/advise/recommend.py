@@ -838,7 +838,7 @@ def plain_recommend(
     already checked) spare validating ``env`` again. What the doctor report uses: it
     builds no pydantic model. ``core``: the evaluator that judged ``verdicts`` (on
     ``facts`` and ``matrix``), whose conditions need not be evaluated again."""
-    from quantdoctor.rules.core import Core, Facets
+    from quantdoctor.rules.core import FACETS, Core, Facets
     from quantdoctor.rules.vocab import COMPONENTS, DTYPES, suggest
 
     _check_prefer(prefer)
@@ -882,7 +882,7 @@ def plain_recommend(
     if core is None:
         core = Core(dict(facts), matrix)
     known = {
-        Facets(p.engine, p.scheme, p.mode, p.offload, p.component, p.dtype): v.status
+        p if type(p) is Facets else Facets(*(getattr(p, f) for f in FACETS)): v.status
         for v in verdicts or ()
         if (p := v.plan).mode  # a verdict's plan always names its mode
     }

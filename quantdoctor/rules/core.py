@@ -262,8 +262,6 @@ _UNKNOWN_WORDS = {
 }
 #: Findings are listed as a verdict reads: what blocks, what might, what warns, then notes.
 _SEVERITY_ORDER = {"block": 0, "warn": 2, "info": 3}
-#: The status a verdict takes from its first finding (``status_of``) when it holds.
-_HOLDING_STATUS = {"block": "blocked", "warn": "warn"}
 #: The status each group of ``Core.active`` gives a plan it selects, in that order.
 _GROUP_STATUS = ("blocked", "unknown", "warn")
 #: Orders plans best first on these facts (the cost model, ``advise.recommend.rank_plans``).
@@ -651,9 +649,7 @@ def status_of(findings: Sequence[Any]) -> str:
     if not findings:
         return "ok"
     first = findings[0]
-    if first.state != "holds":
-        return "unknown"
-    return _HOLDING_STATUS.get(first.severity, "ok")
+    return _LIVE_STATUS[_SEVERITY_ORDER[first.severity] if first.state == "holds" else 1]
 
 
 def _first(pair: tuple[int, str]) -> int:
@@ -700,7 +696,7 @@ def _selection(
     return chosen
 
 
-#: The status the finding of a live rule gives a verdict, by ``_live_order``.
+#: The status a verdict's first finding gives it, by ``_live_order`` (``_finding_order``).
 _LIVE_STATUS = ("blocked", "unknown", "warn", "ok")
 
 

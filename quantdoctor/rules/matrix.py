@@ -104,11 +104,20 @@ class Matrix:
 
     def compiled_for(self, engine: str) -> list[CompiledRule]:
         """Rules that may select a plan of this engine, in matrix order (plain)."""
+        if not self._by_engine:  # every engine's at once: one pass over the rules
+            by_engine: dict[str, list[CompiledRule]] = {name: [] for name in self.engine_data}
+            for c in self.compiled:
+                if c.select and c.select[0][0] == 0:  # an engine selector: those engines'
+                    for name in c.select[0][1]:
+                        if name in by_engine:
+                            by_engine[name].append(c)
+                else:
+                    for rules in by_engine.values():
+                        rules.append(c)
+            self._by_engine = by_engine
         found = self._by_engine.get(engine)
-        if found is None:
-            found = [c for c in self.compiled if not c.select or c.select[0][0] != 0
-                     or engine in c.select[0][1]]  # fmt: skip
-            self._by_engine[engine] = found
+        if found is None:  # no engine of the matrix: the rules that select every engine
+            found = [c for c in self.compiled if not c.select or c.select[0][0] != 0]
         return found
 
     def selecting(self, plan: tuple[str, ...]) -> tuple[CompiledRule, ...]:
