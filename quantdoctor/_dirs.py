@@ -30,9 +30,10 @@ What is cached per process, for its life: the built-in matrix and cost model as 
 ``rules.named._SEEN``, ``advise.recommend._base_costs``/``_merged``), the
 default matrix (``rules.evaluate.default_matrix``), each matrix's rules per engine and per
 plan (``Matrix.compiled_for``/``selecting``), parsed versions and specifiers
-(``rules.conditions``), compiled error signatures (``rules.explain``), this digest of the
-code (``code_digest``), and within one evaluation each condition's result on the machine
-(``rules.core.Core``).
+(``rules.conditions``), compiled error signatures (``rules.explain``), the offloads a fix
+names and where a finding is listed (``doctor.report.offloads_named``/``_kinds``), this
+digest of the code (``code_digest``), and within one evaluation each condition's result on
+the machine (``rules.core.Core``, which the report's grid and recommendation share).
 
 Someone who can write as the user can still forge an entry (and could as well edit the
 installed package); the checks keep out everyone else (a shared ``QUANTDOCTOR_CACHE_DIR``),

@@ -644,8 +644,9 @@ def _status(found: Iterable[tuple[str, bool]]) -> str:
 
 
 def status_of(findings: Sequence[Any]) -> str:
-    """``_status`` of findings (with ``severity`` and ``state`` attributes) in a verdict's
-    order: the first decides (a block that holds, then one that might, then a warning)."""
+    """``_status`` of findings in a verdict's order, as records (``severity`` and ``state``
+    attributes, as ``grid_findings`` gives them wrapped in ``FindingRecord``): the first
+    decides (a block that holds, then one that might, then a warning)."""
     if not findings:
         return "ok"
     first = findings[0]

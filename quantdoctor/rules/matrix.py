@@ -76,7 +76,7 @@ class Matrix:
         #: distribution -> {"version", "how"}: the newest version the rules were checked against
         self.verified_data = verified_data or {}
         self.files = files
-        self._by_engine: dict[str, list[CompiledRule]] = {}
+        self._by_engine: dict[str, list[CompiledRule]] | None = None
         self._by_plan: dict[tuple[str, ...], tuple[CompiledRule, ...]] = {}
 
     def __repr__(self) -> str:
@@ -104,7 +104,7 @@ class Matrix:
 
     def compiled_for(self, engine: str) -> list[CompiledRule]:
         """Rules that may select a plan of this engine, in matrix order (plain)."""
-        if not self._by_engine:  # every engine's at once: one pass over the rules
+        if self._by_engine is None:  # every engine's at once: one pass over the rules
             by_engine: dict[str, list[CompiledRule]] = {name: [] for name in self.engine_data}
             for c in self.compiled:
                 if c.select and c.select[0][0] == 0:  # an engine selector: those engines'
@@ -116,8 +116,10 @@ class Matrix:
                         rules.append(c)
             self._by_engine = by_engine
         found = self._by_engine.get(engine)
-        if found is None:  # no engine of the matrix: the rules that select every engine
-            found = [c for c in self.compiled if not c.select or c.select[0][0] != 0]
+        if found is None:  # not an engine of the matrix (a ``Matrix`` built by hand)
+            found = [c for c in self.compiled if not c.select or c.select[0][0] != 0
+                     or engine in c.select[0][1]]  # fmt: skip
+            self._by_engine[engine] = found
         return found
 
     def selecting(self, plan: tuple[str, ...]) -> tuple[CompiledRule, ...]:
