@@ -383,7 +383,7 @@ def engine_summary(
         status = v.status
         pair = (v.plan.scheme, v.plan.offload)
         evaluated.setdefault(pair[0], set()).add(pair[1])
-        if status in ("ok", "warn"):
+        if v.passes:
             passing.append(pair)
             passes_at.setdefault(pair[0], set()).add(pair[1])
         seen: set[str] = set()  # one cause once per plan, whatever its wording

@@ -226,12 +226,7 @@ def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
         op = next(key for key in raw if key != "fact")
         fact = raw["fact"]
         if op in _OPERATOR_SET and type(fact) is str and is_known_fact(fact):
-            operand = raw[op]
-            if checked or op != "matches":
-                _check_operand(path, op, operand)
-            elif not isinstance(operand, str):  # checked at its first search
-                raise ConditionError(f"{path}.{op}", "expected a pattern")
-            return Leaf(fact, op, operand)
+            return _leaf(path, fact, op, raw[op], checked)
     keys = set(raw)
     for combinator, cls in (("all", All), ("any", Any_)):
         if combinator in raw:
@@ -277,10 +272,15 @@ def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
             )
         raise ConditionError(path, problem)
     op = ops.pop()
-    operand = raw[op]
+    return _leaf(path, fact, op, raw[op], checked)
+
+
+def _leaf(path: str, fact: str, op: str, operand: Any, checked: bool) -> Leaf:
+    """A test of a known fact by a known operator, its operand checked (a pattern read
+    back unchecked is checked at its first search)."""
     if checked or op != "matches":
         _check_operand(path, op, operand)
-    elif not isinstance(operand, str):  # the pattern itself is checked at its first search
+    elif not isinstance(operand, str):
         raise ConditionError(f"{path}.{op}", "expected a pattern")
     return Leaf(fact, op, operand)
 

@@ -218,11 +218,7 @@ def compile_rule(
         select=tuple(
             (i, frozenset(select[name])) for i, name in enumerate(FACETS) if select.get(name)
         ),
-        condition=(
-            _condition(rule.get("when"), rule.get("holds_for") or {}, checked)
-            if share
-            else rule_condition(rule.get("when"), rule.get("holds_for") or {}, checked=checked)
-        ),
+        condition=_condition(rule.get("when"), rule.get("holds_for") or {}, checked, share),
         signature_only=bool(rule.get("signature_only")),
     )
 
@@ -232,7 +228,9 @@ def compile_rule(
 _PARSED: dict[str, Node] = {}
 
 
-def _condition(when: Any, holds_for: Mapping[str, str], checked: bool) -> Node:
+def _condition(when: Any, holds_for: Mapping[str, str], checked: bool, share: bool) -> Node:
+    if not share:
+        return rule_condition(when, holds_for, checked=checked)
     # the repr of plain data (dicts, lists, strings, numbers: validated JSON) is its text
     key = repr((when, holds_for, checked))
     node = _PARSED.get(key)
@@ -316,8 +314,9 @@ class Core:
 
     def _live_rules(self, engine: str) -> list[tuple[CompiledRule, bool]]:
         """The rules of ``engine`` that can apply here and hold (True) or might (False),
-        in matrix order: found once per engine (most conditions are false on any one
-        machine); only a rule that could block makes a verdict unknown."""
+        in the order a verdict lists their findings (``_live_order``, then matrix order):
+        found once per engine (most conditions are false on any one machine); only a
+        rule that could block makes a verdict unknown."""
         live = self._live.get(engine)
         if live is None:
             live = []
@@ -328,11 +327,13 @@ class Core:
                 if holds is False or (holds is None and rule.severity != "block"):
                     continue
                 live.append((rule, bool(holds)))
+            live.sort(key=_live_order)  # stable: matrix order within each kind
             self._live[engine] = live
         return live
 
     def _applying(self, plan: Facets) -> Iterator[tuple[CompiledRule, bool]]:
-        """The rules that select ``plan`` and hold (True) or might (False), in matrix order:
+        """The rules that select ``plan`` and hold (True) or might (False), in a verdict's
+        order:
         each plan tests only the selectors of its engine's live rules, so a report's 350
         plans cost what its few live rules select."""
         for rule, holds in self._live_rules(plan.engine):
@@ -459,8 +460,7 @@ class Core:
         by_engine = _by_engine(plans)
         for engine, positions in by_engine.items():
             chosen_by = _selection(plans, positions)
-            live = sorted(self._live_rules(engine), key=_live_order)  # stable: matrix order
-            for rule, holds in live:
+            for rule, holds in self._live_rules(engine):
                 chosen = chosen_by(rule.select)
                 # a finding is the same for plans equal in the facets its texts name
                 texts = rule.message + rule.fix
@@ -482,7 +482,7 @@ class Core:
         out: list[str | None] = [None] * len(plans)
         for engine, positions in _by_engine(plans).items():
             chosen_by = _selection(plans, positions)
-            for rule, holds in sorted(self._live_rules(engine), key=_live_order):
+            for rule, holds in self._live_rules(engine):
                 status = _LIVE_STATUS[_live_order((rule, holds))]
                 if status == "ok":
                     break  # info rules, last in that order, change no status
@@ -501,7 +501,6 @@ class Core:
         alts: list[Facets] = []
         if status not in ("ok", "warn") and alternatives:
             alts = self.alternatives(plan, alternatives)
-        findings.sort(key=_finding_order)
         return {
             "status": status,
             "plan": plan.to_json(),
@@ -657,10 +656,6 @@ def _first(pair: tuple[int, str]) -> int:
     return pair[0]
 
 
-def _finding_order(f: Mapping[str, Any]) -> int:
-    return 1 if f["state"] == "unknown" else _SEVERITY_ORDER[f["severity"]]
-
-
 def _by_engine(plans: Sequence[Facets]) -> dict[str, list[int]]:
     """Engine -> the positions of its plans in ``plans``."""
     out: dict[str, list[int]] = {}
@@ -697,12 +692,13 @@ def _selection(
     return chosen
 
 
-#: The status a verdict's first finding gives it, by ``_live_order`` (``_finding_order``).
+#: The status a verdict's first finding gives it, by ``_live_order``.
 _LIVE_STATUS = ("blocked", "unknown", "warn", "ok")
 
 
 def _live_order(live: tuple[CompiledRule, bool]) -> int:
-    """``_finding_order`` of the finding a live (rule, holds) makes."""
+    """Where a verdict lists the finding a live (rule, holds) makes: what blocks, what
+    might, what warns, then notes."""
     return _SEVERITY_ORDER[live[0].severity] if live[1] else 1
 
 

@@ -224,9 +224,10 @@ class RuleRecord:
 class FindingRecord:
     """One rule that applies (``Finding``'s fields), from the evaluator's plain verdict."""
 
-    __slots__ = ("fix", "message", "missing", "rule", "severity", "source", "state")
+    __slots__ = ("_data", "fix", "message", "missing", "rule", "severity", "source", "state")
 
     def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
         self.rule: str = data["rule"]
         self.severity: str = data["severity"]
         self.message: str = data["message"]
@@ -240,16 +241,9 @@ class FindingRecord:
         return decides(self.severity, self.state, status)
 
     def to_json(self) -> dict[str, Any]:
-        """The finding as ``Finding.model_dump(mode="json")`` gives it."""
-        return {
-            "rule": self.rule,
-            "severity": self.severity,
-            "message": self.message,
-            "fix": self.fix,
-            "source": self.source,
-            "state": self.state,
-            "missing": list(self.missing),
-        }
+        """The finding as ``Finding.model_dump(mode="json")`` gives it: a copy of the
+        evaluator's dict it was read from."""
+        return {**self._data, "missing": list(self.missing)}
 
 
 class VerdictRecord:
