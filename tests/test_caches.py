@@ -419,6 +419,34 @@ def test_a_forged_slow_pattern_is_refused_not_run(tmp_path: Path, env_file: Path
     assert done.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"fact": "torch.version", "version": "not a specifier"},
+        {"fact": "torch.version", "lt": "not a version"},
+        {"fact": "torch.version", "version": ["a list"]},
+    ],
+    ids=["specifier", "compared", "wrong-type"],
+)
+def test_a_forged_operand_is_refused_at_its_first_use_or_rebuilt(
+    tmp_path: Path, env_file: Path, when: dict[str, Any]
+) -> None:
+    # a cached rule's version specifiers and compared versions are checked at their first
+    # use (a load parses none of them): a forged one is one line and exit 2; one of the
+    # wrong type fails the load's own check, and the matrix is built afresh
+    cache = tmp_path / "cache"
+    first = run(cache, *CHECK, env_file=env_file)
+    assert first.returncode == 1
+    _forge(matrix_entry(cache), lambda d: [r.__setitem__("when", when) for r in d["rules"]])
+    done = run(cache, *CHECK, env_file=env_file)
+    if isinstance(next(v for k, v in when.items() if k != "fact"), list):
+        assert (done.returncode, done.stdout) == (1, first.stdout)
+        return
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("quantdoctor: error: a rule read back from quantdoctor's cache")
+    assert done.stderr.count("\n") == 1
+
+
 def test_the_codes_digest_follows_every_source_and_data_file(tmp_path: Path) -> None:
     """Every kept entry's key holds ``code_digest``: an edit anywhere in the package, even
     one that keeps the size, is a new key; compiled files are not the code."""
@@ -431,10 +459,10 @@ def test_the_codes_digest_follows_every_source_and_data_file(tmp_path: Path) -> 
     )
 
     def digest_now() -> str:  # code_digest() of the copy (it walks its own folder)
-        stats: list[Any] = []
-        _dirs._code_stats(str(tmp_path / "quantdoctor"), stats)
-        assert len(stats) > 50
-        return _dirs.digest(stats)
+        fields: list[str] = []
+        _dirs._code_stats(str(tmp_path / "quantdoctor"), fields)
+        assert len(fields) > 3 * 50
+        return "\0".join(fields)
 
     first = digest_now()
     assert digest_now() == first

@@ -143,6 +143,7 @@ class Not(Node):
 
 def _compare(op: str, value: Any, operand: Any) -> bool:
     if isinstance(operand, bool) or not isinstance(operand, (int, float)):
+        _check_late(op, operand)
         return bool(compare_versions(op, str(value), str(operand)))
     try:
         a, b = float(value), float(operand)
@@ -175,26 +176,36 @@ class Leaf(Node):
 
 
 def _version_test(value: Any, spec: Any) -> bool:
+    _check_late("version", spec)
     return satisfies(str(value), str(spec))
 
 
 def _search(pattern: str, text: str) -> bool:
     import re  # only a rule that matches a pattern pays for re (half a process's start-up)
 
-    if pattern not in _SAFE:  # a cached rule's pattern: checked once, here
-        try:
-            _check_operand("when", "matches", pattern)
-        except ConditionError as err:
-            raise InvalidInputError(
-                f"a rule read back from quantdoctor's cache is not one it wrote ({err}); "
-                "run again with QUANTDOCTOR_CACHE_DIR set to an empty folder"
-            ) from None
-        _SAFE.add(pattern)
+    _check_late("matches", pattern)
     return re.search(pattern, text) is not None
 
 
-#: Patterns that passed ``_check_operand`` in this process.
-_SAFE: set[str] = set()
+def _check_late(op: str, operand: Any) -> None:
+    """Check at its first use an operand that a condition read back from quantdoctor's
+    cache left unchecked (``parse(checked=False)``)."""
+    if type(operand) in _KEPT and (op, operand) in _SAFE:
+        return
+    try:
+        _check_operand("when", op, operand)
+    except ConditionError as err:
+        raise InvalidInputError(
+            f"a rule read back from quantdoctor's cache is not one it wrote ({err}); "
+            "run again with QUANTDOCTOR_CACHE_DIR set to an empty folder"
+        ) from None
+
+
+#: The (operator, operand) pairs whose operands passed ``_check_operand`` in this process
+#: (the costly checks: patterns, version specifiers, versions compared).
+_SAFE: set[tuple[str, Any]] = set()
+#: The operands' types ``_SAFE`` holds (any other is checked again at each use).
+_KEPT = (str, int, float)
 
 
 _TESTS: dict[str, Callable[[Any, Any], bool]] = {
@@ -215,9 +226,10 @@ def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
     """Parse a YAML condition into a tree, or raise ``ConditionError`` naming where.
 
     ``checked=False`` (conditions read back from quantdoctor's own cache, which passed
-    every check when this very code wrote the entry) leaves the patterns' checks
-    (compiling, and how slowly they could run) to the first search with each, so that a
-    load needs no ``re``; every other operand is checked as always."""
+    every check when this very code wrote the entry) checks the types of the operands
+    only, and leaves the costly checks (a pattern's compiling and how slowly it could run,
+    a version specifier's or a version's reading) to each operand's first use, so that a
+    load needs no ``re`` and reads no version of a package that is not installed."""
     if raw is None or raw is True:
         return Always()
     if not isinstance(raw, dict):
@@ -276,13 +288,26 @@ def parse(raw: Any, path: str = "when", *, checked: bool = True) -> Node:
 
 
 def _leaf(path: str, fact: str, op: str, operand: Any, checked: bool) -> Leaf:
-    """A test of a known fact by a known operator, its operand checked (a pattern read
-    back unchecked is checked at its first search)."""
-    if checked or op != "matches":
+    """A test of a known fact by a known operator, its operand checked; read back
+    unchecked, a pattern, a version specifier or a version compared is checked at its
+    first use (``_check_late``), once its type is right."""
+    if checked or op not in _LATE:
         _check_operand(path, op, operand)
-    elif not isinstance(operand, str):
-        raise ConditionError(f"{path}.{op}", "expected a pattern")
+    elif not isinstance(operand, _LATE[op]) or isinstance(operand, bool):
+        raise ConditionError(f"{path}.{op}", "expected a pattern, version or number")
     return Leaf(fact, op, operand)
+
+
+#: The operators whose operands' checks wait for their first use in a cached condition,
+#: and the types those operands must have.
+_LATE: dict[str, tuple[type, ...]] = {
+    "matches": (str,),
+    "version": (str,),
+    "lt": (str, int, float),
+    "le": (str, int, float),
+    "gt": (str, int, float),
+    "ge": (str, int, float),
+}
 
 
 def rule_condition(when: Any, holds_for: Mapping[str, str], *, checked: bool = True) -> Node:
@@ -330,6 +355,7 @@ def _check_operand(where: str, op: str, operand: Any) -> None:
         why = unsafe(str(operand))
         if why:
             raise ConditionError(path, f"pattern could run slowly on long text: {why}")
-        _SAFE.add(str(operand))
     if op == "absent" and not isinstance(operand, bool):
         raise ConditionError(path, "expected true or false")
+    if op in _LATE and type(operand) in _KEPT:
+        _SAFE.add((op, operand))

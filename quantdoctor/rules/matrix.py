@@ -421,8 +421,8 @@ def _checked(
     ``cached``: ``data`` was read back from an entry whose key holds this code's digest
     (``_load_cached``): the conditions' operands passed their checks when this very
     code wrote it, in a folder only this user can write (``quantdoctor._dirs``), and a
-    digest of the payload guards it; the shapes are checked again, and the operands
-    but the patterns (checked at their first search: ``conditions.parse``)."""
+    digest of the payload guards it; the shapes are checked again, and the operands'
+    types (their values at their first use: ``conditions.parse``)."""
     if not isinstance(data, dict):
         return None
     engines, rules, costs = data.get("engines"), data.get("rules"), data.get("costs")
