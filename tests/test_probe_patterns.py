@@ -184,6 +184,7 @@ def test_the_reports_fix_readers_are_their_patterns() -> None:
         assert report._bare_call(text) == re.sub(report._CALL_DRESS, "", text), repr(text)
     installs = ["pip install torchao", "python -m pip install -U diffusers", "pip install", "x"]
     installs += ['"C:/a b/python.exe" -m pip install "auto-round>=0.13.0"', "pip install a b"]
+    installs += ["pip install -U --pre x", "pip install - x", "pip install -\u00a0x y", " -U"]
     for text in _texts(14, installs, 6000, " \t\n\u00a0pi-x", joined=True):
-        m = re.fullmatch(r"(.*pip install) (\S+)", text)
+        m = re.fullmatch(r"(.*pip install(?: -\S+)*) (\S+)", text)
         assert report._install_parts(text) == (m.groups() if m else None), repr(text)

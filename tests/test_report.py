@@ -10,6 +10,7 @@ import pytest
 from envs import CPU_ONLY, H100_LINUX, RX6800_ZLUDA, with_
 
 from quantdoctor.advise.section import recommendation_section
+from quantdoctor.doctor import report as report_module
 from quantdoctor._printable import print_lines
 from quantdoctor.doctor.report import build_report, render_env, render_report
 from quantdoctor.rules.evaluate import evaluate_grid
@@ -71,6 +72,25 @@ def test_an_engine_that_is_not_installed_fails_nothing_and_shows_how_to_install(
     assert quanto["installed"] is False and "pip install" in quanto["install"]
     assert "not installed: quanto" in text_of(report)
     assert "install: pip install optimum-quanto" in text_of(report)
+
+
+def test_engines_not_installed_get_one_install_command_per_kind_of_command(
+    matrix: Matrix,
+) -> None:
+    # a machine with no engine: one pip command for the plain installs and one for the
+    # upgrades (-U), each package once, in the matrix's order; another command as it is
+    packages = {spec["package"]: None for spec in matrix.engine_data.values()}
+    report = report_for(with_(H100_LINUX, packages=packages), matrix)
+    absent = [e for e in report["engines"] if e["installed"] is False]
+    assert len(absent) == len(matrix.engine_names)
+    [line] = [line for line in render_report(report) if line and line[0][0] == "      install: "]
+    plain = [e["install"].removeprefix("pip install ") for e in absent]
+    upgrades = list(dict.fromkeys(w.removeprefix("-U ") for w in plain if w.startswith("-U ")))
+    plain = [w for w in plain if not w.startswith("-U ")]
+    assert upgrades and len(plain) > 5
+    assert line[1][0] == f"pip install {' '.join(plain)}; pip install -U {' '.join(upgrades)}"
+    odd = [{"install": "pip install a"}, {"install": "conda install b"}, {"install": "pip install a"}]
+    assert report_module._one_install(odd) == "pip install a; conda install b"
 
 
 def test_whether_an_engine_is_installed_can_be_unknown(matrix: Matrix) -> None:

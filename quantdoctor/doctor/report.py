@@ -695,27 +695,44 @@ def render_report(report: Mapping[str, Any], *, verbose: bool = False) -> list[L
 
 
 def _one_install(engines: Sequence[Mapping[str, Any]]) -> str:
-    """``pip install a b c`` for engines whose install commands differ only in the
-    package; otherwise each command, separated by ``;``."""
-    found = [_install_parts(e["install"] or "") for e in engines]
-    heads = {m[0] for m in found if m}
-    if all(found) and len(heads) == 1:
-        return f"{heads.pop()} " + " ".join(m[1] for m in found if m)
-    return "; ".join(e["install"] for e in engines)
+    """The engines' install commands, those that differ only in the package they end with
+    (``pip install a``, ``pip install b``; ``pip install -U c``) as one each (``pip install
+    a b``; ``pip install -U c``), in the order first met, ``;`` between."""
+    commands: dict[str, list[str]] = {}
+    for e in engines:
+        command = e["install"] or ""
+        parts = _install_parts(command)
+        head, word = parts if parts is not None else (command, "")
+        words = commands.setdefault(head, [])
+        if word and word not in words:
+            words.append(word)
+    return "; ".join(" ".join([head, *words]) for head, words in commands.items() if head)
 
 
 def _install_parts(command: str) -> tuple[str, str] | None:
-    """``re.fullmatch(r"(.*pip install) (\\S+)", command).groups()``, by hand: the text up to
-    and with ``pip install``, and the one word after it, which ends the command."""
+    r"""``re.fullmatch(r"(.*pip install(?: -\S+)*) (\S+)", command).groups()``, by hand:
+    the text up to and with ``pip install`` and its options, and the one word after
+    them, which ends the command."""
     if "\n" in command:
-        return None  # "." and "\\S" take no newline
+        return None  # "." and "\S" take no newline
     cut = len(command) - 1
     while cut >= 0 and not command[cut].isspace():
         cut -= 1
     head, word = command[: max(cut, 0)], command[cut + 1 :]
-    if cut < 0 or command[cut] != " " or not word or not head.endswith("pip install"):
+    if cut < 0 or command[cut] != " " or not word:
         return None
+    stem = head
+    while not stem.endswith("pip install"):  # an option between: -U, --pre
+        space = stem.rfind(" ")
+        option = stem[space + 1 :]
+        if space < 0 or len(option) < 2 or option[0] != "-" or _has_space(option):
+            return None
+        stem = stem[:space]
     return head, word
+
+
+def _has_space(text: str) -> bool:
+    return any(c.isspace() for c in text)
 
 
 def _engine_head(e: Mapping[str, Any]) -> Line:
