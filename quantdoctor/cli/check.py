@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", required=True, help="an engine of the matrix (quantdoctor matrix)")
-    p.add_argument("--scheme", required=True, help="a scheme of the engine (see quantdoctor rules)")
+    p.add_argument(
+        "--scheme", required=True, help="a scheme of the engine (quantdoctor matrix lists them)"
+    )
     p.add_argument("--mode", help=" | ".join(MODES) + " (default: the engine's default_mode)")
     p.add_argument("--offload", default="none", help=" | ".join(OFFLOADS))
     p.add_argument("--component", default="transformer", help=" | ".join(COMPONENTS))

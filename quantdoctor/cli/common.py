@@ -21,17 +21,21 @@ STYLES = {status: _STYLES[o] for status, o in _OUTCOME.items()}
 EXIT = {"ok": EXIT_OK, "warn": EXIT_OK, "blocked": EXIT_BLOCKED, "unknown": EXIT_UNKNOWN}
 
 
-def add_env_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+def add_env_args(
+    p: argparse.ArgumentParser, *, many: bool = False, default: str = "probe here"
+) -> None:
+    """``--env`` (``default``: the machine without one), ``--device``, ``--python``,
+    ``--matrix`` and ``--json``."""
     if many:
         p.add_argument(
             "--env",
             action="append",
             metavar="FILE",
             default=[],
-            help="an Environment JSON (repeatable: one column per file); default: probe here",
+            help=f"an Environment JSON (repeatable: one column per file); default: {default}",
         )
     else:
-        p.add_argument("--env", metavar="FILE", help="an Environment JSON; default: probe here")
+        p.add_argument("--env", metavar="FILE", help=f"an Environment JSON; default: {default}")
     add_device_arg(p)
     add_python_arg(p)
     add_matrix_arg(p)
@@ -224,11 +228,18 @@ def load_matrix_args(args: argparse.Namespace) -> Any:
     return load_matrix(extra=list(args.matrix) or None)
 
 
-def check_choice(arg: str, value: str | None, valid: tuple[str, ...] | list[str]) -> None:
+def check_choice(arg: str, value: str | None, valid: tuple[str, ...] | list[str]) -> str | None:
+    """``value`` of option ``arg`` as the vocabulary spells it (``--engine bnb`` is
+    bitsandbytes: ``rules.aliases``), or ``InvalidInputError`` naming the valid ones."""
+    if value is None or value in valid:
+        return value
+    from quantdoctor.rules.aliases import resolve
     from quantdoctor.rules.vocab import suggest
 
-    if value is not None and value not in valid:
+    found = resolve(arg.lstrip("-"), value, valid)
+    if found not in valid:
         raise InvalidInputError(f"{arg}: {value!r} is not valid; {suggest(value, tuple(valid))}")
+    return found
 
 
 def dump_json(data: Any) -> None:

@@ -2,8 +2,9 @@
 [--params N] [-v] [--json]``: which rules an error text matches, and how sure.
 
 TEXT may be ``-`` (read standard input), as may F. ``--engine/--scheme/--offload`` say
-what was loading (a rule about another engine or offload is dropped), ``--env`` the
-machine (a rule whose condition holds there gains). An out-of-memory error that no rule
+what was loading (a rule about another engine or offload is dropped), ``--env`` (or
+``--python``: that interpreter probed) the machine (a rule whose condition holds there
+gains); without either, the text alone decides. An out-of-memory error that no rule
 explains gets memory advice (with ``--params``, the plans that fit). Exit 0 when a rule
 matched, 1 when none did, 2 on bad input (an empty text too).
 """
@@ -32,13 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--file", "-f", metavar="F", help="read the text from F ('-': stdin)")
     parser.add_argument(
-        "--engine", metavar="E", help="the engine that was loading (quantdoctor rules lists them)"
+        "--engine", metavar="E", help="the engine that was loading (quantdoctor matrix lists them)"
     )
     parser.add_argument("--scheme", metavar="S", help="the scheme it used (nf4, qint8, Q4_K...)")
     parser.add_argument(
         "--offload", metavar="O", help="the offload that was on: " + " | ".join(OFFLOADS)
     )
-    add_env_args(parser)
+    add_env_args(parser, default="none, or with --python that interpreter probed")
     parser.add_argument(
         "--params",
         type=param_count,
@@ -280,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
 
     text = read_text(args)
     matrix, env = None, None
-    if args.env is None and args.engine is None and args.scheme is None:
+    if args.env is None and args.python is None and args.engine is None and args.scheme is None:
         # no machine, no engine or scheme to resolve: the kept signature rules suffice
         context = _context(args, None)
         rules, packages, engines = signature_rules(args.matrix)
@@ -290,7 +291,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         matrix = _load_matrix(args)
         context = _context(args, matrix)
-        env = load_env(args.env) if args.env else None
+        env = (
+            load_env(args.env, args.python, matrix.packages()) if args.env or args.python else None
+        )
         result = explain_full(text, matrix, context=context or None, env=env, device=args.device)
     matches = result.matches
     if args.json:

@@ -35,15 +35,14 @@ def run(args: argparse.Namespace) -> int:
     from quantdoctor.rules.facts import facts_from_json
 
     matrix = load_matrix_args(args)
-    for e in args.engine:
-        check_choice("--engine", e, matrix.engine_names)
+    engines = [str(check_choice("--engine", e, matrix.engine_names)) for e in args.engine]
     names = column_names(args.env) or ["here"]
     envs = [load_env_data(f, prune=False) for f in args.env]
     if envs:
         prune_entries("env", KEEP_ENVS)
     else:
         envs = [load_env_data(None, args.python, matrix.packages())]
-    plans = grid(matrix, args.engine or None)
+    plans = grid(matrix, engines or None)
     index = grid_index(matrix, plans)
     columns = []
     # a column is a function of the rules that can make a verdict there (Core.active):

@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
     from quantdoctor.rules.core import check_device
     from quantdoctor.rules.facts import facts_from_json
 
-    check_choice("--prefer", args.prefer, PREFERS)
-    check_choice("--component", args.component, COMPONENTS)
-    check_choice("--dtype", args.dtype, DTYPES)
+    prefer = str(check_choice("--prefer", args.prefer, PREFERS))
+    component = str(check_choice("--component", args.component, COMPONENTS))
+    dtype = str(check_choice("--dtype", args.dtype, DTYPES))
     if args.top < 0:
         raise InvalidInputError(f"--top: {args.top} is not valid; give a number >= 0")
     matrix = load_matrix_args(args)
@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
         facts=facts_from_json(env, device=args.device),
         model=args.model,
         params=args.params,
-        component=args.component,
-        dtype=args.dtype,
+        component=component,
+        dtype=dtype,
         vram_gb=args.vram,
-        prefer=args.prefer,
+        prefer=prefer,
         activation_gb=args.activation_gb,
         matrix=matrix,
         device=args.device,

@@ -61,9 +61,9 @@ SEVERITY_STYLES = {"block": "red", "warn": "yellow", "info": "cyan"}
 
 def run(args: argparse.Namespace) -> int:
     matrix = load_matrix_args(args)
-    check_choice("--engine", args.engine, matrix.engine_names)
-    if args.engine:  # the rules that can select the engine's plans, in matrix order
-        wanted = {c.number for c in matrix.compiled_for(args.engine)}
+    engine = check_choice("--engine", args.engine, matrix.engine_names)
+    if engine:  # the rules that can select the engine's plans, in matrix order
+        wanted = {c.number for c in matrix.compiled_for(engine)}
         rules = [r for i, r in enumerate(matrix.rule_data) if i in wanted]
     else:
         rules = matrix.rule_data

@@ -677,7 +677,7 @@ def check_cost_keys(costs: Mapping[str, Any], engines: Mapping[str, Any], where:
                 if not ok:
                     raise MatrixError(
                         f"{where}.{key}[{i}].values.{name}: not an engine.scheme[.mode] of "
-                        "the matrix (quantdoctor matrix lists them)"
+                        "the matrix (quantdoctor matrix lists the engines' schemes)"
                     )
 
 
