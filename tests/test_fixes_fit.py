@@ -130,3 +130,25 @@ def test_an_offload_fix_names_the_apps_own_switch() -> None:
     assert fix_for_app("pip install -U bitsandbytes", "sdnext") == "pip install -U bitsandbytes"
     # diffusers' method is not said twice
     assert fix_for_app(fix, None).count("enable_model_cpu_offload") == 1
+
+
+def test_a_fix_does_not_send_the_user_to_what_another_rule_blocks() -> None:
+    from envs import GTX1080_WINDOWS, H100_LINUX, with_
+
+    # triton missing on Windows with torch 2.13: the series paired with 2.13 is 3.7.x,
+    # which triton.windows.pairing accepts (it flags triton < 3.7 with torch >= 2.13)
+    windows = with_(GTX1080_WINDOWS, torch={"version": "2.13.0+cu130", "cuda": "13.0"}, triton=None)
+    [fix] = [f.fix for f in check(windows, "torchao", "int8wo").findings if f.rule == "triton.missing"]
+    assert "3.7.x for torch 2.13" in fix and "<3.7" not in fix
+    paired = with_(windows, triton={"version": "3.7.0", "works": None})
+    assert "triton.windows.pairing" not in holding(check(paired, "torchao", "int8wo"))
+    # modelopt NF4: after load there is no preset, and while loading diffusers 0.42.1
+    # cannot build the config with nvidia-modelopt 0.47: the fix offers INT4, not NF4 pre
+    h100 = with_(H100_LINUX, packages={**H100_LINUX["packages"], "nvidia-modelopt": "0.47.0"})
+    post = check(h100, "modelopt", "NF4", mode="post")
+    pre = check(h100, "modelopt", "NF4", mode="pre")
+    assert_blocked_by(post, "modelopt.nf4.post")
+    assert_blocked_by(pre, "modelopt.diffusers.config")
+    [fix] = [f.fix for f in post.findings if f.rule == "modelopt.nf4.post"]
+    assert fix.startswith("use INT4 after load") and "or NF4 in mode pre" not in fix
+    assert_passes(check(h100, "modelopt", "INT4", mode="post"))

@@ -109,6 +109,8 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, str], bool]] = [
     ("modelopt.compress.cpu", CPU, "modelopt", "INT8", {}, True),
     ("modelopt.compress.cpu", H100, "modelopt", "INT8", {}, False),
     ("bfl.diffusers-min", _machine(H100_LINUX, diffusers="0.40.0"), "bfl", "fp8r", {}, True),
+    ("bfl.diffusers-min", _machine(H100_LINUX, diffusers="0.41.0"), "bfl", "fp8r", {}, True),
+    ("bfl.diffusers-min", _machine(H100_LINUX, diffusers="0.42.0"), "bfl", "fp8r", {}, False),
     ("bfl.diffusers-min", H100, "bfl", "fp8r", {}, False),
     ("bfl.diffusers.accelerate", _machine(H100_LINUX, accelerate=None), "bfl", "nvfp4", {}, True),
     ("bfl.fp8r.dequantized", RTX3090, "bfl", "fp8r", {}, True),

@@ -177,6 +177,19 @@ def test_bnb_works_with_balanced_offload() -> None:
     assert "bitsandbytes.offload.balanced" in holding(verdict)
 
 
+def test_bnb_4bit_balanced_offload_warns_that_a_block_on_the_cpu_fails() -> None:
+    """benchmarks/results/bnb_balanced_split.md: with blocks on the CPU nf4 and fp4 failed
+    at the forward, int8 ran."""
+    for scheme in ("nf4", "fp4"):
+        verdict = check(H100_LINUX, "bitsandbytes", scheme, offload="balanced")
+        assert verdict.status == "warn"
+        assert "bitsandbytes.4bit.offload.balanced-split" in holding(verdict)
+    int8 = check(H100_LINUX, "bitsandbytes", "int8", offload="balanced")
+    assert "bitsandbytes.4bit.offload.balanced-split" not in holding(int8)
+    none = check(H100_LINUX, "bitsandbytes", "nf4", offload="none")
+    assert "bitsandbytes.4bit.offload.balanced-split" not in holding(none)
+
+
 def test_bnb_balanced_is_not_the_only_engine_with_balanced_offload() -> None:
     """seed: 'BnB is the only ... balanced offload' has drifted: torchao works too."""
     assert_passes(check(H100_LINUX, "torchao", "int8wo", offload="balanced"))
