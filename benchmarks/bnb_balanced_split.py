@@ -6,7 +6,8 @@ measured balanced offload with a budget of 40% of the bf16 bytes, which holds a 
 of 40% of its *own* quantized bytes, so accelerate's device map puts blocks on the CPU,
 then runs SD.Next's balanced mechanism (``accelerate.dispatch_model(force_hooks=True)``)
 and one forward, for bf16 (the control) and bitsandbytes nf4, fp4 and int8, each loaded
-quantized by diffusers (``BitsAndBytesConfig``, mode pre).
+quantized by diffusers (``BitsAndBytesConfig``, mode pre) and quantized after a bf16 load
+by ``quantdoctor.quantize`` (mode post).
 
 The model is the evidence's tiny Flux transformer (same config), built in code with
 random weights and written with diffusers' own ``save_pretrained``; nothing is
@@ -40,7 +41,8 @@ CFG = dict(
     axes_dims_rope=(16, 56, 56),
 )
 NIMG, NTXT = 1024, 256
-SCHEMES = ("bf16", "nf4", "fp4", "int8")
+CASES = (("bf16", "pre"), ("nf4", "pre"), ("fp4", "pre"), ("int8", "pre"))
+CASES += (("nf4", "post"), ("fp4", "post"), ("int8", "post"))
 FRACTION = 0.4  # of the scheme's own bytes on the GPU
 
 
@@ -73,13 +75,13 @@ def build(model_dir: str) -> None:
     FluxTransformer2DModel(**CFG).to(torch.bfloat16).save_pretrained(model_dir)
 
 
-def case(scheme: str, model_dir: str, offload_dir: str) -> dict[str, object]:
+def case(scheme: str, mode: str, model_dir: str, offload_dir: str) -> dict[str, object]:
     import accelerate
     import torch
     from diffusers import BitsAndBytesConfig, FluxTransformer2DModel
 
     dev = torch.device("cuda")
-    rec: dict[str, object] = {"scheme": scheme, "offload": "balanced (split)", "mode": "pre"}
+    rec: dict[str, object] = {"scheme": scheme, "offload": "balanced (split)", "mode": mode}
     config = {
         "bf16": None,
         "nf4": BitsAndBytesConfig(
@@ -90,12 +92,20 @@ def case(scheme: str, model_dir: str, offload_dir: str) -> dict[str, object]:
         ),
         "int8": BitsAndBytesConfig(load_in_8bit=True),
     }[scheme]
+    if mode == "post":
+        config = None
     stage = "load"
     try:
         model = FluxTransformer2DModel.from_pretrained(
             model_dir, torch_dtype=torch.bfloat16, quantization_config=config
         )
-        if config is None:
+        if mode == "post":
+            import quantdoctor
+
+            stage = "quantize"
+            model = quantdoctor.quantize(model, {"engine": "bitsandbytes", "scheme": scheme})
+            model = model.to(dev)
+        elif config is None:
             model = model.to(dev)
         size = model.get_memory_footprint()
         budget = int(FRACTION * size)
@@ -115,7 +125,7 @@ def case(scheme: str, model_dir: str, offload_dir: str) -> dict[str, object]:
             out = model(**inputs(torch, dev), return_dict=False)[0]
         torch.cuda.synchronize()
         rec.update(ok=True, finite=bool(torch.isfinite(out.float()).all()))
-        torch.save(out.float().cpu(), os.path.join(offload_dir, f"out_{scheme}.pt"))
+        torch.save(out.float().cpu(), os.path.join(offload_dir, f"out_{scheme}_{mode}.pt"))
     except Exception as err:  # the outcome is the measurement
         rec.update(ok=False, stage=stage, error=f"{type(err).__name__}: {str(err)[:400]}")
     return rec
@@ -129,7 +139,8 @@ def main() -> int:
     args = p.parse_args()
     model_dir = os.path.join(args.work, "flux_tiny")
     if args.case:
-        print(json.dumps(case(args.case, model_dir, args.work)), flush=True)
+        scheme, mode = args.case.split(":")
+        print(json.dumps(case(scheme, mode, model_dir, args.work)), flush=True)
         return 0
     os.makedirs(args.work, exist_ok=True)
     build(model_dir)
@@ -139,22 +150,22 @@ def main() -> int:
     for name in ("diffusers", "accelerate", "bitsandbytes", "transformers"):
         head[name] = __import__(name).__version__
     rows = [dict(head, kind="versions")]
-    for scheme in SCHEMES:
+    for scheme, mode in CASES:
         done = subprocess.run(
-            [sys.executable, __file__, "--case", scheme, "--work", args.work],
+            [sys.executable, __file__, "--case", f"{scheme}:{mode}", "--work", args.work],
             capture_output=True,
             text=True,
             timeout=300,
         )
         lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
         rec = json.loads(lines[-1]) if lines else {
-            "scheme": scheme, "ok": False, "stage": "process",
+            "scheme": scheme, "mode": mode, "ok": False, "stage": "process",
             "error": f"exit {done.returncode}: {done.stderr[-400:]}",
         }  # fmt: skip
         rows.append(rec)
-    ref_path = os.path.join(args.work, "out_bf16.pt")
+    ref_path = os.path.join(args.work, "out_bf16_pre.pt")
     for rec in rows[1:]:
-        got = os.path.join(args.work, f"out_{rec['scheme']}.pt")
+        got = os.path.join(args.work, f"out_{rec['scheme']}_{rec['mode']}.pt")
         if rec.get("ok") and os.path.exists(ref_path) and os.path.exists(got):
             ref, out = torch.load(ref_path), torch.load(got)
             rec["rel_l2_vs_bf16"] = float((out - ref).norm() / ref.norm())
@@ -163,12 +174,13 @@ def main() -> int:
         for rec in rows:
             f.write(json.dumps(rec) + "\n")
     print(json.dumps(head))
-    print(f"{'scheme':6} {'ok':5} {'on cpu':>6} {'GPU budget MB':>13}  error / rel L2")
+    print(f"{'scheme':6} {'mode':5} {'ok':5} {'on cpu':>6} {'GPU budget MB':>13}  error / rel L2")
     for rec in rows[1:]:
         tail = rec.get("error") or f"rel L2 {rec.get('rel_l2_vs_bf16', float('nan')):.4f}"
         budget = rec.get("gpu_budget")
         mb = f"{budget / 2**20:.1f}" if isinstance(budget, int) else "?"
-        print(f"{rec['scheme']:6} {rec.get('ok')!s:5} {rec.get('modules_on_cpu', '?')!s:>6} {mb:>13}  {tail}")
+        cpu = rec.get("modules_on_cpu", "?")
+        print(f"{rec['scheme']:6} {rec['mode']:5} {rec.get('ok')!s:5} {cpu!s:>6} {mb:>13}  {tail}")
     control = rows[1]
     return 0 if control.get("ok") and control.get("modules_on_cpu") else 1
 

@@ -179,13 +179,17 @@ def test_bnb_works_with_balanced_offload() -> None:
 
 def test_bnb_4bit_balanced_offload_warns_that_a_block_on_the_cpu_fails() -> None:
     """benchmarks/results/bnb_balanced_split.md: with blocks on the CPU nf4 and fp4 failed
-    at the forward, int8 ran."""
+    at the forward, and int8 quantized after load; int8 loaded quantized ran."""
     for scheme in ("nf4", "fp4"):
         verdict = check(H100_LINUX, "bitsandbytes", scheme, offload="balanced")
         assert verdict.status == "warn"
         assert "bitsandbytes.4bit.offload.balanced-split" in holding(verdict)
-    int8 = check(H100_LINUX, "bitsandbytes", "int8", offload="balanced")
-    assert "bitsandbytes.4bit.offload.balanced-split" not in holding(int8)
+    for mode in ("pre", "post"):
+        int8 = check(H100_LINUX, "bitsandbytes", "int8", offload="balanced", mode=mode)
+        assert "bitsandbytes.4bit.offload.balanced-split" not in holding(int8)
+        # quantized after load, int8 failed with blocks on the CPU; loaded quantized it ran
+        split = "bitsandbytes.int8.post.offload.balanced-split" in holding(int8)
+        assert split == (mode == "post")
     none = check(H100_LINUX, "bitsandbytes", "nf4", offload="none")
     assert "bitsandbytes.4bit.offload.balanced-split" not in holding(none)
 
