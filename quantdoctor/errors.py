@@ -48,6 +48,10 @@ class IncompatiblePlanError(QuantDoctorError, RuntimeError):
         self.verdict = verdict
         super().__init__(verdict.summary())
 
+    def __reduce__(self) -> tuple[type[IncompatiblePlanError], tuple[Verdict]]:
+        # made again from its verdict (pickle, copy, multiprocessing, pytest-xdist)
+        return (type(self), (self.verdict,))
+
 
 class EngineError(QuantDoctorError, RuntimeError):
     """An engine's own error, recognised by a rule's signature and explained."""

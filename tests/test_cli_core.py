@@ -362,3 +362,24 @@ def test_explain_decides_on_the_machine_python_names() -> None:
     gone = run("explain", "--python", "/nonexistent/python3", text)
     assert gone.returncode == 2, gone.stdout
     assert "--python /nonexistent/python3" in gone.stderr and gone.stderr.count("\n") == 1
+
+
+def test_a_mode_the_engine_does_not_have_is_blocked_with_what_it_does_instead(
+    env_file: Any,
+) -> None:
+    # auto_round loads checkpoints (pre, prequantized), nunchaku_lite prequantized ones
+    # only: a plan in another mode is blocked by the engine's own rule, never ok
+    import quantdoctor
+    from quantdoctor import Plan
+
+    cpu = env_file(CPU_ONLY)
+    done = run(
+        "check", "--engine", "auto_round", "--scheme", "W4A16", "--mode", "post", "--env", cpu
+    )
+    assert done.returncode == 1 and "(auto_round.mode.post)" in done.stdout, done.stdout
+    verdict = quantdoctor.evaluate(
+        Plan(engine="nunchaku_lite", scheme="svdq_w4a4_int4", mode="post"), CPU_ONLY
+    )
+    assert "nunchaku_lite.mode.quantize" in {f.rule for f in verdict.findings}
+    with pytest.raises(quantdoctor.InvalidInputError, match="carry their own quantization_config"):
+        Plan(engine="nunchaku_lite", scheme="svdq_w4a4_int4").to_diffusers()

@@ -397,3 +397,28 @@ def test_bitsandbytes_4bit_stores_what_the_matrix_block_layout_says(scheme: str)
     stored += state.absmax.numel() * state.absmax.element_size()
     assert state.nested is False
     assert stored == 256 * 512 * spec.block_bytes // spec.block
+
+
+def test_a_bare_layer_is_refused_where_the_engine_replaces_layers_below_the_root() -> None:
+    # quanto, bitsandbytes, sdnq... swap the layers below the module they are given: a
+    # bare nn.Linear would come back unchanged or broken, so it is refused untouched;
+    # wrapped in nn.Sequential it is quantized. torchao quantizes the layer it is given.
+    layer = torch.nn.Linear(64, 64)
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    with pytest.raises(InvalidInputError, match=r"^module: quanto .* torch\.nn\.Sequential"):
+        quantize(layer, Plan(engine="quanto", scheme="qint8", mode="post"))
+    assert type(layer.weight) is torch.nn.Parameter
+    assert all(torch.equal(before[k], v) for k, v in layer.state_dict().items())
+    wrapped = quantize(torch.nn.Sequential(layer), Plan(engine="quanto", scheme="qint8"))
+    assert type(wrapped[0]).__name__ == "QLinear"
+    x = torch.randn(3, 64)
+    alone = torch.nn.Linear(64, 64)
+    reference = alone(x)
+    done = quantize(alone, Plan(engine="torchao", scheme="int8wo"))
+    assert type(done.weight).__name__ != "Parameter"
+    assert (done(x) - reference).norm() / reference.norm() < 0.05
+
+
+def test_to_diffusers_refuses_a_plan_in_mode_post() -> None:
+    with pytest.raises(InvalidInputError, match=r"^mode: to_diffusers\(\) builds"):
+        Plan(engine="bitsandbytes", scheme="nf4", mode="post").to_diffusers()

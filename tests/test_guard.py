@@ -334,3 +334,16 @@ def test_an_explained_error_names_the_facts_of_this_machine_not_placeholders() -
     text = str(info.value)
     assert "diffusers 0.42.1 takes TorchAoConfig" in text
     assert "{" not in text.splitlines()[0]
+
+
+def test_a_refused_plan_error_survives_pickle_and_copy() -> None:
+    # as multiprocessing and pytest-xdist carry an error from a worker
+    import copy
+    import pickle
+
+    with pytest.raises(IncompatiblePlanError) as caught:
+        preflight({"engine": "quanto", "scheme": "qint8", "offload": "balanced"}, env=H100_LINUX)
+    for again in (pickle.loads(pickle.dumps(caught.value)), copy.copy(caught.value)):
+        assert type(again) is IncompatiblePlanError
+        assert str(again) == str(caught.value)
+        assert again.verdict == caught.value.verdict

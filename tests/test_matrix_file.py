@@ -300,3 +300,30 @@ def test_every_file_a_source_cites_is_in_the_repository() -> None:
     places = (root / "docs" / "reference", root)
     missing = [c for c in sorted(cited) if not any((p / c).is_file() for p in places)]
     assert len(cited) > 10 and not missing, missing
+
+
+def test_every_mode_an_engine_lacks_is_blocked_by_a_rule_of_its_own() -> None:
+    """A plan in a mode the engine's section does not list (auto_round after load, BFL
+    while loading) is blocked, with a message that says what the engine does instead:
+    never ``ok`` for want of a rule."""
+    from envs import H100_LINUX
+    from helpers import check
+
+    matrix = load_matrix(defaults=False)
+    installed = dict(H100_LINUX["packages"])
+    installed.update({spec["package"]: "99.0" for spec in matrix.engine_data.values()})
+    env = {**H100_LINUX, "packages": installed}
+    for engine in matrix.engine_names:
+        for mode in ("pre", "post", "prequantized"):
+            if mode in matrix.modes(engine):
+                continue
+            scheme = next(iter(matrix.scheme_names(engine)))
+            verdict = check(env, engine, scheme, mode=mode)
+            own = [
+                f.rule
+                for f in verdict.findings
+                if f.severity == "block"
+                and f.state == "holds"
+                and f.rule.startswith(f"{engine}.mode.")
+            ]
+            assert verdict.status == "blocked" and own, (engine, mode, verdict.status)

@@ -69,12 +69,23 @@ def get_adapter(engine: str, matrix: Matrix | None = None) -> Adapter:
 
 
 def to_diffusers(plan: Plan, matrix: Matrix | None = None) -> Any:
-    """The ``diffusers`` quantization config object for ``plan`` (mode "pre"), built by the
-    engine's module; ``InvalidInputError`` where diffusers has none for the engine."""
+    """The ``diffusers`` quantization config object for ``plan`` (mode "pre", or a
+    prequantized file's loader config), built by the engine's module; ``InvalidInputError``
+    for a plan in mode "post" and where diffusers has none for the engine."""
+    if plan.mode == "post":
+        raise InvalidInputError(
+            "mode: to_diffusers() builds the config that quantizes while loading (mode 'pre'); "
+            "a plan in mode 'post' is applied to the loaded model by quantdoctor.quantize"
+        )
     m = _matrix(matrix)
     plan = m.check_plan(plan)
     build = getattr(module_for(plan.engine, m), "diffusers_config", None)
     if build is None:
+        if "post" not in m.modes(plan.engine):
+            raise InvalidInputError(
+                f"engine: quantdoctor builds no diffusers config for {plan.engine}: its "
+                "checkpoints carry their own quantization_config, which from_pretrained reads"
+            )
         raise InvalidInputError(
             f"engine: diffusers has no quantization config for {plan.engine}; load the model "
             "unquantized and apply the plan after load with quantdoctor.quantize(model, plan, "
@@ -137,6 +148,11 @@ def quantize(
     from quantdoctor.engines.base import layer_progress, named_linears
 
     adapter = get_adapter(plan.engine)
+    if isinstance(module, torch.nn.Linear) and not getattr(adapter, "quantizes_root", False):
+        raise InvalidInputError(
+            f"module: {plan.engine} replaces the layers below the module it is given, and a "
+            "bare nn.Linear has none; quantize torch.nn.Sequential(layer) and use its [0]"
+        )
     total = len(named_linears(module)) if progress else 0
     # A failure midway restores the module (or says exactly what it could not restore).
     with (

@@ -74,6 +74,9 @@ class EngineAdapter:
     ``spec.schemes[plan.scheme].api`` is the engine's own name for a scheme."""
 
     engine = ""
+    #: Whether ``apply`` quantizes a module that is itself an ``nn.Linear``; most engines
+    #: replace the layers below the root, and a bare layer has none.
+    quantizes_root = False
 
     def __init__(self, spec: EngineSpec) -> None:
         self.spec = spec

@@ -35,6 +35,7 @@ def make_config(plan: Plan, spec: EngineSpec) -> Any:
 
 class TorchAoAdapter(EngineAdapter):
     engine = "torchao"
+    quantizes_root = True  # quantize_ swaps the weight of the layer it is given
 
     def apply(
         self,

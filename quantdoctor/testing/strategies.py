@@ -1,9 +1,11 @@
 """Hypothesis strategies for plans and environments.
 
 They compose with the user's own strategies (``st.builds``, ``.filter``, ``.map``,
-``.flatmap``) and shrink towards the first values listed: an ordinary, fully known
+``.flatmap``). Every choice lists its plainest value first (an ordinary, fully known
 Linux/CUDA machine with every engine installed at its newest version; the first engine,
-its first scheme, its default mode, no offload, the transformer, bfloat16.
+its first scheme, its default mode, no offload, the transformer, bfloat16), but
+Hypothesis shrinks to the shortest sequence of choices: a minimal example may leave
+torch or the GPU unknown (fewer draws) or pick an engine with a single mode.
 """
 
 from __future__ import annotations
