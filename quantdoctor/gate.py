@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from quantdoctor.errors import (
     EngineError,
     IncompatiblePlanError,
-    InvalidInputError,
     QuantDoctorError,
     QuantDoctorWarning,
 )
@@ -41,21 +40,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _as_plan(plan: Plan | Mapping[str, str]) -> Plan:
-    from pydantic import ValidationError
+    from quantdoctor.rules.evaluate import as_plan  # pydantic: on first use only
 
-    from quantdoctor.rules.models import Plan
-
-    if isinstance(plan, Plan):
-        return plan
-    if not isinstance(plan, Mapping):
-        raise InvalidInputError(f"plan: expected a Plan or a mapping, got {type(plan).__name__}")
-    try:
-        return Plan.model_validate(dict(plan))
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "plan"
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidInputError(f"plan: {where}: {msg}") from None
+    return as_plan(plan)
 
 
 def _evaluate(

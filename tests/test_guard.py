@@ -326,8 +326,11 @@ def test_an_explained_error_names_the_facts_of_this_machine_not_placeholders() -
 
     from quantdoctor import guard as guard_plan
 
-    env = {"packages": {"diffusers": "0.42.1", "torchao": "0.18.0"}, "backend": "cpu",
-           "torch": {"version": "2.13.0"}}
+    env = {
+        "packages": {"diffusers": "0.42.1", "torchao": "0.18.0"},
+        "backend": "cpu",
+        "torch": {"version": "2.13.0"},
+    }
     plan = Plan(engine="torchao", scheme="int8wo", mode="pre")
     with pytest.raises(EngineError) as info, guard_plan(plan, env=env):
         TorchAoConfig("int8wo")
@@ -347,3 +350,27 @@ def test_a_refused_plan_error_survives_pickle_and_copy() -> None:
         assert type(again) is IncompatiblePlanError
         assert str(again) == str(caught.value)
         assert again.verdict == caught.value.verdict
+
+
+def test_evaluate_says_which_argument_is_wrong() -> None:
+    # bad input to the public API is one InvalidInputError naming the argument, never an
+    # AttributeError from deep inside; a plan may be a mapping, as preflight takes it
+    plan = Plan(engine="quanto", scheme="qint8")
+    assert (
+        evaluate({"engine": "quanto", "scheme": "qint8"}, CPU_ONLY).plan
+        == evaluate(plan, CPU_ONLY).plan
+    )
+    for args, kwargs, named in (
+        (("quanto qint8", CPU_ONLY), {}, "plan: expected a Plan or a mapping"),
+        ((plan, CPU_ONLY, "my.yaml"), {}, "matrix: expected a Matrix"),
+        ((plan, CPU_ONLY), {"device": "1"}, "device: expected a GPU index"),
+        ((plan, CPU_ONLY), {"alternatives": -1}, "alternatives: expected how many"),
+        (
+            ({"engine": "quanto", "scheme": "qint8", "offload": "x"}, CPU_ONLY),
+            {},
+            "plan: offload: 'x'",
+        ),
+    ):
+        with pytest.raises(InvalidInputError) as caught:
+            evaluate(*args, **kwargs)
+        assert str(caught.value).startswith(named), caught.value

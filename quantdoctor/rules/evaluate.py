@@ -29,6 +29,7 @@ __all__ = [
     "OFFLOAD_MEMORY_RANK",
     "EnvLike",
     "Ranker",
+    "as_plan",
     "check_device",
     "default_matrix",
     "evaluate",
@@ -45,6 +46,43 @@ EnvLike = Environment | Mapping[str, Any]
 def default_matrix() -> Matrix:
     """The matrix used when none is given: built-in plus the default overlays (cached)."""
     return load_matrix()
+
+
+def as_plan(plan: Plan | Mapping[str, str]) -> Plan:
+    """``plan``, or the ``Plan`` a mapping spells; ``InvalidInputError`` naming the field
+    otherwise (pydantic's error says the same, deeper in)."""
+    from pydantic import ValidationError
+
+    from quantdoctor.errors import InvalidInputError
+
+    if isinstance(plan, Plan):
+        return plan
+    if not isinstance(plan, Mapping):
+        raise InvalidInputError(f"plan: expected a Plan or a mapping, got {type(plan).__name__}")
+    try:
+        return Plan.model_validate(dict(plan))
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "plan"
+        msg = str(first["msg"]).removeprefix("Value error, ").removeprefix(f"{where}: ")
+        raise InvalidInputError(f"plan: {where}: {msg}") from None
+
+
+def _check_call(matrix: Any, device: Any, alternatives: Any) -> None:
+    """The keyword arguments of ``evaluate``: a wrong type is bad input, said as such."""
+    from quantdoctor.errors import InvalidInputError
+
+    if matrix is not None and not isinstance(matrix, Matrix):
+        raise InvalidInputError(
+            f"matrix: expected a Matrix (quantdoctor.load_matrix(extra=...) reads a file), "
+            f"got {type(matrix).__name__}"
+        )
+    if type(device) is not int or device < 0:
+        raise InvalidInputError(f"device: expected a GPU index (an int, 0 or more), got {device!r}")
+    if type(alternatives) is not int or alternatives < 0:
+        raise InvalidInputError(
+            f"alternatives: expected how many to offer (an int, 0 or more), got {alternatives!r}"
+        )
 
 
 def to_facts(env: EnvLike, device: int = 0) -> Facts:
@@ -109,7 +147,10 @@ def evaluate(
 ) -> Verdict:
     """The verdict for one plan on one environment (``env`` may be a JSON mapping).
 
-    ``rank`` orders alternatives from other engines by cost (see ``Ranker``)."""
+    ``plan`` may be a mapping of its fields. ``rank`` orders alternatives from other
+    engines by cost (see ``Ranker``)."""
+    _check_call(matrix, device, alternatives)
+    plan = as_plan(plan)
     matrix = matrix or default_matrix()
     evaluator = _Evaluator(to_facts(env, device), matrix, rank)
     return evaluator.verdict(matrix.check_plan(plan), alternatives=alternatives)
