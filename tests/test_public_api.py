@@ -51,3 +51,9 @@ def test_import_quantdoctor_loads_no_torch_no_engine_no_rich_no_pydantic() -> No
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_dir_lists_each_public_name_once_after_it_loaded() -> None:
+    assert quantdoctor.Plan is not None and quantdoctor.evaluate is not None
+    names = dir(quantdoctor)
+    assert len(names) == len(set(names)) and {"Plan", "evaluate"} <= set(names)

@@ -168,6 +168,10 @@ def test_a_bad_quantdoctor_env_file_is_a_one_line_usage_error(
             "*unknown argument 'offlaod'; valid are engine, scheme, mode, offload*",
         ),
         ('@pytest.mark.quantdoctor(engine="quanto")', "*test_x: scheme required*"),
+        (
+            '@pytest.mark.quantdoctor(engine="quanto", scheme="qint8", offload="cpu")',
+            "*test_x: *'cpu' is not valid*",
+        ),
     ],
 )
 def test_a_bad_marker_fails_its_test_with_a_one_line_reason(
@@ -178,6 +182,7 @@ def test_a_bad_marker_fails_its_test_with_a_one_line_reason(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([expected])
     assert "Traceback" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()
 
 
 def test_the_environment_is_probed_once_per_session(

@@ -114,10 +114,11 @@ def _plan_from_marker(item: pytest.Item, marker: pytest.Mark) -> Any:
         return default_matrix().check_plan(plan)  # the engines and schemes in hand
     except ValidationError as err:
         first = err.errors()[0]
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        pytest.fail(f"{where}: {msg}", pytrace=False)
+        problem = str(first["msg"]).removeprefix("Value error, ")
     except InvalidInputError as err:
-        pytest.fail(f"{where}: {err}", pytrace=False)
+        problem = str(err)
+    # failed outside the handler: the report shows one line, not the exception it replaced
+    pytest.fail(f"{where}: {problem}", pytrace=False)
 
 
 def _verdict(item: pytest.Item) -> Any:
