@@ -9,8 +9,8 @@ and one forward, for bf16 (the control) and bitsandbytes nf4, fp4 and int8, each
 quantized by diffusers (``BitsAndBytesConfig``, mode pre) and quantized after a bf16 load
 by ``quantdoctor.quantize`` (mode post).
 
-The model is the evidence's tiny Flux transformer (same config), built in code with
-random weights and written with diffusers' own ``save_pretrained``; nothing is
+The model is the evidence's tiny Flux transformer (``benchmarks/_flux.py``), built in
+code with random weights and written with diffusers' own ``save_pretrained``; nothing is
 downloaded. Each case runs in its own process (a CUDA error can poison the context).
 
     python benchmarks/bnb_balanced_split.py --out DIR      (on a CUDA machine)
@@ -28,43 +28,12 @@ import subprocess
 import sys
 import time
 
-CFG = dict(
-    patch_size=1,
-    in_channels=64,
-    num_layers=2,
-    num_single_layers=4,
-    attention_head_dim=128,
-    num_attention_heads=8,
-    joint_attention_dim=1024,
-    pooled_projection_dim=768,
-    guidance_embeds=True,
-    axes_dims_rope=(16, 56, 56),
-)
+from _flux import FLUX, inputs  # benchmarks/_flux.py: the evidence's model
+
 NIMG, NTXT = 1024, 256
 CASES = (("bf16", "pre"), ("nf4", "pre"), ("fp4", "pre"), ("int8", "pre"))
 CASES += (("nf4", "post"), ("fp4", "post"), ("int8", "post"))
 FRACTION = 0.4  # of the scheme's own bytes on the GPU
-
-
-def inputs(torch, dev):  # as the evidence script makes them
-    gen = torch.Generator().manual_seed(0)
-    side = int(NIMG**0.5)
-    img_ids = torch.zeros(side, side, 3)
-    img_ids[..., 1] = torch.arange(side)[:, None]
-    img_ids[..., 2] = torch.arange(side)[None, :]
-    d = dict(
-        hidden_states=torch.randn(1, NIMG, CFG["in_channels"], generator=gen),
-        encoder_hidden_states=torch.randn(1, NTXT, CFG["joint_attention_dim"], generator=gen),
-        pooled_projections=torch.randn(1, CFG["pooled_projection_dim"], generator=gen),
-        timestep=torch.tensor([0.5]),
-        img_ids=img_ids.reshape(-1, 3),
-        txt_ids=torch.zeros(NTXT, 3),
-        guidance=torch.tensor([3.5]),
-    )
-    return {
-        k: v.to(dev, torch.bfloat16 if v.is_floating_point() and "ids" not in k else v.dtype)
-        for k, v in d.items()
-    }
 
 
 def build(model_dir: str) -> None:
@@ -72,7 +41,7 @@ def build(model_dir: str) -> None:
     from diffusers import FluxTransformer2DModel
 
     torch.manual_seed(0)
-    FluxTransformer2DModel(**CFG).to(torch.bfloat16).save_pretrained(model_dir)
+    FluxTransformer2DModel(**FLUX).to(torch.bfloat16).save_pretrained(model_dir)
 
 
 def case(scheme: str, mode: str, model_dir: str, offload_dir: str) -> dict[str, object]:
@@ -122,7 +91,7 @@ def case(scheme: str, mode: str, model_dir: str, offload_dir: str) -> dict[str, 
         )
         stage = "forward"
         with torch.no_grad():
-            out = model(**inputs(torch, dev), return_dict=False)[0]
+            out = model(**inputs(torch, FLUX, NIMG, NTXT, dev), return_dict=False)[0]
         torch.cuda.synchronize()
         rec.update(ok=True, finite=bool(torch.isfinite(out.float()).all()))
         torch.save(out.float().cpu(), os.path.join(offload_dir, f"out_{scheme}_{mode}.pt"))

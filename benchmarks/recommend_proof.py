@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from _flux import FLUX  # noqa: E402  (benchmarks/_flux.py)
+from _flux import inputs as flux_inputs  # noqa: E402
 
 from quantdoctor.advise.recommend import (  # noqa: E402
     GIB,
@@ -57,18 +59,6 @@ BUDGET_S = float(os.environ.get("PROOF_BUDGET_S", "210"))
 SMALL_BUDGET_S = float(os.environ.get("PROOF_SMALL_BUDGET_S", "95"))
 T0 = time.perf_counter()
 
-FLUX = dict(
-    patch_size=1,
-    in_channels=64,
-    num_layers=2,
-    num_single_layers=4,
-    attention_head_dim=128,
-    num_attention_heads=8,
-    joint_attention_dim=1024,
-    pooled_projection_dim=768,
-    guidance_embeds=True,
-    axes_dims_rope=(16, 56, 56),
-)  # the 146 M model of evidence/gpu-diffusers-2026-11-25-h100.md
 FLUX_WIDE = dict(
     FLUX,
     num_layers=1,
@@ -110,27 +100,6 @@ PLANS = [
 def log(**kw: Any) -> None:
     kw["t"] = round(time.perf_counter() - T0, 1)
     print(json.dumps(kw), flush=True)
-
-
-def inputs(cfg: dict[str, Any], n_img: int, n_txt: int) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    side = int(n_img**0.5)
-    img_ids = torch.zeros(side, side, 3)
-    img_ids[..., 1] = torch.arange(side)[:, None]
-    img_ids[..., 2] = torch.arange(side)[None, :]
-    d = dict(
-        hidden_states=torch.randn(1, n_img, cfg["in_channels"], generator=gen),
-        encoder_hidden_states=torch.randn(1, n_txt, cfg["joint_attention_dim"], generator=gen),
-        pooled_projections=torch.randn(1, cfg["pooled_projection_dim"], generator=gen),
-        timestep=torch.tensor([0.5]),
-        img_ids=img_ids.reshape(-1, 3),
-        txt_ids=torch.zeros(n_txt, 3),
-        guidance=torch.tensor([3.5]),
-    )
-    return {
-        k: v.to(DEV, torch.bfloat16 if k not in ("img_ids", "txt_ids") else v.dtype)
-        for k, v in d.items()
-    }
 
 
 def sync() -> None:
@@ -195,7 +164,7 @@ def one_model(
     if DEV.type == "cuda":
         torch.cuda.empty_cache()
     layout = Layout.from_module(cpu_model, block_types=BLOCKS)
-    inp = inputs(cfg, n_img, n_txt)
+    inp = flux_inputs(torch, cfg, n_img, n_txt, DEV)
     base = allocated()
     bf16 = measure(cpu_model.to(DEV), inp, base)
     ref = bf16.pop("y").float().cpu()

@@ -43,9 +43,8 @@ def env_file(tmp_path: Path) -> Any:
 
 def test_check_exits_1_and_names_the_rule_when_blocked(env_file: Any) -> None:
     path = env_file(H100_LINUX)
-    out = run(
-        "check", "--engine", "quanto", "--scheme", "qint8", "--offload", "balanced", "--env", path
-    )
+    out = run("check", "--engine", "quanto", "--scheme", "qint8", "--offload", "balanced",
+              "--env", path)
     assert out.returncode == 1, out.stderr
     assert "quanto.offload.balanced" in out.stdout
     assert "fix:" in out.stdout and "works instead" in out.stdout
@@ -53,18 +52,8 @@ def test_check_exits_1_and_names_the_rule_when_blocked(env_file: Any) -> None:
 
 def test_check_json_follows_the_contract(env_file: Any) -> None:
     path = env_file(H100_LINUX)
-    out = run(
-        "check",
-        "--engine",
-        "quanto",
-        "--scheme",
-        "qint8",
-        "--offload",
-        "sequential",
-        "--env",
-        path,
-        "--json",
-    )
+    out = run("check", "--engine", "quanto", "--scheme", "qint8", "--offload", "sequential",
+              "--env", path, "--json")
     assert out.returncode == 1
     data = json.loads(out.stdout)
     assert {"status", "plan", "findings", "alternatives"} <= set(data)
@@ -93,13 +82,8 @@ def test_check_exits_3_when_a_fact_is_unknown(env_file: Any) -> None:
 
 
 def test_check_takes_a_partial_environment(env_file: Any) -> None:
-    path = env_file(
-        {
-            "backend": "cpu",
-            "torch": {"version": "2.13.0"},
-            "packages": {"torchao": "0.18.0", "diffusers": "0.42.1"},
-        }
-    )
+    path = env_file({"backend": "cpu", "torch": {"version": "2.13.0"},
+                     "packages": {"torchao": "0.18.0", "diffusers": "0.42.1"}})
     out = run("check", "--engine", "torchao", "--scheme", "float8dq", "--env", path, "--json")
     assert out.returncode == 1
     assert "torchao.float8dq.hardware" in {f["rule"] for f in json.loads(out.stdout)["findings"]}
@@ -124,36 +108,14 @@ def test_check_reads_overlays_from_matrix_flag_and_env_var(env_file: Any, tmp_pa
         encoding="utf-8",
     )
     path = env_file(H100_LINUX)
-    flag = run(
-        "check",
-        "--engine",
-        "torchao",
-        "--scheme",
-        "int8wo",
-        "--env",
-        path,
-        "--matrix",
-        str(overlay),
-    )
+    flag = run("check", "--engine", "torchao", "--scheme", "int8wo", "--env", path,
+               "--matrix", str(overlay))
     assert flag.returncode == 1 and "studio.no-int8wo" in flag.stdout
     env = {**os.environ, "QUANTDOCTOR_MATRIX": str(overlay), "NO_COLOR": "1"}
     via_env = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "quantdoctor",
-            "check",
-            "--engine",
-            "torchao",
-            "--scheme",
-            "int8wo",
-            "--env",
-            path,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
+        [sys.executable, "-m", "quantdoctor", "check", "--engine", "torchao", "--scheme",
+         "int8wo", "--env", path],
+        capture_output=True, text=True, timeout=60, env=env,
     )
     assert via_env.returncode == 1 and "studio.no-int8wo" in via_env.stdout
 
@@ -164,27 +126,20 @@ def test_check_reads_overlays_from_matrix_flag_and_env_var(env_file: Any, tmp_pa
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (
-            ["--engine", "quant", "--scheme", "qint8"],
-            "--engine: 'quant' is not valid; valid values"
-            " are bitsandbytes, quanto, torchao, gguf, nncf, sdnq, nunchaku_lite, modelopt, bfl,"
-            " auto_round, layerwise_casting (did you mean quanto?)",
-        ),
+        (["--engine", "quant", "--scheme", "qint8"], "--engine: 'quant' is not valid; valid values"
+         " are bitsandbytes, quanto, torchao, gguf, nncf, sdnq, nunchaku_lite, modelopt, bfl,"
+         " auto_round, layerwise_casting (did you mean quanto?)"),
         (["--engine", "quanto", "--scheme", "qint9"], "did you mean qint8?"),
         (["--engine", "quanto", "--scheme", "nf4"], "nf4 is a bitsandbytes scheme"),
-        (
-            ["--engine", "quanto", "--scheme", "qint8", "--offload", "balance"],
-            "--offload: 'balance' is not valid; valid values are none, model, sequential, balanced,"
-            " group (did you mean balanced?)",
-        ),
+        (["--engine", "quanto", "--scheme", "qint8", "--offload", "balance"],
+         "--offload: 'balance' is not valid; valid values are none, model, sequential, balanced,"
+         " group (did you mean balanced?)"),
         (["--engine", "quanto", "--scheme", "qint8", "--mode", "during"], "--mode: 'during'"),
         (["--engine", "quanto", "--scheme", "qint8", "--component", "unet2"], "did you mean unet?"),
         (["--engine", "quanto", "--scheme", "qint8", "--dtype", "fp12"], "--dtype: 'fp12'"),
         (["--engine", "quanto"], "the following arguments are required: --scheme"),
-        (
-            ["--engine", "quanto", "--scheme", "qint8", "--matrix", "/nope.yaml"],
-            "--matrix /nope.yaml: no such file",
-        ),
+        (["--engine", "quanto", "--scheme", "qint8", "--matrix", "/nope.yaml"],
+         "--matrix /nope.yaml: no such file"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_naming_them(
@@ -235,17 +190,8 @@ def test_an_unreadable_or_broken_environment_file_exits_2(tmp_path: Path) -> Non
 def test_a_malformed_overlay_exits_2_with_file_and_line(tmp_path: Path, env_file: Any) -> None:
     overlay = tmp_path / "bad.yaml"
     overlay.write_text("rules:\n  - id: a.b\n    severity: fatal\n", encoding="utf-8")
-    out = run(
-        "check",
-        "--engine",
-        "quanto",
-        "--scheme",
-        "qint8",
-        "--env",
-        env_file(H100_LINUX),
-        "--matrix",
-        str(overlay),
-    )
+    out = run("check", "--engine", "quanto", "--scheme", "qint8", "--env", env_file(H100_LINUX),
+              "--matrix", str(overlay))
     assert out.returncode == 2
     assert f"{overlay}:3: rules[0] (a.b).severity: 'fatal' is not valid" in out.stderr
 
@@ -266,9 +212,8 @@ def test_rules_lists_every_rule_with_its_source() -> None:
 def test_rules_filters_by_engine() -> None:
     out = run("rules", "--engine", "gguf", "--json")
     rules = json.loads(out.stdout)
-    assert rules and all(
-        not r["select"].get("engine") or "gguf" in r["select"]["engine"] for r in rules
-    )
+    assert rules and all(not r["select"].get("engine") or "gguf" in r["select"]["engine"]
+                         for r in rules)
     text = run("rules", "--engine", "gguf")
     assert "gguf.offload.sequential" in text.stdout
     assert run("rules", "--engine", "ggml").returncode == 2
@@ -281,21 +226,11 @@ def test_matrix_has_one_column_per_environment(env_file: Any) -> None:
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     rows = data["rows"] if isinstance(data, dict) else data
-    row = next(
-        r
-        for r in rows
-        if r["plan"]["engine"] == "bitsandbytes"
-        and r["plan"]["scheme"] == "nf4"
-        and r["plan"]["offload"] == "sequential"
-    )
+    row = next(r for r in rows if r["plan"]["engine"] == "bitsandbytes"
+               and r["plan"]["scheme"] == "nf4" and r["plan"]["offload"] == "sequential")
     assert set(row["status"].values()) == {"blocked"}
-    row = next(
-        r
-        for r in rows
-        if r["plan"]["engine"] == "torchao"
-        and r["plan"]["scheme"] == "float8dq"
-        and r["plan"]["offload"] == "none"
-    )
+    row = next(r for r in rows if r["plan"]["engine"] == "torchao"
+               and r["plan"]["scheme"] == "float8dq" and r["plan"]["offload"] == "none")
     assert list(row["status"].values()) == ["ok", "blocked"]
     text = run("matrix", "--env", gpu, "--env", cpu)
     assert "h100" in text.stdout and "cpu" in text.stdout
@@ -311,16 +246,8 @@ def test_matrix_covers_every_engine_scheme_and_offload(env_file: Any) -> None:
 
 
 def test_options_before_the_command_apply_to_it(env_file: Any) -> None:
-    out = run(
-        "--json",
-        "check",
-        "--engine",
-        "torchao",
-        "--scheme",
-        "int8wo",
-        "--env",
-        env_file(H100_LINUX),
-    )
+    out = run("--json", "check", "--engine", "torchao", "--scheme", "int8wo",
+              "--env", env_file(H100_LINUX))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"] == "ok"
 

@@ -326,11 +326,8 @@ def test_an_explained_error_names_the_facts_of_this_machine_not_placeholders() -
 
     from quantdoctor import guard as guard_plan
 
-    env = {
-        "packages": {"diffusers": "0.42.1", "torchao": "0.18.0"},
-        "backend": "cpu",
-        "torch": {"version": "2.13.0"},
-    }
+    env = {"packages": {"diffusers": "0.42.1", "torchao": "0.18.0"}, "backend": "cpu",
+           "torch": {"version": "2.13.0"}}
     plan = Plan(engine="torchao", scheme="int8wo", mode="pre")
     with pytest.raises(EngineError) as info, guard_plan(plan, env=env):
         TorchAoConfig("int8wo")

@@ -233,13 +233,12 @@ def check_choice(arg: str, value: str | None, valid: tuple[str, ...] | list[str]
     bitsandbytes: ``rules.aliases``), or ``InvalidInputError`` naming the valid ones."""
     if value is None or value in valid:
         return value
-    from quantdoctor.rules.aliases import resolve
-    from quantdoctor.rules.vocab import suggest
+    from quantdoctor.rules.core import check_choice as resolved
 
-    found = resolve(arg.lstrip("-"), value, valid)
-    if found not in valid:
-        raise InvalidInputError(f"{arg}: {value!r} is not valid; {suggest(value, tuple(valid))}")
-    return found
+    try:
+        return resolved(arg.lstrip("-"), value, valid, said=arg)
+    except ValueError as err:
+        raise InvalidInputError(str(err)) from None
 
 
 def dump_json(data: Any) -> None:

@@ -725,14 +725,12 @@ def _install_parts(command: str) -> tuple[str, str] | None:
     while not stem.endswith("pip install"):  # an option between: -U, --pre
         space = stem.rfind(" ")
         option = stem[space + 1 :]
-        if space < 0 or len(option) < 2 or option[0] != "-" or _has_space(option):
+        if space < 0 or len(option) < 2 or option[0] != "-":
+            return None
+        if any(c.isspace() for c in option):
             return None
         stem = stem[:space]
     return head, word
-
-
-def _has_space(text: str) -> bool:
-    return any(c.isspace() for c in text)
 
 
 def _engine_head(e: Mapping[str, Any]) -> Line:

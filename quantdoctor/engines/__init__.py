@@ -148,7 +148,7 @@ def quantize(
     from quantdoctor.engines.base import layer_progress, named_linears
 
     adapter = get_adapter(plan.engine)
-    if isinstance(module, torch.nn.Linear) and not getattr(adapter, "quantizes_root", False):
+    if isinstance(module, torch.nn.Linear) and not adapter.quantizes_root:
         raise InvalidInputError(
             f"module: {plan.engine} replaces the layers below the module it is given, and a "
             "bare nn.Linear has none; quantize torch.nn.Sequential(layer) and use its [0]"

@@ -51,6 +51,8 @@ class Adapter(Protocol):
     """Applies a validated plan to a module, through the engine itself."""
 
     engine: str
+    #: ``EngineAdapter.quantizes_root``
+    quantizes_root: bool
 
     def apply(
         self,

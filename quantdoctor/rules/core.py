@@ -58,14 +58,15 @@ def plan_label(plan: Any) -> str:
     return " ".join(parts)
 
 
-def check_choice(field: str, value: str, valid: Sequence[str]) -> str:
-    """``value`` as the vocabulary spells it (an alias resolved), or ``ValueError``."""
+def check_choice(field: str, value: str, valid: Sequence[str], *, said: str = "") -> str:
+    """``value`` as the vocabulary spells it (an alias resolved), or ``ValueError`` naming
+    ``said`` (how the caller spelt the field: ``--engine``) or ``field``."""
     if value not in valid:
         from quantdoctor.rules.aliases import resolve
 
         value = resolve(field, value, valid)
     if value not in valid:
-        raise ValueError(f"{field}: {value!r} is not valid; {suggest(value, tuple(valid))}")
+        raise ValueError(f"{said or field}: {value!r} is not valid; {suggest(value, tuple(valid))}")
     return value
 
 
