@@ -42,7 +42,6 @@ torn or corrupt files, and caches left by other versions.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
@@ -174,8 +173,10 @@ def _write_new(path: str, data: bytes, folder: str) -> None:
             f.write(data)
         os.replace(tmp, path)  # replaces a planted symlink itself, never what it points to
     except BaseException:
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
         raise
 
 
@@ -259,18 +260,22 @@ def write_entry(kind: str, key: str, data: Any, *, keep: int = 1, prune: bool = 
     folder = store_dir(create=True)
     if folder is None:
         return
-    with contextlib.suppress(OSError):
+    try:
         _write_new(os.path.join(folder, entry_name(kind, key)), blob, folder)
         if prune:
             _prune(folder, kind, keep)
+    except OSError:
+        pass
 
 
 def prune_entries(kind: str, keep: int) -> None:
     """Keep the ``keep`` newest entries of ``kind`` (after writes made with ``prune=False``)."""
     folder = store_dir()
     if folder is not None:
-        with contextlib.suppress(OSError):
+        try:
             _prune(folder, kind, keep)
+        except OSError:
+            pass
 
 
 def _prune(folder: str, kind: str, keep: int) -> None:
@@ -285,8 +290,10 @@ def _prune(folder: str, kind: str, keep: int) -> None:
                 entries.append((info.st_mtime_ns, item.name))
     entries.sort()
     for _, name in entries[:-keep] if keep > 0 else entries:
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
 
 
 def entry_kind(name: str) -> str | None:

@@ -1,8 +1,9 @@
-"""``typing.NamedTuple``'s class syntax, built on ``collections.namedtuple``.
+"""``typing.NamedTuple``'s class syntax, making the class ``collections.namedtuple`` makes.
 
 Importing ``typing`` costs a process about half the interpreter's start-up on a small
-machine, and the records the command line builds (facets, compiled rules, costs) need
-nothing of it but this. A module writes::
+machine, and ``collections`` (with the ``operator``, ``keyword``, ``reprlib`` and
+``itertools`` it imports) a fifth; the records the command line builds (facets, compiled
+rules, costs) need nothing of them but this. A module writes::
 
     TYPE_CHECKING = False
     if TYPE_CHECKING:
@@ -17,11 +18,20 @@ annotated, defaults, methods, docstring), which the type checker reads as typing
 
 from __future__ import annotations
 
-from collections import namedtuple
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+try:
+    from _collections import _tuplegetter  # type: ignore[import-not-found]  # namedtuple's fields
+except ImportError:  # an interpreter without it: a property of the item, as namedtuple's
+    from operator import itemgetter
+
+    def _tuplegetter(index: int, doc: str) -> Any:
+        return property(itemgetter(index), doc=doc)
+
 
 #: What typing.NamedTuple refuses to let a class body define, and does not copy.
 _PROHIBITED = frozenset(
@@ -56,7 +66,7 @@ class _NamedTupleMeta(type):
                     f"{'s' if len(defaults) > 1 else ''} "
                     f"{', '.join(f for f in fields if f in ns)}"
                 )
-        made = namedtuple(name, fields, defaults=defaults, module=ns["__module__"])  # type: ignore[misc]
+        made = namedtuple(name, fields, defaults, ns["__module__"])
         made.__annotations__ = dict(ns.get("__annotations__", {}))
         for key, value in ns.items():
             if key in _PROHIBITED:
@@ -64,6 +74,81 @@ class _NamedTupleMeta(type):
             if key not in _SPECIAL and key not in made._fields:
                 setattr(made, key, value)
         return made
+
+
+def namedtuple(typename: str, fields: list[str], defaults: list[Any], module: str) -> Any:
+    """The class ``collections.namedtuple(typename, fields, defaults=defaults,
+    module=module)`` returns, built the way it builds it (fields, ``__new__`` with their
+    defaults, ``_make``, ``_replace``, ``_asdict``, the repr, pickling), without
+    importing ``collections``."""
+    for field in (typename, *fields):
+        if not field.isidentifier() or (field in fields and field.startswith("_")):
+            raise ValueError(f"Type names and field names must be valid identifiers: {field!r}")
+    if len(set(fields)) != len(fields):
+        raise ValueError(f"Encountered duplicate field name: {fields!r}")
+    names = tuple(sys.intern(f) for f in fields)
+    count = len(names)
+    arg_list = ", ".join(names)
+    if count == 1:
+        arg_list += ","
+    repr_fmt = "(" + ", ".join(f"{f}=%r" for f in names) + ")"
+    tuple_new = tuple.__new__
+    namespace = {"_tuple_new": tuple_new, "__builtins__": {}, "__name__": f"namedtuple_{typename}"}
+    # the class's own field names, checked above to be identifiers: no text read from outside
+    new = eval(f"lambda _cls, {arg_list}: _tuple_new(_cls, ({arg_list}))", namespace)
+    new.__name__ = "__new__"
+    new.__doc__ = f"Create new instance of {typename}({arg_list})"
+    new.__defaults__ = tuple(defaults)
+
+    def _make(cls: Any, iterable: Any) -> Any:
+        result = tuple_new(cls, iterable)
+        if len(result) != count:
+            raise TypeError(f"Expected {count} arguments, got {len(result)}")
+        return result
+
+    _make.__doc__ = f"Make a new {typename} object from a sequence or iterable"
+
+    def _replace(self: Any, /, **kwds: Any) -> Any:
+        result = self._make(map(kwds.pop, names, self))
+        if kwds:
+            raise ValueError(f"Got unexpected field names: {list(kwds)!r}")
+        return result
+
+    _replace.__doc__ = f"Return a new {typename} object replacing specified fields with new values"
+
+    def __repr__(self: Any) -> str:
+        "Return a nicely formatted representation string"
+        text: str = self.__class__.__name__ + repr_fmt % self
+        return text
+
+    def _asdict(self: Any) -> dict[str, Any]:
+        "Return a new dict which maps field names to their values."
+        return dict(zip(self._fields, self, strict=True))
+
+    def __getnewargs__(self: Any) -> tuple[Any, ...]:
+        "Return self as a plain tuple.  Used by copy and pickle."
+        return tuple(self)
+
+    for method in (new, _make, _replace, __repr__, _asdict, __getnewargs__):
+        method.__qualname__ = f"{typename}.{method.__name__}"
+    body: dict[str, Any] = {
+        "__doc__": f"{typename}({arg_list})",
+        "__slots__": (),
+        "_fields": names,
+        "_field_defaults": dict(zip(names[count - len(defaults) :], defaults, strict=True)),
+        "__new__": new,
+        "_make": classmethod(_make),
+        "_replace": _replace,
+        "__repr__": __repr__,
+        "_asdict": _asdict,
+        "__getnewargs__": __getnewargs__,
+        "__match_args__": names,
+    }
+    for index, field in enumerate(names):
+        body[field] = _tuplegetter(index, sys.intern(f"Alias for field number {index}"))
+    made = type(typename, (tuple,), body)
+    made.__module__ = module
+    return made
 
 
 NamedTuple = _NamedTupleMeta("NamedTuple", (), {"_root": True, "__module__": __name__})

@@ -1,7 +1,8 @@
 """The commands people run every time import none of the modules that cost a process as
-much as its own start-up (argparse, json, re with enum, typing, pathlib): each is read
-with the house's lighter means (``cli._args``, ``_json``, ``str`` methods,
-``_namedtuple``), and these tests keep it so. Each command runs twice in a fresh
+much as its own start-up (argparse, json, re with enum, typing, pathlib), nor the
+``collections`` that ``collections.abc``, ``functools`` and ``contextlib`` bring (a fifth
+of it): each is read with the house's lighter means (``cli._args``, ``_json``, ``str``
+methods, ``_namedtuple``, ``_memo``, ``_collections_abc``), and these tests keep it so. Each command runs twice in a fresh
 interpreter, the first filling quantdoctor's caches as a user's first run does; ``-S``
 keeps site's start-up hooks (an editable install's finder imports pathlib and re) out of
 the count."""
@@ -18,17 +19,21 @@ import pytest
 import quantdoctor
 
 HEAVY = ("argparse", "json", "re", "enum", "typing", "pathlib")
+#: What ``from collections.abc import``, ``functools`` and ``contextlib`` import.
+COLLECTIONS = ("collections", "functools", "contextlib")
 SITE = [p for p in sys.path if p.endswith("site-packages")]
 
 
 def _imported(argv: list[str], cache: Path) -> set[str]:
+    watched = HEAVY + COLLECTIONS
     code = (
-        "import sys, io, contextlib\n"
+        "import sys, io\n"
         "before = set(sys.modules)\n"
         "from quantdoctor.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    main({argv!r})\n"
-        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules and m not in before))\n"
+        "real, sys.stdout = sys.stdout, io.StringIO()\n"
+        f"main({argv!r})\n"
+        "sys.stdout = real\n"
+        f"print(' '.join(m for m in {watched!r} if m in sys.modules and m not in before))\n"
     )
     root = str(Path(quantdoctor.__file__).resolve().parent.parent)
     # a legacy install's metadata on the path, as a source tree built with pip install -e
@@ -114,6 +119,11 @@ def test_path_text_is_str_of_path() -> None:
         " a / b ",
     ):
         assert path_text(text) == str(PurePosixPath(text)), text
+
+
+def test_a_report_built_afresh_imports_none_of_them(tmp_path: Path) -> None:
+    assert _imported(["--no-cache"], tmp_path) == set()
+    assert _imported(["--no-cache", "--json"], tmp_path) == set()
 
 
 def test_a_kept_report_prints_without_them(tmp_path: Path) -> None:

@@ -74,3 +74,39 @@ def test_the_project_s_records_pickle_and_compare() -> None:
     assert pickle.loads(pickle.dumps(facets)) == facets
     assert facets._replace(offload="none").offload == "none"
     assert type(facets).__mro__[1] is tuple
+
+
+@pytest.mark.parametrize(
+    ("fields", "defaults"),
+    [(["x"], []), (["x", "y"], []), (["a", "b", "c"], [2, 3]), (["only"], [None])],
+)
+def test_the_class_collections_namedtuple_makes(fields: list[str], defaults: list[object]) -> None:
+    import collections
+
+    ours = _namedtuple.namedtuple("Rec", fields, defaults, __name__)
+    theirs = collections.namedtuple("Rec", fields, defaults=defaults, module=__name__)  # type: ignore[misc]
+    values = list(range(len(fields)))
+    for cls in (ours, theirs):
+        globals()["Rec"] = cls  # pickle finds the class by module and name
+        made = cls(*values)
+        assert pickle.loads(pickle.dumps(made)) == made
+    for attr in ("_fields", "_field_defaults", "__doc__", "__match_args__", "__slots__"):
+        assert getattr(ours, attr) == getattr(theirs, attr), attr
+    for name in ("__new__", "_make", "_replace", "__repr__", "_asdict", "__getnewargs__"):
+        assert getattr(ours, name).__qualname__ == getattr(theirs, name).__qualname__
+        assert getattr(ours, name).__doc__ == getattr(theirs, name).__doc__, name
+    a, b = ours(*values), theirs(*values)
+    assert (repr(a), a._asdict(), tuple(a), a.__getnewargs__()) == (
+        repr(b), b._asdict(), tuple(b), b.__getnewargs__()
+    )  # fmt: skip
+    assert ours.__new__.__defaults__ == theirs.__new__.__defaults__
+    assert [getattr(ours, f).__doc__ for f in fields] == [getattr(theirs, f).__doc__ for f in fields]
+    for cls in (ours, theirs):
+        with pytest.raises(TypeError, match=f"Expected {len(fields)} arguments, got"):
+            cls._make([*values, 9])
+        with pytest.raises(ValueError, match="Got unexpected field names"):
+            cls(*values)._replace(nope=1)
+    with pytest.raises(ValueError):
+        _namedtuple.namedtuple("Rec", ["_private"], [], __name__)
+    with pytest.raises(ValueError):
+        _namedtuple.namedtuple("Rec", ["x", "x"], [], __name__)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
 
 from quantdoctor.errors import InvalidInputError, MatrixError
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from functools import lru_cache
     from typing import Any, NamedTuple, TypeVar
 
     from quantdoctor.rules.conditions import Node
@@ -31,8 +31,12 @@ if TYPE_CHECKING:
 
     #: ``Plan`` models (the public API) or ``Facets`` (the evaluator's named tuples)
     PlanLike = TypeVar("PlanLike", Plan, Facets)
+
     from quantdoctor.rules.schema import SchemeSpec
-else:
+else:  # collections.abc and functools import collections: ~3 ms of a command
+    from _collections_abc import Mapping
+
+    from quantdoctor._memo import lru_cache
     from quantdoctor._namedtuple import NamedTuple
 
 __all__ = [

@@ -8,12 +8,12 @@ needs them. A command module offers ``add_arguments(parser)`` and ``run(args) ->
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 from quantdoctor.errors import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, InvalidInputError
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, NoReturn
 
 #: subcommand -> (module, one-line help). ``None`` is the bare doctor report.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 from quantdoctor.errors import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN, InvalidInputError
 from quantdoctor.errors import MARKS as _MARKS
@@ -12,6 +11,7 @@ from quantdoctor.errors import STYLES as _STYLES
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
     from typing import Any
 
 #: A verdict's status -> the mark, style and exit code of its outcome (``errors``).

@@ -9,7 +9,6 @@ a generated module of plain assignments (``__version__``, ``cuda``, ``hip``, ``x
 from __future__ import annotations
 
 import os
-from collections.abc import Container, Iterable, Iterator, Sequence
 
 from quantdoctor.doctor._probe_util import (
     Json,
@@ -21,6 +20,10 @@ from quantdoctor.doctor._probe_util import (
     read_text,
 )
 from quantdoctor.rules.vocab import canonical_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Container, Iterable, Iterator, Sequence
 
 #: What the probe reads besides the distributions the matrix names (its engines and the
 #: packages its rules test: ``rules.named``): what decides backends and kernels, and what

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Mapping, Sequence
 
 from quantdoctor._printable import printable
 
 #: JSON-ready values, as the Environment contract spells them (a name for annotations).
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
     Json = Any

@@ -9,10 +9,9 @@ sentence the report shows ("assumed: ..."), and nothing is inferred over a state
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 #: NVIDIA product names -> compute capability, from NVIDIA's table of CUDA GPUs

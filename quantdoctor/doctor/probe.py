@@ -10,7 +10,6 @@ timeout. ``probe_dict`` builds the JSON without pydantic, for ``env --json``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from quantdoctor.doctor._probe_nvidia import VendorResult
 from quantdoctor.doctor._probe_util import (
@@ -28,6 +27,8 @@ from quantdoctor.rules.vocab import BACKEND_TABLE, OS_NAMES
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from quantdoctor.rules.models import Environment
 
 __all__ = ["DEFAULT_TIMEOUT", "ProbeContext", "derive_backend", "probe", "probe_dict"]

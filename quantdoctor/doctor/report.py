@@ -8,14 +8,13 @@ finding of the evaluator, named by its rule id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
-
 from quantdoctor.errors import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN, MARKS, STYLES
 from quantdoctor.rules.vocab import BACKEND_ROWS, OFFLOADS
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from functools import lru_cache
     from typing import Any
 
     from quantdoctor._printable import Line
@@ -25,6 +24,8 @@ if TYPE_CHECKING:
 
     #: the public API's verdicts, or the evaluator's plain ones (what the CLI builds)
     VerdictLike = Verdict | VerdictRecord
+else:  # functools imports collections: ~3 ms of a command
+    from quantdoctor._memo import lru_cache
 
 #: Marks, as flutter doctor prints them; ``-`` is a neutral fact (nothing to fix).
 

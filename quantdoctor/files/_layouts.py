@@ -21,10 +21,9 @@ order; a family whose markers are a superset of another's comes first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import NamedTuple
 else:
     from quantdoctor._namedtuple import NamedTuple

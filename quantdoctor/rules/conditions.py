@@ -11,8 +11,6 @@ Forms (YAML):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-
 from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.facts import Facts, is_known_fact
 from quantdoctor.rules.versions import compare as compare_versions
@@ -21,6 +19,7 @@ from quantdoctor.rules.vocab import canonical_name
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 Tri = bool | None  # None is "unknown"

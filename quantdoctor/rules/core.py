@@ -9,8 +9,6 @@ gives. ``rules.evaluate`` wraps it in the pydantic models of the public API.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-
 from quantdoctor.errors import InvalidInputError
 from quantdoctor.rules.conditions import Node, Tri, rule_condition
 from quantdoctor.rules.facts import Facts
@@ -19,11 +17,14 @@ from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, suggest
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from typing import Any, NamedTuple
 
     from quantdoctor.rules.matrix import Matrix
 
-else:
+else:  # collections.abc imports collections: ~3 ms of a command
+    from _collections_abc import Callable
+
     from quantdoctor._namedtuple import NamedTuple
 
 FACETS: tuple[str, ...] = ("engine", "scheme", "mode", "offload", "component", "dtype")

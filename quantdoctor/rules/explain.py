@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from functools import lru_cache
 
 from quantdoctor.rules.patterns import cap_lines, literals, unsafe
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from functools import lru_cache
     from typing import Any, NamedTuple
 
     from quantdoctor.rules.matrix import Matrix
@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
     #: what explain reads of a rule: the public model or the matrix's light record
     RuleLike = Rule | RuleRecord
-else:
+else:  # functools imports collections: ~3 ms of a command
+    from quantdoctor._memo import lru_cache
     from quantdoctor._namedtuple import NamedTuple
 
 __all__ = [

@@ -6,12 +6,11 @@ absent*. Works on the plain JSON mapping so that fast paths need no pydantic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from quantdoctor.rules.vocab import BACKEND_TABLE
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     Facts = dict[str, Any]

@@ -16,9 +16,12 @@ package; reading fewer would leave an overlay's rule unknown where it could be d
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
 
 from quantdoctor.rules.vocab import canonical_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 #: The built-in matrix file (a string: pathlib costs the probe's fast path ~3 ms of imports).
 BUILTIN_PATH = os.path.join(

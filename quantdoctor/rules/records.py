@@ -9,18 +9,19 @@ The attribute names are the schema's, so code written against either reads both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import lru_cache
-
 from quantdoctor.rules.vocab import COMPONENTS, DTYPES, MODES, OFFLOADS, SEVERITIES, is_rule_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from functools import lru_cache
     from typing import Any, TypeGuard
 
     from quantdoctor.rules.conditions import Node
     from quantdoctor.rules.core import Core, Facets
     from quantdoctor.rules.matrix import Matrix
+else:  # functools imports collections: ~3 ms of a command
+    from quantdoctor._memo import lru_cache
 
 
 class SchemeRecord:

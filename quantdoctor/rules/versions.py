@@ -12,11 +12,12 @@ prereleases=True)``, ``Version``). ``tests/test_versions.py`` checks the two agr
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from functools import lru_cache
     from typing import Any
+else:  # functools imports collections: ~3 ms of a command
+    from quantdoctor._memo import lru_cache
 
 #: The normal form (and its common variants: a "v", upper case, "-"/"_" separators are
 #: left to packaging): release, pre-release, post-release, dev-release, local label. The

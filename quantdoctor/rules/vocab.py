@@ -6,12 +6,12 @@ its overlays), so that adding one touches the matrix and the engine's module onl
 
 from __future__ import annotations
 
-from collections import namedtuple
-from collections.abc import Iterable
-
 TYPE_CHECKING = False  # typing costs the probe's fast path ~2 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import NamedTuple
+else:
+    from quantdoctor._namedtuple import NamedTuple
 
 MODES: tuple[str, ...] = ("pre", "post", "prequantized")
 OFFLOADS: tuple[str, ...] = ("none", "model", "sequential", "balanced", "group")
@@ -28,18 +28,13 @@ FACET_VALUES: dict[str, tuple[str, ...]] = {
 }
 
 
-if TYPE_CHECKING:
+class Backend(NamedTuple):
+    """A row of ``BACKEND_TABLE``."""
 
-    class Backend(NamedTuple):
-        """A row of ``BACKEND_TABLE``."""
-
-        name: str
-        vendor: str | None
-        accelerator: bool
-        triton: str | None
-
-else:  # the same record, without importing typing
-    Backend = namedtuple("Backend", ("name", "vendor", "accelerator", "triton"))
+    name: str
+    vendor: str | None
+    accelerator: bool
+    triton: str | None
 
 
 #: Every backend, once: (name, the GPU vendor whose devices it numbers (None: any or

@@ -1,0 +1,83 @@
+"""``functools.lru_cache`` and ``functools.cached_property`` for the command line's modules.
+
+Importing ``functools`` imports ``collections`` (with ``operator``, ``keyword``,
+``reprlib``, ``itertools`` and ``types``): together a fifth of the interpreter's own
+start-up on a small machine, for two decorators. A module writes::
+
+    TYPE_CHECKING = False
+    if TYPE_CHECKING:
+        from functools import cached_property, lru_cache
+    else:
+        from quantdoctor._memo import cached_property, lru_cache
+
+and the type checker reads functools' signatures. ``lru_cache(maxsize=N)`` keeps the
+results of up to N distinct calls (positional and keyword arguments, as functools keys
+them; ``None``: every call) and, when full, forgets the oldest kept; a call that raises
+keeps nothing; ``cache_clear()`` forgets all. ``cached_property`` computes an attribute
+on first access and stores it in the instance's ``__dict__``, as functools' does.
+``tests/test_memo.py`` holds them to functools' behaviour.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+_MISSING = object()
+
+
+def lru_cache(maxsize: int | None = 128) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    if maxsize is not None and (type(maxsize) is not int or maxsize < 1):
+        raise TypeError(f"maxsize must be a positive int or None, not {maxsize!r}")
+    limit = -1 if maxsize is None else maxsize
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        kept: dict[Any, Any] = {}
+
+        def cached(*args: Any, **kwargs: Any) -> Any:
+            key = (args, tuple(kwargs.items())) if kwargs else args
+            value = kept.get(key, _MISSING)
+            if value is _MISSING:
+                value = func(*args, **kwargs)
+                if len(kept) == limit:
+                    del kept[next(iter(kept))]
+                kept[key] = value
+            return value
+
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+            setattr(cached, name, getattr(func, name, None))
+        cached.__dict__.update(getattr(func, "__dict__", {}))
+        cached.__wrapped__ = func  # type: ignore[attr-defined]
+        cached.cache_clear = kept.clear  # type: ignore[attr-defined]
+        return cached
+
+    return decorate
+
+
+class cached_property:
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self.func = func
+        self.attrname: str | None = None
+        self.__doc__ = func.__doc__
+        self.__module__ = func.__module__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if self.attrname is None:
+            self.attrname = name
+        elif name != self.attrname:
+            raise TypeError(
+                "Cannot assign the same cached_property to two different names "
+                f"({self.attrname!r} and {name!r})."
+            )
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        if self.attrname is None:
+            raise TypeError(
+                "Cannot use cached_property instance without calling __set_name__ on it."
+            )
+        value = instance.__dict__[self.attrname] = self.func(instance)
+        return value
