@@ -82,9 +82,9 @@ def _bare_venv(venv: Path) -> Path:
 
 def make_venv(name: str, tree: Path, work: Path) -> Path:
     """A throwaway venv under ``work`` with ``tree`` installed non-editable
-    (``pip install --no-deps``); its other packages are this venv's (one ``.pth`` line,
-    without this venv's own ``.pth`` files: no editable finder, which costs every process
-    ~11 ms). Returns its python."""
+    (``pip install --no-deps``) with its ``quantdoctor`` console script (``command``); its
+    other packages are this venv's (one ``.pth`` line, without this venv's own ``.pth``
+    files: no editable finder, which costs every process ~11 ms). Returns its python."""
     py = _bare_venv(work / f"venv-{name}")
     site = next((work / f"venv-{name}" / "lib").glob("python3*/site-packages"))
     (site / "_project_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -101,7 +101,18 @@ def make_venv(name: str, tree: Path, work: Path) -> Path:
     )  # fmt: skip
     assert str(site) in out.stdout, out.stdout  # the installed copy, not a checkout
     subprocess.run([str(py), "-m", "compileall", "-q", str(site / "quantdoctor")], check=False)
+    # the console script pip wrote (under --target, for the interpreter that ran pip), as
+    # pip writes it into a venv: the same text under this venv's python
+    written = (site / "bin" / "quantdoctor").read_text().split("\n", 1)[1]
+    script = py.parent / "quantdoctor"
+    script.write_text(f"#!{py}\n{written}")
+    script.chmod(0o755)
     return py
+
+
+def command(py: Path) -> Path:
+    """The ``quantdoctor`` console script of a venv ``make_venv`` made (what users run)."""
+    return py.parent / "quantdoctor"
 
 
 def make_peer_venv(

@@ -7,10 +7,12 @@ beside the figure.
 Each ``--tree`` (default: this checkout, as ``after``) is installed non-editable
 (``pip install --no-deps``) into a throwaway venv of its own whose only other packages
 are the project venv's (a ``.pth`` line: no editable finder, which costs every process
-~11 ms). Every command runs as a whole process from spawn to exit, piped and, where the
-goal is about it, on a pseudo-terminal; the rounds interleave every command of every
-tree with the baselines, and each figure is the minimum (the machine is shared: the
-minimum is the run least disturbed) with the median beside it. Goals are judged on the
+~11 ms). Every command runs as users run it, the venv's ``quantdoctor`` console script
+(the report built afresh also as ``python -m quantdoctor``), as a whole process from
+spawn to exit, piped and, where the goal is about it, on a pseudo-terminal; the rounds
+interleave every command of every tree with the baselines, and each figure is the
+minimum (the machine is shared: the minimum is the run least disturbed) with the median
+beside it. Goals are judged on the
 first tree (``after``); other trees (``--tree before=DIR``) are measured for the table.
 
 Baselines: ``python -c pass`` (the interpreter's own start-up), ``python -m`` of an
@@ -39,8 +41,8 @@ from envs import H100_LINUX as ENV  # noqa: E402  (the suite's literal H100 mach
 PASS, TORCH = "baseline: python -c pass", "baseline: import torch"
 TRT = "baseline: torchruntime info"
 #: What ``python -m PACKAGE`` costs before the package's code runs (runpy, importlib.util,
-#: contextlib): the floor under every "within Nx of python -c pass" goal of a command run
-#: as ``python -m quantdoctor`` (no goal; shown for reading them).
+#: contextlib): the floor under a command run as ``python -m quantdoctor`` (no goal; shown
+#: for reading the ``(python -m)`` row).
 FLOOR = "baseline: python -m (an empty package)"
 
 #: goal -> (description, check on the figures) ; figures are min ms of the first tree
@@ -86,11 +88,16 @@ def fixtures(work: Path) -> dict[str, Path]:
 def commands(py: Path, f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
     """name -> (argv, how): how is "piped", "tty", or "once" (slow ones: fewer rounds).
 
+    Each command runs as users run it: the installed ``quantdoctor`` console script. The
+    report built afresh is also run as ``python -m quantdoctor`` (no goal: runpy and the
+    importlib, contextlib and collections it imports cost that form ``FLOOR`` before
+    quantdoctor's code runs).
+
     ``check ... --no-cache`` is a check evaluated afresh (the 10,000-rule overlay's row is
     one: it measures loading the overlay, which a kept verdict would skip); a tree whose
     check keeps no verdicts (no such option) evaluates every check afresh, so there it is
     plain ``check``."""
-    qd = [str(py), "-m", "quantdoctor"]
+    qd = [str(B.command(py))]
     helped = subprocess.run([*qd, "check", "--help"], capture_output=True, text=True)
     fresh = ["--no-cache"] if "--no-cache" in helped.stdout else []
     env_files = [a for p in sorted(f["envs"].iterdir()) for a in ("--env", str(p))]
@@ -100,6 +107,7 @@ def commands(py: Path, f: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
         "report (cached)": (qd, "piped"),
         "report (cached) [tty]": (qd, "tty"),
         "report --no-cache": ([*qd, "--no-cache"], "piped"),
+        "report --no-cache (python -m)": ([str(py), "-m", "quantdoctor", "--no-cache"], "piped"),
         "check --env F --json": ([*check, "--env", str(f["env"]), "--json"], "piped"),
         "check --env F --json --no-cache": (
             [*check, "--env", str(f["env"]), "--json", *fresh],

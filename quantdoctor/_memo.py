@@ -10,10 +10,12 @@ start-up on a small machine, for two decorators. A module writes::
     else:
         from quantdoctor._memo import cached_property, lru_cache
 
-and the type checker reads functools' signatures. ``lru_cache(maxsize=N)`` keeps the
-results of up to N distinct calls (positional and keyword arguments, as functools keys
-them; ``None``: every call) and, when full, forgets the oldest kept; a call that raises
-keeps nothing; ``cache_clear()`` forgets all. ``cached_property`` computes an attribute
+and the type checker reads functools' signatures. ``lru_cache(maxsize=N)`` is functools'
+own cache (``_functools._lru_cache_wrapper``, which ``functools.lru_cache`` wraps): the
+results of up to N distinct calls (``None``: every call), the least recently used
+forgotten first. Where the interpreter lacks it, a dict keeps them as functools keys
+them and, when full, forgets the oldest kept; a call that raises keeps nothing;
+``cache_clear()`` forgets all. ``cached_property`` computes an attribute
 on first access and stores it in the instance's ``__dict__``, as functools' does.
 ``tests/test_memo.py`` holds them to functools' behaviour.
 """
@@ -28,12 +30,37 @@ if TYPE_CHECKING:
 _MISSING = object()
 
 
+try:  # functools' own cache, in C: what functools.lru_cache wraps
+    from _functools import _lru_cache_wrapper  # type: ignore[import-not-found]
+except ImportError:  # an interpreter without it: the cache below
+    _lru_cache_wrapper = None
+
+
+class _CacheInfo(tuple):  # type: ignore[type-arg]
+    """``cache_info()``'s (hits, misses, maxsize, currsize), as functools' names them."""
+
+    __slots__ = ()
+
+    def __new__(cls, hits: int, misses: int, maxsize: int | None, currsize: int) -> _CacheInfo:
+        return tuple.__new__(cls, (hits, misses, maxsize, currsize))
+
+    def __repr__(self) -> str:
+        return "CacheInfo(hits={}, misses={}, maxsize={}, currsize={})".format(*self)
+
+
 def lru_cache(maxsize: int | None = 128) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if maxsize is not None and (type(maxsize) is not int or maxsize < 1):
         raise TypeError(f"maxsize must be a positive int or None, not {maxsize!r}")
     limit = -1 if maxsize is None else maxsize
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if _lru_cache_wrapper is not None:
+            wrapper: Any = _lru_cache_wrapper(func, maxsize, False, _CacheInfo)
+            for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+                setattr(wrapper, name, getattr(func, name, None))
+            wrapper.__dict__.update(getattr(func, "__dict__", {}))
+            wrapper.__wrapped__ = func
+            return wrapper  # type: ignore[no-any-return]
         kept: dict[Any, Any] = {}
 
         def cached(*args: Any, **kwargs: Any) -> Any:

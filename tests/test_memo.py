@@ -46,6 +46,28 @@ def test_a_call_that_raises_keeps_nothing(lru: object) -> None:
         fail([1])  # unhashable, as functools refuses it
 
 
+@pytest.fixture(params=["functools' C cache", "the dict fallback"])
+def memo(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> object:
+    if request.param == "the dict fallback":
+        monkeypatch.setattr(_memo, "_lru_cache_wrapper", None)
+    return _memo
+
+
+def test_both_forms_keep_results(memo: object) -> None:
+    test_lru_cache_keeps_results_as_functools_does(_memo.lru_cache)
+    test_a_call_that_raises_keeps_nothing(_memo.lru_cache)
+    test_lru_cache_is_bounded()
+
+
+def test_the_c_cache_reports_as_functools_does() -> None:
+    @_memo.lru_cache(maxsize=4)
+    def one(x: int) -> int:
+        return x
+
+    one(1), one(1), one(2)
+    assert repr(one.cache_info()) == "CacheInfo(hits=1, misses=2, maxsize=4, currsize=2)"  # type: ignore[attr-defined]
+
+
 def test_lru_cache_is_bounded() -> None:
     seen: list[int] = []
 
