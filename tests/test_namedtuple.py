@@ -76,9 +76,20 @@ def test_the_project_s_records_pickle_and_compare() -> None:
     assert type(facets).__mro__[1] is tuple
 
 
+WIDE = [f"f{i}" for i in range(14)]  # past the module's precompiled __new__ (12 fields)
+
+
 @pytest.mark.parametrize(
     ("fields", "defaults"),
-    [(["x"], []), (["x", "y"], []), (["a", "b", "c"], [2, 3]), (["only"], [None])],
+    [
+        ([], []),
+        (["x"], []),
+        (["x", "y"], []),
+        (["a", "b", "c"], [2, 3]),
+        (["only"], [None]),
+        (WIDE[:12], [0]),
+        (WIDE, [1, 2]),
+    ],
 )
 def test_the_class_collections_namedtuple_makes(fields: list[str], defaults: list[object]) -> None:
     import collections
@@ -106,6 +117,20 @@ def test_the_class_collections_namedtuple_makes(fields: list[str], defaults: lis
             cls._make([*values, 9])
         with pytest.raises(ValueError, match="Got unexpected field names"):
             cls(*values)._replace(nope=1)
+    import inspect
+
+    assert inspect.signature(ours) == inspect.signature(theirs)
+    if fields:  # by keyword, and missing one, as namedtuple's __new__ binds them
+        named = dict(zip(fields, values, strict=True))
+        assert tuple(ours(**named)) == tuple(theirs(**named))
+        required = len(fields) - len(defaults)
+        if required:
+            messages = []
+            for cls in (ours, theirs):
+                with pytest.raises(TypeError) as err:
+                    cls(*values[: required - 1])
+                messages.append(str(err.value))
+            assert messages[0] == messages[1]
     with pytest.raises(ValueError):
         _namedtuple.namedtuple("Rec", ["_private"], [], __name__)
     with pytest.raises(ValueError):

@@ -398,16 +398,16 @@ def engine_summary(
             if kind == "unknown":
                 for fact in f.missing:
                     needs[fact] = needs.get(fact, 0) + 1
-            entry = by_rule[kind].setdefault(
-                (f.rule, f.message),
-                {
+            bucket, key = by_rule[kind], (f.rule, f.message)
+            entry = bucket.get(key)
+            if entry is None:  # not setdefault: its default would be built for every finding
+                entry = bucket[key] = {
                     "rule": f.rule,
                     "message": f.message,
                     "fix": f.fix,
                     "missing": list(f.missing),
                     "pairs": [],
-                },
-            )
+                }
             entry["pairs"].append(pair)
 
     def finish(kind: str) -> list[dict[str, Any]]:
