@@ -208,20 +208,20 @@ def compile_rule(
     (``checked=False``: on a malformed one only; see ``conditions.parse``). ``share``:
     reuse a condition already parsed from the same text (``_PARSED``), as a large
     overlay's rules repeat a few; the built-in matrix's are its own."""
-    select = rule.get("select") or {}
+    select = rule.get("select")
     source = rule["source"]
-    return CompiledRule(
-        number=index,
-        id=rule["id"],
-        severity=rule["severity"],
-        message=rule["message"],
-        fix=rule.get("fix") or "",
-        source=source if isinstance(source, str) else "; ".join(source),
-        select=tuple(
-            (i, frozenset(select[name])) for i, name in enumerate(FACETS) if select.get(name)
-        ),
-        condition=_condition(rule.get("when"), rule.get("holds_for") or {}, checked, share),
-        signature_only=bool(rule.get("signature_only")),
+    return CompiledRule(  # positionally, in the fields' order: a load makes one per rule
+        index,
+        rule["id"],
+        rule["severity"],
+        rule["message"],
+        rule.get("fix") or "",
+        source if isinstance(source, str) else "; ".join(source),
+        tuple((i, frozenset(select[name])) for i, name in enumerate(FACETS) if select.get(name))
+        if select
+        else (),
+        _condition(rule.get("when"), rule.get("holds_for") or {}, checked, share),
+        bool(rule.get("signature_only")),
     )
 
 

@@ -86,13 +86,13 @@ def canonical_name(name: str) -> str:
 #: A rule id: dotted lower-case words like ``quanto.offload.balanced``
 #: (``^[a-z0-9_]+(\.[a-z0-9_\-]+)+$``, read by ``is_rule_id``: the command line reads
 #: every cached rule's id, and ``re`` costs a process half its start-up).
-_ID_HEAD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
-_ID_WORD = _ID_HEAD | {"-"}
-
-
 def is_rule_id(text: str) -> bool:
     """Whether ``text`` is a rule id (the pattern above; ``$`` takes one final newline)."""
-    head, *words = (text[:-1] if text.endswith("\n") else text).split(".")
-    return bool(
-        words and head and set(head) <= _ID_HEAD and all(w and set(w) <= _ID_WORD for w in words)
-    )
+    if text.endswith("\n"):
+        text = text[:-1]
+    head, dot, rest = text.partition(".")
+    if not dot or not head or "-" in head or "" in rest.split("."):
+        return False
+    # what is left once the separators go must be ASCII lower-case letters and digits
+    plain = text.replace(".", "").replace("-", "").replace("_", "")
+    return not plain or (plain.isascii() and plain.isalnum() and plain == plain.lower())
