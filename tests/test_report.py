@@ -86,11 +86,25 @@ def test_engines_not_installed_get_one_install_command_per_kind_of_command(
     [line] = [line for line in render_report(report) if line and line[0][0] == "      install: "]
     plain = [e["install"].removeprefix("pip install ") for e in absent]
     upgrades = list(dict.fromkeys(w.removeprefix("-U ") for w in plain if w.startswith("-U ")))
+    # a package the upgrades name with a version is not named bare as well (bfl's diffusers)
+    versioned = {w.strip('"').partition(">")[0] for w in upgrades if ">" in w}
+    upgrades = [w for w in upgrades if w not in versioned]
     plain = [w for w in plain if not w.startswith("-U ")]
     assert upgrades and len(plain) > 5
     assert line[1][0] == f"pip install {' '.join(plain)}; pip install -U {' '.join(upgrades)}"
     odd = [{"install": "pip install a"}, {"install": "conda install b"}, {"install": "pip install a"}]
     assert report_module._one_install(odd) == "pip install a; conda install b"
+
+
+def test_a_package_named_bare_and_with_a_version_is_installed_once() -> None:
+    # bfl asks for `pip install -U diffusers`, layerwise casting for "diffusers>=0.33"
+    one = report_module._one_install
+    bare, versioned = {"install": "pip install -U diffusers"}, {"install": 'pip install -U "diffusers>=0.33"'}
+    assert one([bare, versioned]) == one([versioned, bare]) == 'pip install -U "diffusers>=0.33"'
+    two = [{"install": "pip install 'a>=1'"}, {"install": "pip install a<3"}, {"install": "pip install A"}]
+    assert one(two) == "pip install 'a>=1' a<3"  # pip takes both versions; the bare one adds nothing
+    extras = [{"install": "pip install b"}, {"install": "pip install b[x]"}, {"install": "pip install c_d"}]
+    assert one(extras) == "pip install b[x] c_d"
 
 
 def test_whether_an_engine_is_installed_can_be_unknown(matrix: Matrix) -> None:

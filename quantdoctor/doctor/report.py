@@ -9,7 +9,7 @@ finding of the evaluator, named by its rule id.
 from __future__ import annotations
 
 from quantdoctor.errors import EXIT_BLOCKED, EXIT_OK, EXIT_UNKNOWN, MARKS, STYLES
-from quantdoctor.rules.vocab import BACKEND_ROWS, OFFLOADS
+from quantdoctor.rules.vocab import BACKEND_ROWS, OFFLOADS, canonical_name
 
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
@@ -698,16 +698,40 @@ def render_report(report: Mapping[str, Any], *, verbose: bool = False) -> list[L
 def _one_install(engines: Sequence[Mapping[str, Any]]) -> str:
     """The engines' install commands, those that differ only in the package they end with
     (``pip install a``, ``pip install b``; ``pip install -U c``) as one each (``pip install
-    a b``; ``pip install -U c``), in the order first met, ``;`` between."""
+    a b``; ``pip install -U c``), in the order first met, ``;`` between. A package named
+    bare and with a version (``diffusers``, ``"diffusers>=0.33"``) is named once, with it."""
     commands: dict[str, list[str]] = {}
     for e in engines:
         command = e["install"] or ""
         parts = _install_parts(command)
         head, word = parts if parts is not None else (command, "")
         words = commands.setdefault(head, [])
-        if word and word not in words:
+        if not word or word in words:
+            continue
+        name, bare = _requirement_name(word)
+        same = [i for i, w in enumerate(words) if _requirement_name(w)[0] == name]
+        if same and bare:
+            continue  # the package is there already, with its version
+        for i in same:
+            if _requirement_name(words[i])[1]:
+                words[i] = word  # the bare name gives way to the one with a version
+                break
+        else:
             words.append(word)
     return "; ".join(" ".join([head, *words]) for head, words in commands.items() if head)
+
+
+def _requirement_name(word: str) -> tuple[str, bool]:
+    """A pip argument's distribution (canonical) and whether it names nothing else (no
+    version, extras or marker): ``"diffusers>=0.33"`` is ("diffusers", False)."""
+    text = word.strip("\"'")
+    end = len(text)
+    for i, c in enumerate(text):
+        if not (c.isalnum() or c in "._-"):
+            end = i
+            break
+    name = text[:end]
+    return canonical_name(name), end == len(text)
 
 
 def _install_parts(command: str) -> tuple[str, str] | None:
