@@ -85,6 +85,16 @@ def test_plans_take_a_strategy_for_a_facet_and_keep_schemes_of_the_engine(plan: 
     assert plan.offload in ("model", "group")
 
 
+def test_a_fixed_facet_takes_the_spellings_the_command_line_takes() -> None:
+    # bnb, fp16 and a scheme's alias with its engine, as check --engine bnb reads them
+    never(plans(engine="bnb", dtype="fp16"), lambda p: (p.engine, p.dtype) != ("bitsandbytes", "float16"))
+    assert first(plans(engine="gguf", scheme="q4_k_m")).scheme == "Q4_K"
+    drawn = first(supported_plans(H100_LINUX, engine="bnb", scheme="int8"))
+    assert (drawn.engine, drawn.scheme) == ("bitsandbytes", "int8")
+    with pytest.raises(InvalidInputError, match=r"plans\(scheme='q4_k_m'\)"):
+        plans(scheme="q4_k_m")  # a scheme's alias is its engine's: without one, not valid
+
+
 def test_plans_with_a_fixed_scheme_draw_only_the_engine_that_has_it() -> None:
     assert first(plans(scheme="Q4_K")).engine == "gguf"
     never(plans(scheme="Q4_K"), lambda p: p.engine != "gguf")

@@ -19,6 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from quantdoctor.errors import InvalidInputError
+from quantdoctor.rules.aliases import resolve
 from quantdoctor.rules.core import FACETS
 from quantdoctor.rules.evaluate import EnvLike, default_matrix, to_facts
 from quantdoctor.rules.matrix import Matrix
@@ -49,7 +50,9 @@ def _choices(facet: str, engine: str, matrix: Matrix) -> tuple[str, ...]:
 
 
 def _check_fixed(caller: str, fixed: dict[str, Facet], matrix: Matrix) -> list[str]:
-    """Validate the facets fixed by value; return the engines that can honour them all."""
+    """Validate the facets fixed by value, each spelt as the vocabulary spells it in
+    ``fixed`` (an alias resolved: ``rules.aliases``); return the engines that can honour
+    them all."""
     every = {
         "engine": matrix.engine_names,
         "scheme": tuple(
@@ -59,6 +62,13 @@ def _check_fixed(caller: str, fixed: dict[str, Facet], matrix: Matrix) -> list[s
     }
     values = {k: v for k, v in fixed.items() if v is not None and not _is_strategy(v)}
     for facet, value in values.items():
+        if isinstance(value, str) and value not in every[facet]:
+            # another spelling of a valid value (bnb, fp16), as the command line takes it;
+            # a scheme's are its engine's (Q4_K_M is gguf's), so only with the engine fixed
+            engine = values.get("engine")
+            if facet != "scheme" or isinstance(engine, str):
+                said = resolve(facet, value, every[facet], engine if facet == "scheme" else None)
+                value = fixed[facet] = values[facet] = said
         if not isinstance(value, str) or value not in every[facet]:
             raise InvalidInputError(
                 f"{caller}({facet}={value!r}): not valid; {suggest(str(value), every[facet])}"
@@ -94,10 +104,12 @@ def plans(
     dtype: Facet = None,
     matrix: Matrix | None = None,
 ) -> st.SearchStrategy[Plan]:
-    """Valid plans. Any facet can be fixed (``plans(engine="quanto")``) or given a strategy
-    (``plans(offload=st.sampled_from(["model", "group"]))``); schemes and modes are always
-    ones the drawn engine has. A value fixed here is checked at once: a scheme or mode no
-    engine has raises ``InvalidInputError`` naming the argument and the valid values."""
+    """Valid plans. Any facet can be fixed (``plans(engine="quanto")``, or a spelling the
+    command line takes: ``engine="bnb"``, ``dtype="fp16"``, a scheme's alias with its
+    engine fixed) or given a strategy (``plans(offload=st.sampled_from(["model",
+    "group"]))``); schemes and modes are always ones the drawn engine has. A value fixed
+    here is checked at once: a scheme or mode no engine has raises ``InvalidInputError``
+    naming the argument and the valid values."""
     m = matrix or default_matrix()
     fixed = {
         "engine": engine,
@@ -113,7 +125,7 @@ def plans(
         facets = {f: _facet(fixed[f], _choices(f, e, m)) for f in FACETS[1:]}
         return st.builds(Plan, engine=st.just(e), **facets)
 
-    return _facet(engine, engines).flatmap(for_engine)
+    return _facet(fixed["engine"], engines).flatmap(for_engine)
 
 
 # --------------------------------------------------------------------------- environments
