@@ -104,7 +104,7 @@ def make_venv(name: str, tree: Path, work: Path) -> Path:
     # the console script pip wrote (under --target, for the interpreter that ran pip), as
     # pip writes it into a venv: the same text under this venv's python
     written = (site / "bin" / "quantdoctor").read_text().split("\n", 1)[1]
-    script = py.parent / "quantdoctor"
+    script = command(py)
     script.write_text(f"#!{py}\n{written}")
     script.chmod(0o755)
     return py

@@ -6,9 +6,9 @@ model: for bitsandbytes nf4/fp4 and SDNQ uint4 nothing was offloaded. This run g
 each scheme a budget of 40% of its *own* quantized bytes, so accelerate's device map
 puts blocks on the CPU, then runs SD.Next's balanced mechanism
 (``accelerate.dispatch_model(force_hooks=True)``) and one forward, for bf16 (the
-control) and each engine's schemes, loaded quantized by diffusers (mode pre: bitsandbytes
-through ``BitsAndBytesConfig``, the others through ``Plan.to_diffusers``) and
-quantized after a bf16 load by ``quantdoctor.quantize`` (mode post).
+control) and each engine's schemes, loaded quantized by diffusers with the config
+``Plan.to_diffusers`` builds (mode pre) and quantized after a bf16 load by
+``quantdoctor.quantize`` (mode post).
 
 The model is the evidence's tiny Flux transformer (``benchmarks/_flux.py``), built in
 code with random weights and written with diffusers' own ``save_pretrained``; nothing is
@@ -60,18 +60,11 @@ def build(model_dir: str) -> None:
 
 
 def _config(engine: str, scheme: str, mode: str) -> object:
-    """The quantization config diffusers loads with (``None``: a plain bf16 load)."""
+    """The quantization config diffusers loads with (``None``: a plain bf16 load), as
+    ``Plan.to_diffusers`` builds it (for bitsandbytes the ``BitsAndBytesConfig`` the first
+    run built by hand: 8-bit, or 4-bit of the scheme's type computing in bfloat16)."""
     if engine == "bf16" or mode == "post":
         return None
-    import torch
-    from diffusers import BitsAndBytesConfig
-
-    if engine == "bitsandbytes":  # as the first run of this script built them
-        if scheme == "int8":
-            return BitsAndBytesConfig(load_in_8bit=True)
-        return BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=scheme, bnb_4bit_compute_dtype=torch.bfloat16
-        )
     import quantdoctor
 
     return quantdoctor.Plan(engine=engine, scheme=scheme, mode="pre").to_diffusers()

@@ -12,8 +12,8 @@ are the project venv's (a ``.pth`` line: no editable finder, which costs every p
 spawn to exit, piped and, where the goal is about it, on a pseudo-terminal; the rounds
 interleave every command of every tree with the baselines, and each figure is the
 minimum (the machine is shared: the minimum is the run least disturbed) with the median
-beside it. Goals are judged on the
-first tree (``after``); other trees (``--tree before=DIR``) are measured for the table.
+beside it. Goals are judged on the first tree (``after``); other trees (``--tree
+before=DIR``) are measured for the table.
 
 Baselines: ``python -c pass`` (the interpreter's own start-up), ``python -m`` of an
 empty package (what running any package with ``-m`` costs before its code: runpy and the

@@ -13,10 +13,9 @@ start-up on a small machine, for two decorators. A module writes::
 and the type checker reads functools' signatures. ``lru_cache(maxsize=N)`` is functools'
 own cache (``_functools._lru_cache_wrapper``, which ``functools.lru_cache`` wraps): the
 results of up to N distinct calls (``None``: every call), the least recently used
-forgotten first. Where the interpreter lacks it, a dict keeps them as functools keys
-them and, when full, forgets the oldest kept; a call that raises keeps nothing;
-``cache_clear()`` forgets all. ``cached_property`` computes an attribute
-on first access and stores it in the instance's ``__dict__``, as functools' does.
+forgotten first; where the interpreter lacks it, ``functools.lru_cache`` itself.
+``cached_property`` computes an attribute on first access and stores it in the
+instance's ``__dict__``, as functools' does.
 ``tests/test_memo.py`` holds them to functools' behaviour.
 """
 
@@ -27,12 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-_MISSING = object()
-
-
 try:  # functools' own cache, in C: what functools.lru_cache wraps
     from _functools import _lru_cache_wrapper  # type: ignore[import-not-found]
-except ImportError:  # an interpreter without it: the cache below
+except ImportError:  # an interpreter without it: functools' lru_cache itself
     _lru_cache_wrapper = None
 
 
@@ -51,34 +47,18 @@ class _CacheInfo(tuple):  # type: ignore[type-arg]
 def lru_cache(maxsize: int | None = 128) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if maxsize is not None and (type(maxsize) is not int or maxsize < 1):
         raise TypeError(f"maxsize must be a positive int or None, not {maxsize!r}")
-    limit = -1 if maxsize is None else maxsize
+    if _lru_cache_wrapper is None:
+        import functools
+
+        return functools.lru_cache(maxsize=maxsize)
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        if _lru_cache_wrapper is not None:
-            wrapper: Any = _lru_cache_wrapper(func, maxsize, False, _CacheInfo)
-            for name in ("__module__", "__name__", "__qualname__", "__doc__"):
-                setattr(wrapper, name, getattr(func, name, None))
-            wrapper.__dict__.update(getattr(func, "__dict__", {}))
-            wrapper.__wrapped__ = func
-            return wrapper  # type: ignore[no-any-return]
-        kept: dict[Any, Any] = {}
-
-        def cached(*args: Any, **kwargs: Any) -> Any:
-            key = (args, tuple(kwargs.items())) if kwargs else args
-            value = kept.get(key, _MISSING)
-            if value is _MISSING:
-                value = func(*args, **kwargs)
-                if len(kept) == limit:
-                    del kept[next(iter(kept))]
-                kept[key] = value
-            return value
-
-        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
-            setattr(cached, name, getattr(func, name, None))
-        cached.__dict__.update(getattr(func, "__dict__", {}))
-        cached.__wrapped__ = func  # type: ignore[attr-defined]
-        cached.cache_clear = kept.clear  # type: ignore[attr-defined]
-        return cached
+        wrapper: Any = _lru_cache_wrapper(func, maxsize, False, _CacheInfo)
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):  # update_wrapper's
+            setattr(wrapper, name, getattr(func, name, None))
+        wrapper.__dict__.update(getattr(func, "__dict__", {}))
+        wrapper.__wrapped__ = func
+        return wrapper  # type: ignore[no-any-return]
 
     return decorate
 

@@ -123,8 +123,7 @@ def namedtuple(typename: str, fields: list[str], defaults: list[Any], module: st
     if count == 1:
         arg_list += ","
     repr_fmt = "(" + ", ".join(f"{f}=%r" for f in names) + ")"
-    tuple_new = tuple.__new__
-    namespace = {"_tuple_new": tuple_new, "__builtins__": {}, "__name__": f"namedtuple_{typename}"}
+    namespace = {"_tuple_new": _tuple_new, "__builtins__": {}, "__name__": f"namedtuple_{typename}"}
     if count < len(_NEW):  # the module's own __new__ of this many fields, under their names
         code = _NEW[count].__code__.replace(co_varnames=("_cls", *names), co_name="__new__")
         new = _FUNCTION(code, namespace, "__new__")
@@ -135,7 +134,7 @@ def namedtuple(typename: str, fields: list[str], defaults: list[Any], module: st
     new.__defaults__ = tuple(defaults)
 
     def _make(cls: Any, iterable: Any) -> Any:
-        result = tuple_new(cls, iterable)
+        result = _tuple_new(cls, iterable)
         if len(result) != count:
             raise TypeError(f"Expected {count} arguments, got {len(result)}")
         return result

@@ -46,9 +46,9 @@ def test_a_call_that_raises_keeps_nothing(lru: object) -> None:
         fail([1])  # unhashable, as functools refuses it
 
 
-@pytest.fixture(params=["functools' C cache", "the dict fallback"])
+@pytest.fixture(params=["functools' C cache", "functools' lru_cache (no C cache)"])
 def memo(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> object:
-    if request.param == "the dict fallback":
+    if request.param == "functools' lru_cache (no C cache)":
         monkeypatch.setattr(_memo, "_lru_cache_wrapper", None)
     return _memo
 

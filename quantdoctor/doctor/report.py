@@ -709,15 +709,13 @@ def _one_install(engines: Sequence[Mapping[str, Any]]) -> str:
         if not word or word in words:
             continue
         name, bare = _requirement_name(word)
-        same = [i for i, w in enumerate(words) if _requirement_name(w)[0] == name]
-        if same and bare:
-            continue  # the package is there already, with its version
-        for i in same:
-            if _requirement_name(words[i])[1]:
-                words[i] = word  # the bare name gives way to the one with a version
-                break
-        else:
+        first = next((w for w in words if _requirement_name(w)[0] == name), None)
+        if first is None:
             words.append(word)
+        elif not bare and _requirement_name(first)[1]:
+            words[words.index(first)] = word  # the bare name gives way to the version
+        elif not bare:
+            words.append(word)  # another version of it: pip takes both
     return "; ".join(" ".join([head, *words]) for head, words in commands.items() if head)
 
 

@@ -208,7 +208,7 @@ def compile_rule(
     (``checked=False``: on a malformed one only; see ``conditions.parse``). ``share``:
     reuse a condition already parsed from the same text (``_PARSED``), as a large
     overlay's rules repeat a few; the built-in matrix's are its own."""
-    select = rule.get("select")
+    select = rule.get("select") or {}
     source = rule["source"]
     return CompiledRule(  # positionally, in the fields' order: a load makes one per rule
         index,
@@ -217,9 +217,7 @@ def compile_rule(
         rule["message"],
         rule.get("fix") or "",
         source if isinstance(source, str) else "; ".join(source),
-        tuple((i, frozenset(select[name])) for i, name in enumerate(FACETS) if select.get(name))
-        if select
-        else (),
+        tuple((i, frozenset(select[name])) for i, name in enumerate(FACETS) if select.get(name)),
         _condition(rule.get("when"), rule.get("holds_for") or {}, checked, share),
         bool(rule.get("signature_only")),
     )

@@ -62,13 +62,11 @@ def _check_fixed(caller: str, fixed: dict[str, Facet], matrix: Matrix) -> list[s
     }
     values = {k: v for k, v in fixed.items() if v is not None and not _is_strategy(v)}
     for facet, value in values.items():
-        if isinstance(value, str) and value not in every[facet]:
+        if isinstance(value, str):
             # another spelling of a valid value (bnb, fp16), as the command line takes it;
-            # a scheme's are its engine's (Q4_K_M is gguf's), so only with the engine fixed
-            engine = values.get("engine")
-            if facet != "scheme" or isinstance(engine, str):
-                said = resolve(facet, value, every[facet], engine if facet == "scheme" else None)
-                value = fixed[facet] = values[facet] = said
+            # a scheme's aliases are its engine's (Q4_K_M is gguf's): read with it fixed
+            engine = values.get("engine") if facet == "scheme" else None
+            value = fixed[facet] = values[facet] = resolve(facet, value, every[facet], engine)
         if not isinstance(value, str) or value not in every[facet]:
             raise InvalidInputError(
                 f"{caller}({facet}={value!r}): not valid; {suggest(str(value), every[facet])}"
