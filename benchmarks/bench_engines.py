@@ -316,13 +316,20 @@ def bench_gguf_load(
 
         return run
 
-    got |= interleaved(
-        {
-            "forward: quantdoctor GGUFLinear": forward(ours),
-            "forward: diffusers GGUFLinear": forward(theirs),
-        },
-        args.rounds,
-    )
+    runs = {
+        "forward: quantdoctor GGUFLinear": forward(ours),
+        "forward: diffusers GGUFLinear": forward(theirs),
+    }
+    if args.before:  # the same layers, dequantizing with the other gguf_dequant.py
+        before = load_module(args.before)
+        old = copy.deepcopy(ours)
+        for layer in old.modules():
+            if hasattr(layer, "dequantized_weight"):
+                layer.dequantized_weight = lambda m=layer: before.dequantize(
+                    m.qweight, m.qtype, (m.out_features, m.in_features), m.compute_dtype
+                )
+        runs["forward: before GGUFLinear"] = forward(old)
+    got |= interleaved(runs, args.rounds)
     figures.update(got)
     goals += [
         B.Goal(
@@ -510,6 +517,8 @@ def main() -> int:
     p.add_argument("--width", type=int, default=1024)
     p.add_argument("--depth", type=int, default=4)
     args = p.parse_args()
+    if args.before:  # read from a workspace folder: not relative to the current one
+        args.before = os.path.abspath(args.before)
     if os.path.isdir(args.out):
         args.out = os.path.join(
             args.out, f"engines-{torch.device(args.device).type}{args.tag}.json"

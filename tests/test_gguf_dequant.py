@@ -221,3 +221,60 @@ def test_cpu_steps_and_their_remainder_give_the_same_values(
     half = dequantize(as_bytes(blocks), qtype, x.shape, torch.bfloat16)
     assert half.dtype == torch.bfloat16 and torch.equal(half, got.to(torch.bfloat16))
     assert torch.get_num_threads() == threads  # the idle cores while dequantizing, then back
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_this_process_threads_at_work_are_not_counted_as_a_busy_machine() -> None:
+    """torch's threads spin after each op and read as runnable: the dequantizer counts
+    the cores other processes hold, not this process's own threads (issue #17: a busy
+    count right after every op kept a 16-core host's GGUF forward on one thread)."""
+    import threading
+
+    from quantdoctor.engines import gguf_dequant
+
+    alone = gguf_dequant._own_running()
+    assert alone >= 1  # this thread, at least
+    a = torch.randn(384, 384)
+    stop = threading.Event()
+
+    def work() -> None:  # matrix products release the GIL: this thread stays runnable
+        while not stop.is_set():
+            a @ a
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    pairs = []
+    try:
+        seen = max(gguf_dequant._own_running() for _ in range(50))
+        for _ in range(50):  # every runnable thread but this one, then what the count gives
+            with open("/proc/loadavg", encoding="ascii") as f:
+                others_and_ours = int(f.read().split()[3].split("/")[0]) - 1
+            pairs.append((others_and_ours, gguf_dequant._busy_cores()))
+    finally:
+        stop.set()
+        worker.join()
+    assert seen >= 2  # this thread and the worker
+    # the worker stays runnable: leaving it out counts fewer than every other thread
+    assert any(busy is not None and busy < everything for everything, busy in pairs), pairs
+
+
+def test_idle_cores_are_counted_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quantdoctor.engines import gguf_dequant
+
+    calls: list[int] = []
+
+    def busy() -> float:
+        calls.append(1)
+        return 0.0
+
+    monkeypatch.setattr(gguf_dequant, "_busy_cores", busy)
+    monkeypatch.setattr(gguf_dequant, "_idle", [])
+    monkeypatch.setattr(gguf_dequant, "IDLE_FOR", 60.0)
+    x = values(8, 256, seed=3)
+    blocks = as_bytes(quantize(x, "Q8_0"))
+    for _ in range(5):
+        dequantize(blocks, "Q8_0", x.shape)
+    assert len(calls) == 1
+    monkeypatch.setattr(gguf_dequant, "IDLE_FOR", 0.0)
+    dequantize(blocks, "Q8_0", x.shape)
+    assert len(calls) == 2

@@ -7,13 +7,14 @@ operations in the same order, so the results match them bit for bit (the tests c
 that); integer codes are widened to float32 once, straight into ``out``, and the scales
 are applied there in place. Only torch ops that exist on CPU and CUDA are used.
 
-On a GPU a tensor is dequantized in one go. On the CPU it goes through in steps of
-``CPU_STEP_VALUES`` values written into one output allocated once, in the caller's dtype,
-so the temporaries of a step stay in cache and are reused instead of being allocated (and
-page-faulted) at the size of the whole tensor; and on the cores that are idle, one at
-least: torch's intra-op threads collapse when another process holds a core (issue #17:
-31x slower with the second core busy), and help where many cores are free (a 16-core
-host: one thread took 2.4x diffusers' time for a layer's forward).
+On a GPU a tensor is dequantized in one go. On the CPU it goes through in steps
+(``_step_values``: ``CPU_STEP_VALUES`` a thread) written into one output allocated once, in
+the caller's dtype, so the temporaries of a step stay in cache and are reused instead of
+being allocated (and page-faulted) at the size of the whole tensor; and on the cores that
+no other process holds, one at least: torch's intra-op threads collapse when another
+process holds a core (issue #17: 31x slower with the second core busy), and help where
+many cores are free (a 16-core host: one thread took 2.75x diffusers' time for a layer's
+forward, every idle core 0.87x).
 """
 
 from __future__ import annotations
@@ -35,10 +36,14 @@ QK_K = 256
 _IQ4_KVALUES = (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
 
 
-#: Values dequantized per step on the CPU: 2 MiB of float32, its temporaries a few MiB.
-#: Measured at 3072x12288 on one thread: 256Ki-2Mi values all beat gguf-py's numpy,
-#: 512Ki-1Mi best; smaller steps pay torch's per-op cost (~5 us, ~60 ops a K-quant step).
-CPU_STEP_VALUES = 1 << 19
+#: Values dequantized per step on the CPU, per thread at work, up to ``CPU_STEP_MAX``.
+#: Measured at 3072x12288 (benchmarks/gguf_cpu_step.py): on one thread 256Ki-1Mi values all
+#: beat gguf-py's numpy; smaller steps pay torch's per-op cost (~5 us, ~60 ops a K-quant
+#: step); with more threads each one's share of a step shrinks, and 1Mi a thread, at most
+#: 8Mi, was within a few percent of the best step at 1, 4, 8 and 16 threads on a 16-core
+#: host, where a fixed 512Ki took up to 2.4x the best.
+CPU_STEP_VALUES = 1 << 20
+CPU_STEP_MAX = 1 << 23
 
 
 def _shifts(values: tuple[int, ...], like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -338,10 +343,10 @@ def dequantize(
         fn(blocks, values)
         return (values if dtype == torch.float32 else values.to(dtype)).reshape(shape)
     out = torch.empty((n, block), dtype=dtype)
-    step = max(1, CPU_STEP_VALUES // block)
-    # float32 is written in place; another dtype goes through one step-sized buffer
-    buffer = None if dtype == torch.float32 else torch.empty((min(step, n), block))
-    with _idle_threads():
+    with _idle_threads() as threads:
+        step = max(1, _step_values(threads) // block)
+        # float32 is written in place; another dtype goes through one step-sized buffer
+        buffer = None if dtype == torch.float32 else torch.empty((min(step, n), block))
         for start in range(0, n, step):
             stop = min(start + step, n)
             target = out[start:stop] if buffer is None else buffer[: stop - start]
@@ -351,38 +356,84 @@ def dequantize(
     return out.reshape(shape)
 
 
-@contextmanager
-def _idle_threads() -> Iterator[None]:
-    """Torch's CPU ops on as many threads as cores are idle now, at most torch's own count,
-    at least one; its thread count back after the block."""
-    import os
+def _step_values(threads: int) -> int:
+    """Values dequantized per step on the CPU with ``threads`` threads."""
+    return min(CPU_STEP_VALUES * threads, CPU_STEP_MAX)
 
+
+@contextmanager
+def _idle_threads() -> Iterator[int]:
+    """Torch's CPU ops on as many threads as cores are idle now, at most torch's own count,
+    at least one (the number given to the block); its thread count back after the block."""
     import torch
 
     threads = torch.get_num_threads()
-    busy = _busy_cores()
-    idle = 1 if busy is None else int((os.cpu_count() or 1) - busy)
-    wanted = max(1, min(threads, idle))
+    wanted = max(1, min(threads, _idle_cores()))
     if wanted != threads:
         torch.set_num_threads(wanted)
     try:
-        yield
+        yield wanted
     finally:
         if wanted != threads:
             torch.set_num_threads(threads)
 
 
+#: How long a count of idle cores stands (seconds): counting this process's threads costs
+#: ~30 us a thread (torch keeps one per core), more than a small layer's dequantization.
+IDLE_FOR = 0.1
+_idle: list[float] = []  # [when counted, idle cores] once counted
+
+
+def _idle_cores() -> int:
+    """Cores no other process holds now (cached for ``IDLE_FOR`` seconds); 1 where unknown."""
+    import os
+    import time
+
+    now = time.monotonic()
+    if _idle and now - _idle[0] < IDLE_FOR:
+        return int(_idle[1])
+    busy = _busy_cores()
+    idle = 1 if busy is None else int((os.cpu_count() or 1) - busy)
+    _idle[:] = [now, idle]
+    return idle
+
+
 def _busy_cores() -> float | None:
-    """Cores other work holds now: Linux's count of runnable threads (``/proc/loadavg``'s
-    fourth field, this one left out), else the load average, else None (one thread)."""
+    """Cores other processes hold now: Linux's count of runnable threads (``/proc/loadavg``'s
+    fourth field) less this process's own (``_own_running``), else the load average, else
+    None (one thread).
+
+    This process's own threads are left out, not only this one: torch's idle intra-op
+    threads spin for a while after each op (OpenMP's wait policy) and count as runnable,
+    which read as a busy machine right after any torch op (a forward's previous layer)
+    and cost a 16-core host 2.75x diffusers' time for a GGUF layer's forward."""
     import os
 
     try:
         with open("/proc/loadavg", encoding="ascii") as f:
-            return max(int(f.read().split()[3].split("/")[0]) - 1, 0)
+            running = int(f.read().split()[3].split("/")[0])
+        return max(running - _own_running(), 0)
     except (OSError, ValueError, IndexError):
         pass
     try:
         return os.getloadavg()[0]
     except (OSError, AttributeError):
         return None
+
+
+def _own_running() -> int:
+    """This process's threads that are running or runnable (``R`` in
+    ``/proc/self/task/*/stat``), this one among them: at least one."""
+    import os
+
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended while counting
+            continue
+        # "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ")"
+        end = stat.rfind(b")")
+        count += stat[end + 2 : end + 3] == b"R"
+    return max(count, 1)
