@@ -87,6 +87,24 @@ def test_detect_a_gguf_file(tmp_path: Path, gguf_file: Path) -> None:
     assert _imported(["detect", str(gguf_file), "--json"], tmp_path) == set()
 
 
+@pytest.fixture(scope="module")
+def safetensors_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    np = pytest.importorskip("numpy")
+    st = pytest.importorskip("safetensors.numpy")
+    folder = tmp_path_factory.mktemp("st")
+    tensors = {
+        f"transformer_blocks.{i}.attn.to_q.weight": np.zeros((8, 8), np.float16) for i in range(4)
+    }
+    st.save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder / "model.safetensors"
+
+
+def test_detect_a_safetensors_file(tmp_path: Path, safetensors_file: Path) -> None:
+    """Every engine's module is imported to fingerprint the file: none may bring them."""
+    assert _imported(["detect", str(safetensors_file)], tmp_path) == set()
+    assert _imported(["detect", str(safetensors_file), "--json"], tmp_path) == set()
+
+
 def test_check_imports_no_typing_json_or_pathlib(tmp_path: Path) -> None:
     argv = ["check", "--engine", "quanto", "--scheme", "qint8", "--offload", "balanced", "--json"]
     assert _imported(argv, tmp_path) <= {"re", "enum"}  # conditions' patterns and versions

@@ -12,14 +12,16 @@ Import-light: nothing here imports torch or an engine until ``quantize`` is call
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
+import sys
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
 
 from quantdoctor.errors import InvalidInputError
 
+TYPE_CHECKING = False  # typing costs `detect` ~3 ms of imports
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     import torch
 
     from quantdoctor.engines.base import Adapter
@@ -48,7 +50,8 @@ def module_for(engine: str, matrix: Matrix | None = None) -> ModuleType:
         raise InvalidInputError(f"engine: {engine!r} is not valid; {suggest(engine, m.engines)}")
     name = spec.module_name(engine)
     try:
-        return importlib.import_module(name)
+        __import__(name)  # importlib.import_module, without importing importlib
+        return sys.modules[name]
     except ImportError as err:
         raise InvalidInputError(
             f"engines.{engine}.module: {name!r} cannot be imported ({err})"

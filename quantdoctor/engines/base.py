@@ -27,18 +27,21 @@ section (``spec``), not from tables here.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+import sys
 
 from quantdoctor.errors import EngineError, InvalidInputError
 
+TYPE_CHECKING = False  # detect imports every engine's module: typing would cost it ~3 ms
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, Protocol
+
     import torch
 
     from quantdoctor.rules.models import Plan
     from quantdoctor.rules.schema import EngineSpec
+else:  # the protocols below are for type checkers: at run time, plain classes
+    Protocol = object
 
 
 class Progress(Protocol):
@@ -90,7 +93,8 @@ def engine_module(name: str) -> Any:
     Typed ``Any``: the engines ship no usable type information.
     """
     try:
-        return importlib.import_module(name)
+        __import__(name)  # importlib.import_module, without importing importlib
+        return sys.modules[name]
     except Exception as exc:  # an engine's import can fail in any way (ABI, CUDA libs, ...)
         package = name.partition(".")[0]
         raise EngineError(
@@ -108,23 +112,35 @@ class _RichProgress:
         self._bar.advance(self._task, steps)
 
 
-@contextmanager
-def layer_progress(enabled: bool, description: str, total: int) -> Iterator[Progress | None]:
-    """A progress bar over ``total`` layers, or ``None``; rich is imported only when shown."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+class layer_progress:  # used as a function: with layer_progress(...) as bar
+    """A progress bar over ``total`` layers, or ``None``, as a context manager; rich is
+    imported only when shown (a class, not ``contextlib``: ``detect`` imports this module,
+    and contextlib imports ``collections``)."""
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield _RichProgress(bar, task)
+    def __init__(self, enabled: bool, description: str, total: int) -> None:
+        self._args = (enabled, description, total)
+        self._bar: Any = None
+
+    def __enter__(self) -> Progress | None:
+        enabled, description, total = self._args
+        if not enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
+        )
+        bar.__enter__()
+        self._bar = bar
+        return _RichProgress(bar, bar.add_task(description, total=total))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
 
 
 def torch_dtype(name: str) -> torch.dtype:

@@ -10,8 +10,6 @@ default patterns (embeddings, norms, ``proj_in``/``proj_out``) through ``apply_l
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from quantdoctor.engines.base import (
     EngineAdapter,
     Progress,
@@ -20,7 +18,10 @@ from quantdoctor.engines.base import (
     torch_dtype,
 )
 
+TYPE_CHECKING = False  # typing costs `detect` ~3 ms of imports
 if TYPE_CHECKING:
+    from typing import Any
+
     import torch
 
     from quantdoctor.rules.models import Plan

@@ -180,9 +180,7 @@ def detect(path: str | os.PathLike[str]) -> Detection:
     ):
         return _detect_gguf(shown)  # a .gguf that is not one: the parser names what is wrong
     if _safetensors_header.looks_like_safetensors(prefix) or suffix == ".safetensors":
-        from pathlib import Path
-
-        return _detect_safetensors(Path(shown))
+        return _detect_safetensors(shown)
     raise unreadable(shown, "not a safetensors or GGUF file, nor a diffusers folder")
 
 
@@ -312,22 +310,26 @@ def _gguf_architecture(
 # ---------------------------------------------------------------------- safetensors
 
 
-def _detect_safetensors(path: Path) -> Detection:
+def _detect_safetensors(path: str) -> Detection:
+    """One file (``path_text``'s spelling: ``str(Path(path))``), without pathlib."""
     header = _safetensors_header.read_header(path)
-    return _analyse(str(path), "safetensors", [header], path.parent)
+    return _analyse(path, "safetensors", [header], os.path.dirname(path) or ".")
 
 
 def _engines() -> list[tuple[str, Any, Any]]:
     """(name, matrix section, module) of every engine: the registry is the matrix."""
-    import importlib
+    import sys
 
     from quantdoctor.rules.records import engine_sections
 
-    # engines' modules are found by the name their section gives, not imported here
-    return [
-        (name, spec, importlib.import_module(spec.module_name(name)))
-        for name, spec in engine_sections().items()
-    ]
+    # engines' modules are found by the name their section gives (importlib.import_module,
+    # without importing importlib), not imported here
+    out = []
+    for name, spec in engine_sections().items():
+        module = spec.module_name(name)
+        __import__(module)
+        out.append((name, spec, sys.modules[module]))
+    return out
 
 
 def _fingerprints(view: TensorView) -> list[Quantized]:
@@ -340,7 +342,7 @@ def _fingerprints(view: TensorView) -> list[Quantized]:
     return found
 
 
-def _analyse(where: str, fmt: str, headers: list[SafetensorsHeader], folder: Path) -> Detection:
+def _analyse(where: str, fmt: str, headers: list[SafetensorsHeader], folder: str) -> Detection:
     tensors = [t for h in headers for t in h.tensors]
     by_name = {t.name: t for t in tensors}
     metadata = {k: v for h in headers for k, v in h.metadata.items()}
@@ -471,7 +473,7 @@ def _shard_paths(index: Path) -> list[Path]:
 def _detect_index(index: Path) -> Detection:
     shards = _shard_paths(index)
     headers = [_safetensors_header.read_header(s) for s in shards]
-    found = _analyse(str(index), "safetensors-sharded", headers, index.parent)
+    found = _analyse(str(index), "safetensors-sharded", headers, str(index.parent))
     return found._replace(notes=(f"{len(shards)} shards", *found.notes))
 
 

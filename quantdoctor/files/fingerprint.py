@@ -14,6 +14,7 @@ from quantdoctor.files._safetensors_header import SafetensorsHeader, TensorEntry
 
 TYPE_CHECKING = False  # typing costs a command ~6 ms of imports
 if TYPE_CHECKING:
+    import os
     from pathlib import Path
     from typing import Any, NamedTuple
 else:
@@ -53,11 +54,21 @@ class TensorView(NamedTuple):
     where: str
     headers: list[SafetensorsHeader]
     by_name: dict[str, TensorEntry]
-    #: the folder beside the weights (side files: quanto's ``quanto_qmap.json``)
-    folder: Path | None = None
+    #: the folder beside the weights, as text (side files: quanto's ``quanto_qmap.json``)
+    beside: str | None = None
+
+    @property
+    def folder(self) -> Path | None:
+        """``beside`` as a ``Path`` (pathlib is imported here, on first use: ``detect`` of
+        one file imports every engine's module, and none of them needs it)."""
+        if self.beside is None:
+            return None
+        from pathlib import Path
+
+        return Path(self.beside)
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: str | os.PathLike[str]) -> Any:
     """A small JSON side file, bounded, or ``UnreadableFileError`` naming it."""
     f, size = open_regular(path)
     with f:
