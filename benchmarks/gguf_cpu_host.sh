@@ -31,7 +31,7 @@ PY
   timeout 200 python3 benchmarks/gguf_cpu_step.py --rounds 5 --threads 1,4,8,16 --out "$OUT/gguf-cpu-step-h200host.json"
   echo "gguf_cpu_step rc=$?"
   echo "== bench engines: CPU dequantization and GGUF forward"
-  timeout 300 python3 benchmarks/bench_engines.py --no-adapters --types Q8_0,Q4_K,Q6_K,Q4_0 --before .cmp/gguf_dequant_head.py --before-types Q8_0,Q4_K,Q6_K,Q4_0 --rounds 5 --out "$OUT/engines-cpu-h200host-threads.json"
+  timeout 300 python3 benchmarks/bench_engines.py --no-adapters --types Q8_0,Q4_K,Q6_K,Q4_0 --before .cmp/gguf_dequant_head.py --before-types Q8_0,Q4_K,Q6_K,Q4_0 --rounds 5 --out "$OUT/engines-cpu-dequant-threads-h200host.json"
   echo "bench_engines rc=$?"
   date -u
 } 2>&1 | tee "$OUT/run.log"
