@@ -278,3 +278,14 @@ def test_idle_cores_are_counted_once_per_interval(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(gguf_dequant, "IDLE_FOR", 0.0)
     dequantize(blocks, "Q8_0", x.shape)
     assert len(calls) == 2
+
+
+def test_a_process_of_many_threads_counts_only_this_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting is bounded: past MAX_OWN_THREADS the count is this thread alone, which
+    reads the machine as busier than it is (fewer threads, never more)."""
+    from quantdoctor.engines import gguf_dequant
+
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("reads Linux's /proc")
+    monkeypatch.setattr(gguf_dequant, "MAX_OWN_THREADS", 0)
+    assert gguf_dequant._own_running() == 1

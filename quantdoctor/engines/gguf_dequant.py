@@ -380,7 +380,10 @@ def _idle_threads() -> Iterator[int]:
 
 #: How long a count of idle cores stands (seconds): counting this process's threads costs
 #: ~30 us a thread (torch keeps one per core), more than a small layer's dequantization.
-IDLE_FOR = 0.1
+IDLE_FOR = 1.0
+#: Threads of this process counted at most: an app of more counts only this one (fewer
+#: threads taken, never more), and a count costs at most ~8 ms a second.
+MAX_OWN_THREADS = 256
 _idle: list[float] = []  # [when counted, idle cores] once counted
 
 
@@ -423,11 +426,15 @@ def _busy_cores() -> float | None:
 
 def _own_running() -> int:
     """This process's threads that are running or runnable (``R`` in
-    ``/proc/self/task/*/stat``), this one among them: at least one."""
+    ``/proc/self/task/*/stat``), this one among them: at least one (only this one where
+    the process has more than ``MAX_OWN_THREADS``)."""
     import os
 
+    tasks = os.listdir("/proc/self/task")
+    if len(tasks) > MAX_OWN_THREADS:
+        return 1
     count = 0
-    for tid in os.listdir("/proc/self/task"):
+    for tid in tasks:
         try:
             with open(f"/proc/self/task/{tid}/stat", "rb") as f:
                 stat = f.read()
