@@ -135,8 +135,13 @@ class layer_progress:  # used as a function: with layer_progress(...) as bar
             transient=False,
         )
         bar.__enter__()
+        try:
+            task = bar.add_task(description, total=total)
+        except BaseException:  # no __exit__ follows a failed __enter__: stop the bar here
+            bar.__exit__(None, None, None)
+            raise
         self._bar = bar
-        return _RichProgress(bar, bar.add_task(description, total=total))
+        return _RichProgress(bar, task)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -39,9 +39,9 @@ _IQ4_KVALUES = (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69,
 #: Values dequantized per step on the CPU, per thread at work, up to ``CPU_STEP_MAX``.
 #: Measured at 3072x12288 (benchmarks/gguf_cpu_step.py): on one thread 256Ki-1Mi values all
 #: beat gguf-py's numpy; smaller steps pay torch's per-op cost (~5 us, ~60 ops a K-quant
-#: step); with more threads each one's share of a step shrinks, and 1Mi a thread, at most
-#: 8Mi, was within a few percent of the best step at 1, 4, 8 and 16 threads on a 16-core
-#: host, where a fixed 512Ki took up to 2.4x the best.
+#: step); with more threads each one's share of a step shrinks: 1Mi a thread, at most 8Mi,
+#: took at most 1.17x the best step's time (12 of 16 cases within 1.07x) at 1, 4, 8 and 16
+#: threads on a 16-core host, where a fixed 512Ki took up to 2.4x.
 CPU_STEP_VALUES = 1 << 20
 CPU_STEP_MAX = 1 << 23
 

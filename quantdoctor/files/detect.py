@@ -322,8 +322,8 @@ def _engines() -> list[tuple[str, Any, Any]]:
 
     from quantdoctor.rules.records import engine_sections
 
-    # engines' modules are found by the name their section gives (importlib.import_module,
-    # without importing importlib), not imported here
+    # each engine's module, by the name its section gives (its engine is not imported);
+    # __import__, as importlib.import_module without importing importlib
     out = []
     for name, spec in engine_sections().items():
         module = spec.module_name(name)
