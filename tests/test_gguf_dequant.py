@@ -254,6 +254,8 @@ def test_this_process_threads_at_work_are_not_counted_as_a_busy_machine() -> Non
         stop.set()
         worker.join()
     assert seen >= 2  # this thread and the worker
+    if max(everything for everything, _ in pairs) + 1 < 2:
+        pytest.skip("this /proc/loadavg does not count runnable threads (a sandboxed kernel)")
     # the worker stays runnable: leaving it out counts fewer than every other thread
     assert any(busy is not None and busy < everything for everything, busy in pairs), pairs
 
