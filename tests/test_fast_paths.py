@@ -2,10 +2,10 @@
 much as its own start-up (argparse, json, re with enum, typing, pathlib), nor the
 ``collections`` that ``collections.abc``, ``functools`` and ``contextlib`` bring (a fifth
 of it): each is read with the house's lighter means (``cli._args``, ``_json``, ``str``
-methods, ``_namedtuple``, ``_memo``, ``_collections_abc``), and these tests keep it so. Each command runs twice in a fresh
-interpreter, the first filling quantdoctor's caches as a user's first run does; ``-S``
-keeps site's start-up hooks (an editable install's finder imports pathlib and re) out of
-the count."""
+methods, ``_namedtuple``, ``_memo``, ``_collections_abc``), and these tests keep it so.
+Each command runs twice in a fresh interpreter, the first filling quantdoctor's caches as
+a user's first run does; ``-S`` keeps site's start-up hooks (an editable install's finder
+imports pathlib and re) out of the count."""
 
 from __future__ import annotations
 

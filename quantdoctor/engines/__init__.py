@@ -12,9 +12,9 @@ Import-light: nothing here imports torch or an engine until ``quantize`` is call
 
 from __future__ import annotations
 
-import sys
 from types import ModuleType
 
+from quantdoctor import _module
 from quantdoctor.errors import InvalidInputError
 
 TYPE_CHECKING = False  # typing costs `detect` ~3 ms of imports
@@ -50,12 +50,12 @@ def module_for(engine: str, matrix: Matrix | None = None) -> ModuleType:
         raise InvalidInputError(f"engine: {engine!r} is not valid; {suggest(engine, m.engines)}")
     name = spec.module_name(engine)
     try:
-        __import__(name)  # importlib.import_module, without importing importlib
-        return sys.modules[name]
+        module: ModuleType = _module(name)
     except ImportError as err:
         raise InvalidInputError(
             f"engines.{engine}.module: {name!r} cannot be imported ({err})"
         ) from None
+    return module
 
 
 def get_adapter(engine: str, matrix: Matrix | None = None) -> Adapter:

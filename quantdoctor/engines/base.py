@@ -27,8 +27,7 @@ section (``spec``), not from tables here.
 
 from __future__ import annotations
 
-import sys
-
+from quantdoctor import _module
 from quantdoctor.errors import EngineError, InvalidInputError
 
 TYPE_CHECKING = False  # detect imports every engine's module: typing would cost it ~3 ms
@@ -93,8 +92,7 @@ def engine_module(name: str) -> Any:
     Typed ``Any``: the engines ship no usable type information.
     """
     try:
-        __import__(name)  # importlib.import_module, without importing importlib
-        return sys.modules[name]
+        return _module(name)
     except Exception as exc:  # an engine's import can fail in any way (ABI, CUDA libs, ...)
         package = name.partition(".")[0]
         raise EngineError(
@@ -125,13 +123,13 @@ class layer_progress:  # used as a function: with layer_progress(...) as bar
         enabled, description, total = self._args
         if not enabled:
             return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich import progress
 
-        bar = Progress(
+        bar = progress.Progress(
             "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
+            progress.BarColumn(),
+            progress.MofNCompleteColumn(),
+            progress.TimeElapsedColumn(),
             transient=False,
         )
         bar.__enter__()

@@ -17,7 +17,6 @@ from quantdoctor.files.fingerprint import Quantized, TensorView, read_json
 TYPE_CHECKING = False  # typing costs `detect` ~3 ms of imports
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
     from typing import Any
 
     import torch
@@ -94,12 +93,7 @@ def fingerprint(view: TensorView, spec: EngineRecord) -> list[Quantized]:
     packed in ``._data._data``); a ``quanto_qmap.json`` beside it, if saved, names each
     module's qtype."""
     by_name = view.by_name
-    qmap = {}
-    folder = view.beside
-    if folder is not None and os.path.isfile(os.path.join(folder, QMAP)):
-        from pathlib import Path  # only where a qmap was saved
-
-        qmap = _read_qmap(Path(folder))
+    qmap = _read_qmap(view.beside) if view.beside is not None else {}
     found: dict[str | None, Quantized] = {}
     for name, t in by_name.items():
         for suffix in ("._data._data", "._data"):
@@ -157,11 +151,10 @@ def _packed_bits(data: TensorEntry, scale: TensorEntry | None) -> int | None:
     return None
 
 
-def _read_qmap(folder: Path) -> dict[str, str]:
+def _read_qmap(folder: str) -> dict[str, str]:
     """quanto's ``quanto_qmap.json`` (module -> weights qtype), when saved beside the file."""
-
-    path = folder / QMAP
-    if not path.is_file():
+    path = os.path.join(folder, QMAP)
+    if not os.path.isfile(path):
         return {}
     data = read_json(path)
     if not isinstance(data, dict):

@@ -318,18 +318,13 @@ def _detect_safetensors(path: str) -> Detection:
 
 def _engines() -> list[tuple[str, Any, Any]]:
     """(name, matrix section, module) of every engine: the registry is the matrix."""
-    import sys
-
+    from quantdoctor import _module
     from quantdoctor.rules.records import engine_sections
 
-    # each engine's module, by the name its section gives (its engine is not imported);
-    # __import__, as importlib.import_module without importing importlib
-    out = []
-    for name, spec in engine_sections().items():
-        module = spec.module_name(name)
-        __import__(module)
-        out.append((name, spec, sys.modules[module]))
-    return out
+    # engines' modules are found by the name their section gives, not imported here
+    return [
+        (name, spec, _module(spec.module_name(name))) for name, spec in engine_sections().items()
+    ]
 
 
 def _fingerprints(view: TensorView) -> list[Quantized]:
