@@ -376,3 +376,18 @@ def test_a_bad_costs_section_in_an_overlay_is_refused_naming_it(
     with pytest.raises(MatrixError, match="bad.yaml") as err:
         load_matrix(extra=str(overlay), defaults=False)
     assert problem in str(err.value)
+
+
+def test_the_speed_step_is_the_5_percent_logarithm() -> None:
+    import math
+    import random
+
+    from quantdoctor.advise.recommend import _speed_step
+
+    rng = random.Random(17)
+    speeds = [1.0, 1.05, 0.95, 0.5, 2.0, 1e-6, 1e6] + [
+        math.exp(rng.uniform(-15, 15)) for _ in range(20000)
+    ]
+    for speed in speeds:
+        assert _speed_step(speed) == round(math.log(speed) / math.log(1.05)), speed
+    assert _speed_step(1e300) == 400 and _speed_step(1e-300) == -400  # clamped
