@@ -101,6 +101,18 @@ def test_a_misspelled_plan_is_a_one_line_error_naming_the_facet() -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_a_misspelt_field_of_a_plan_is_named_with_the_field_it_means() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        preflight({"engine": "quanto", "scheme": "qint8", "ofload": "none"}, env=CPU_ONLY)
+    assert str(caught.value) == (
+        "plan: 'ofload' is not a field of Plan; valid values are engine, scheme, mode, "
+        "offload, component, dtype (did you mean offload?)"
+    )
+    # built by hand, the pydantic error says the same
+    with pytest.raises(ValueError, match=r"'Offload' is not a field of Plan; .*mean offload"):
+        Plan(engine="quanto", scheme="qint8", Offload="none")  # type: ignore[call-arg]
+
+
 # ---------------------------------------------------------------------- guard entry
 
 

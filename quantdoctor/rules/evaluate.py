@@ -63,9 +63,11 @@ def as_plan(plan: Plan | Mapping[str, str]) -> Plan:
         return Plan.model_validate(dict(plan))
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "plan"
-        msg = str(first["msg"]).removeprefix("Value error, ").removeprefix(f"{where}: ")
-        raise InvalidInputError(f"plan: {where}: {msg}") from None
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(p) for p in first["loc"])
+        if not where:  # the plan as a whole (a field it does not have)
+            raise InvalidInputError(f"plan: {msg}") from None
+        raise InvalidInputError(f"plan: {where}: {msg.removeprefix(f'{where}: ')}") from None
 
 
 def _check_call(matrix: Any, device: Any, alternatives: Any) -> None:

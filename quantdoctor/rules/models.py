@@ -12,7 +12,14 @@ import re
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from quantdoctor.rules.core import check_choice, check_name, plan_label
 from quantdoctor.rules.records import PASSING, decides
@@ -58,6 +65,22 @@ class Plan(BaseModel):
     offload: str = "none"
     component: str = "transformer"
     dtype: str = "bfloat16"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """A misspelt field (``ofload=``) is named with the fields there are, not only
+        refused as an extra input."""
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields:
+                    from quantdoctor.rules.vocab import suggest
+
+                    raise ValueError(
+                        f"{str(key)[:100]!r} is not a field of Plan; "
+                        + suggest(str(key), cls.model_fields)
+                    )
+        return data
 
     @field_validator("engine", "scheme")
     @classmethod
