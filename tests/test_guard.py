@@ -105,12 +105,34 @@ def test_a_misspelt_field_of_a_plan_is_named_with_the_field_it_means() -> None:
     with pytest.raises(InvalidInputError) as caught:
         preflight({"engine": "quanto", "scheme": "qint8", "ofload": "none"}, env=CPU_ONLY)
     assert str(caught.value) == (
-        "plan: 'ofload' is not a field of Plan; valid values are engine, scheme, mode, "
+        "plan: ofload: not a field of Plan; valid values are engine, scheme, mode, "
         "offload, component, dtype (did you mean offload?)"
     )
-    # built by hand, the pydantic error says the same
-    with pytest.raises(ValueError, match=r"'Offload' is not a field of Plan; .*mean offload"):
+    # a key from a hostile file is shown escaped, on one line
+    with pytest.raises(InvalidInputError) as caught:
+        preflight({"engine": "quanto", "scheme": "qint8", "\x1b[2J\n": 1}, env=CPU_ONLY)
+    assert str(caught.value).startswith("plan: \\u001b[2J\\u000a: not a field of Plan;")
+    # built by hand, the pydantic error says the same at the key
+    with pytest.raises(ValueError, match=r"Offload\n  not a field of Plan; .*mean offload"):
         Plan(engine="quanto", scheme="qint8", Offload="none")  # type: ignore[call-arg]
+
+
+def test_every_model_names_a_misspelt_field_where_it_is() -> None:
+    from pydantic import ValidationError
+
+    from quantdoctor import Environment
+
+    with pytest.raises(ValidationError) as caught:
+        Environment.model_validate({"os": "linux", "gpus": [{"vendr": "nvidia"}]})
+    (error,) = caught.value.errors()
+    assert (error["type"], error["loc"]) == ("unknown_field", ("gpus", 0, "vendr"))
+    assert error["msg"].startswith("not a field of GPU; valid values are vendor, name")
+    assert error["msg"].endswith("(did you mean vendor?)")
+    # the other mistakes are reported beside it, as pydantic reports them
+    with pytest.raises(ValidationError) as caught:
+        Environment(os="linux", pakages={}, backend="cdua")  # type: ignore[call-arg]
+    assert [e["loc"] for e in caught.value.errors()] == [("backend",), ("pakages",)]
+    assert "did you mean packages?" in caught.value.errors()[1]["msg"]
 
 
 # ---------------------------------------------------------------------- guard entry

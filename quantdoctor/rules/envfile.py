@@ -42,7 +42,7 @@ def parse_env(data: Any, name: str) -> Environment:
     except ValidationError as err:
         e = err.errors()[0]
         loc = ".".join(_key(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
+        if e["type"] in ("extra_forbidden", "unknown_field"):  # the latter: rules.models
             from quantdoctor.rules.vocab import suggest
 
             valid = _valid_keys(tuple(e["loc"]))

@@ -62,12 +62,13 @@ def as_plan(plan: Plan | Mapping[str, str]) -> Plan:
     try:
         return Plan.model_validate(dict(plan))
     except ValidationError as err:
+        from quantdoctor._printable import printable
+
         first = err.errors()[0]
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        where = ".".join(str(p) for p in first["loc"])
-        if not where:  # the plan as a whole (a field it does not have)
-            raise InvalidInputError(f"plan: {msg}") from None
-        raise InvalidInputError(f"plan: {where}: {msg.removeprefix(f'{where}: ')}") from None
+        where = ".".join(str(p) for p in first["loc"]) or "plan"
+        msg = str(first["msg"]).removeprefix("Value error, ").removeprefix(f"{where}: ")
+        # a key of the caller's mapping is shown escaped and cut (it may come from a file)
+        raise InvalidInputError(f"plan: {printable(where, limit=100)}: {msg}") from None
 
 
 def _check_call(matrix: Any, device: Any, alternatives: Any) -> None:

@@ -16,10 +16,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from quantdoctor.rules.core import check_choice, check_name, plan_label
 from quantdoctor.rules.records import PASSING, decides
@@ -48,7 +50,52 @@ def check_version(field: str, value: str | None) -> str | None:
     return value
 
 
-class Plan(BaseModel):
+class _Model(BaseModel):
+    """Frozen; a field it does not have (``ofload=``) is an ``unknown_field`` error at that
+    key which names the fields it has and the one it likely means (pydantic's own
+    ``extra_forbidden`` says only "Extra inputs are not permitted")."""
+
+    model_config = _FROZEN
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _known_fields(cls, data: Any, handler: Any) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as err:
+            errors = err.errors()
+            if not any(_extra_here(e) for e in errors):
+                raise
+            rebuilt = [_unknown_field(cls, e) if _extra_here(e) else _again(e) for e in errors]
+            raise ValidationError.from_exception_data(err.title, rebuilt) from None
+
+
+def _extra_here(error: Any) -> bool:
+    return bool(error["type"] == "extra_forbidden" and len(error["loc"]) == 1)
+
+
+def _unknown_field(model: type[BaseModel], error: Any) -> Any:
+    from quantdoctor.rules.vocab import suggest
+
+    valid = suggest(str(error["loc"][0]), model.model_fields)
+    return {
+        "type": PydanticCustomError(
+            "unknown_field",
+            "not a field of {model}; {valid}",
+            {"model": model.__name__, "valid": valid},
+        ),
+        "loc": error["loc"],
+        "input": error["input"],
+    }
+
+
+def _again(error: Any) -> Any:
+    """An error as ``ValidationError.from_exception_data`` takes it back."""
+    ctx = {"ctx": error["ctx"]} if "ctx" in error else {}
+    return {"type": error["type"], "loc": error["loc"], "input": error["input"], **ctx}
+
+
+class Plan(_Model):
     """What the user wants to do: an engine, a scheme, and how the model is loaded and run.
 
     A value: building one checks the vocabulary only, and reads no file. Whether the
@@ -57,30 +104,12 @@ class Plan(BaseModel):
     gets the engine's default mode there (``mode`` stays ``""`` until then).
     """
 
-    model_config = _FROZEN
-
     engine: str
     scheme: str
     mode: str = ""
     offload: str = "none"
     component: str = "transformer"
     dtype: str = "bfloat16"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_fields(cls, data: Any) -> Any:
-        """A misspelt field (``ofload=``) is named with the fields there are, not only
-        refused as an extra input."""
-        if isinstance(data, dict):
-            for key in data:
-                if key not in cls.model_fields:
-                    from quantdoctor.rules.vocab import suggest
-
-                    raise ValueError(
-                        f"{str(key)[:100]!r} is not a field of Plan; "
-                        + suggest(str(key), cls.model_fields)
-                    )
-        return data
 
     @field_validator("engine", "scheme")
     @classmethod
@@ -108,9 +137,7 @@ class Plan(BaseModel):
         return engines.to_diffusers(self)
 
 
-class TorchInfo(BaseModel):
-    model_config = _FROZEN
-
+class TorchInfo(_Model):
     version: str | None = None
     cuda: str | None = None
     hip: str | None = None
@@ -133,9 +160,7 @@ class TorchInfo(BaseModel):
         return match.group(0)
 
 
-class GPU(BaseModel):
-    model_config = _FROZEN
-
+class GPU(_Model):
     vendor: Literal["nvidia", "amd", "intel", "apple", "other"] | None = None
     name: str | None = None
     cuda_cc: str | None = None
@@ -166,9 +191,7 @@ class GPU(BaseModel):
         return v
 
 
-class TritonInfo(BaseModel):
-    model_config = _FROZEN
-
+class TritonInfo(_Model):
     version: str | None = None
     works: bool | None = None
 
@@ -178,14 +201,12 @@ class TritonInfo(BaseModel):
         return check_version("triton.version", v)
 
 
-class Environment(BaseModel):
+class Environment(_Model):
     """The facts of one machine, as in DESIGN.md's Environment JSON.
 
     A missing key is unknown; ``None`` is known absent. ``notes`` says why a fact is
     unknown (``{"gpus": "nvidia-smi timed out after 2.0 s"}``).
     """
-
-    model_config = _FROZEN
 
     os: str | None = None
     wsl: bool | None = None
@@ -224,10 +245,8 @@ class Environment(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
-class Finding(BaseModel):
+class Finding(_Model):
     """One rule that holds (or, with ``state="unknown"``, might hold) for a plan here."""
-
-    model_config = _FROZEN
 
     rule: str
     severity: Literal["block", "warn", "info"]
@@ -242,10 +261,8 @@ class Finding(BaseModel):
         return decides(self.severity, self.state, status)
 
 
-class Verdict(BaseModel):
+class Verdict(_Model):
     """The answer for one plan on one environment."""
-
-    model_config = _FROZEN
 
     status: Literal["blocked", "unknown", "warn", "ok"]
     plan: Plan
