@@ -245,6 +245,40 @@ def test_matrix_covers_every_engine_scheme_and_offload(env_file: Any) -> None:
     assert len({p[2] for p in plans}) == 5
 
 
+def test_matrix_shows_the_mode_asked_for_and_names_engines_without_it(env_file: Any) -> None:
+    cpu = env_file(CPU_ONLY, "cpu.json")
+    out = run("matrix", "--env", cpu, "--mode", "pre", "--engine", "bnb", "--engine", "gguf",
+              "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["rows"]
+    assert {(r["plan"]["engine"], r["plan"]["mode"]) for r in rows} == {("bitsandbytes", "pre")}
+    assert len(rows) == 3 * 5  # nf4, fp4, int8 x every offload
+    # diffusers' load-time bitsandbytes needs a GPU; applied after load it runs on the CPU
+    nf4 = next(r for r in rows if r["plan"]["scheme"] == "nf4" and r["plan"]["offload"] == "none")
+    assert nf4["status"] == {"cpu": "blocked"}
+    assert "bitsandbytes.diffusers.no-gpu" in nf4["rules"]["cpu"]
+    assert out.stderr == (
+        "quantdoctor: gguf left out: it has no mode pre (its modes: post, prequantized)\n"
+    )
+    both = run("matrix", "--env", cpu, "--mode", "pre", "--mode", "post", "--engine", "quanto")
+    modes = [line.split()[2] for line in both.stdout.splitlines()[1:]]
+    assert both.stdout.splitlines()[0].split()[:4] == ["engine", "scheme", "mode", "offload"]
+    assert modes == ["pre"] * 25 + ["post"] * 25
+    bad = run("matrix", "--env", cpu, "--mode", "pree")
+    assert bad.returncode == 2
+    assert "--mode: 'pree' is not valid" in bad.stderr and "did you mean pre?" in bad.stderr
+
+
+def test_evaluate_grid_takes_the_modes_too() -> None:
+    from quantdoctor.rules.evaluate import evaluate_grid
+
+    verdicts = evaluate_grid(CPU_ONLY, engines=["nncf", "quanto"], modes=["pre"])
+    assert {(v.plan.engine, v.plan.mode) for v in verdicts} == {("quanto", "pre")}
+    assert len(verdicts) == 5 * 5  # quanto's 5 schemes x every offload
+    # without modes, each engine's default: post for nncf
+    assert {v.plan.mode for v in evaluate_grid(CPU_ONLY, engines=["nncf"])} == {"post"}
+
+
 def test_options_before_the_command_apply_to_it(env_file: Any) -> None:
     out = run("--json", "check", "--engine", "torchao", "--scheme", "int8wo",
               "--env", env_file(H100_LINUX))

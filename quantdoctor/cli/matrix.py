@@ -1,4 +1,5 @@
-"""``quantdoctor matrix``: the grid of engine x scheme x offload, one column per environment."""
+"""``quantdoctor matrix``: the grid of engine x scheme x offload (in each engine's default mode,
+or the ``--mode`` asked for), one column per environment."""
 
 from __future__ import annotations
 
@@ -22,27 +23,40 @@ from quantdoctor.cli.common import (
 TYPE_CHECKING = False  # typing costs the fast paths ~2 ms of imports
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
     from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from quantdoctor.rules.vocab import MODES
+
     p.add_argument("--engine", action="append", default=[], help="only this engine (repeatable)")
+    p.add_argument(
+        "--mode",
+        action="append",
+        default=[],
+        help=" | ".join(MODES) + " (repeatable; default: each engine's default mode)",
+    )
     add_env_args(p, many=True)
 
 
 def run(args: argparse.Namespace) -> int:
     from quantdoctor.rules.core import Core, check_device, grid, grid_index
     from quantdoctor.rules.facts import facts_from_json
+    from quantdoctor.rules.vocab import MODES
 
     matrix = load_matrix_args(args)
     engines = [str(check_choice("--engine", e, matrix.engine_names)) for e in args.engine]
+    modes = [str(check_choice("--mode", m, MODES)) for m in args.mode]
     names = column_names(args.env) or ["here"]
     envs = [load_env_data(f, prune=False) for f in args.env]
     if envs:
         prune_entries("env", KEEP_ENVS)
     else:
         envs = [load_env_data(None, args.python, matrix.packages())]
-    plans = grid(matrix, engines or None)
+    plans = grid(matrix, engines or None, modes or None)
+    if modes:
+        _say_left_out(matrix, engines or matrix.engine_names, modes)
     index = grid_index(matrix, plans)
     columns = []
     # a column is a function of the rules that can make a verdict there (Core.active):
@@ -72,6 +86,17 @@ def run(args: argparse.Namespace) -> int:
         )
     render(names, rows)
     return 0
+
+
+def _say_left_out(matrix: Any, engines: Sequence[str], modes: list[str]) -> None:
+    """One line on stderr per engine that has none of the modes asked for, with its own."""
+    for engine in engines:
+        own = matrix.modes(engine)
+        if not any(m in own for m in modes):
+            sys.stderr.write(
+                f"quantdoctor: {engine} left out: it has no mode {' or '.join(modes)} "
+                f"(its modes: {', '.join(own)})\n"
+            )
 
 
 def grid_json(
@@ -132,7 +157,7 @@ def column_names(paths: list[str]) -> list[str]:
 def render(names: list[str], rows: list[dict[str, Any]]) -> None:
     """The grid as aligned columns (colour on a terminal), the rule ids last."""
     paint = painter()
-    head = ["engine", "scheme", "offload", *(clean(n) for n in names), "why (rule ids)"]
+    head = ["engine", "scheme", "mode", "offload", *(clean(n) for n in names), "why (rule ids)"]
     table = [head]
     styles: list[list[str | None]] = [[None] * len(head)]
     for row in rows:
@@ -140,11 +165,11 @@ def render(names: list[str], rows: list[dict[str, Any]]) -> None:
         statuses = [row["status"][n] for n in names]
         why = sorted({r for n in names if row["status"][n] != "ok" for r in row["rules"][n]})
         table.append(
-            [plan["engine"], plan["scheme"], plan["offload"]]
+            [plan["engine"], plan["scheme"], plan["mode"], plan["offload"]]
             + [f"{MARKS[s]} {s}" for s in statuses]
             + [", ".join(why)]
         )
-        styles.append([None, None, None, *(STYLES[s] for s in statuses), None])
+        styles.append([None, None, None, None, *(STYLES[s] for s in statuses), None])
     widths = [max(len(r[c]) for r in table) for c in range(len(head) - 1)]
     lines = []
     for cells, style in zip(table, styles, strict=True):

@@ -702,16 +702,24 @@ def _live_order(live: tuple[CompiledRule, bool]) -> int:
     return _SEVERITY_ORDER[live[0].severity] if live[1] else 1
 
 
-def grid(matrix: Matrix, engines: Iterable[str] | None = None) -> list[Facets]:
-    """Every engine x scheme x offload, in each engine's default mode."""
+def grid(
+    matrix: Matrix, engines: Iterable[str] | None = None, modes: Iterable[str] | None = None
+) -> list[Facets]:
+    """Every engine x scheme x offload, in each engine's default mode; with ``modes``, in
+    each of those modes that the engine has (an engine with none of them is left out)."""
     plans: list[Facets] = []
+    wanted = tuple(modes) if modes is not None else None
     for engine in engines or matrix.engine_names:
         if engine not in matrix.engine_names:
             continue
-        mode = matrix.default_mode(engine)
-        for scheme in matrix.scheme_names(engine):
-            for offload in OFFLOADS:
-                plans.append(Facets(engine, scheme, mode, offload))
+        if wanted is None:
+            chosen: tuple[str, ...] = (matrix.default_mode(engine),)
+        else:
+            chosen = tuple(m for m in matrix.modes(engine) if m in wanted)
+        for mode in chosen:
+            for scheme in matrix.scheme_names(engine):
+                for offload in OFFLOADS:
+                    plans.append(Facets(engine, scheme, mode, offload))
     return plans
 
 

@@ -159,9 +159,12 @@ def evaluate(
     return evaluator.verdict(matrix.check_plan(plan), alternatives=alternatives)
 
 
-def grid_plans(matrix: Matrix, engines: Iterable[str] | None = None) -> list[Plan]:
-    """Every engine x scheme x offload, in each engine's default mode."""
-    return [_plan(f.to_json()) for f in grid(matrix, engines)]
+def grid_plans(
+    matrix: Matrix, engines: Iterable[str] | None = None, *, modes: Iterable[str] | None = None
+) -> list[Plan]:
+    """Every engine x scheme x offload, in each engine's default mode (``modes``: in each
+    of those the engine has)."""
+    return [_plan(f.to_json()) for f in grid(matrix, engines, modes)]
 
 
 def evaluate_grid(
@@ -169,11 +172,13 @@ def evaluate_grid(
     matrix: Matrix | None = None,
     *,
     engines: Iterable[str] | None = None,
+    modes: Iterable[str] | None = None,
     device: int = 0,
     alternatives: int = 0,
     rank: Ranker | None = None,
 ) -> list[Verdict]:
-    """Verdicts for the whole grid on one environment."""
+    """Verdicts for the whole grid on one environment (``modes``: as ``grid_plans``)."""
     matrix = matrix or default_matrix()
     core = Core(to_facts(env, device), matrix, rank)
-    return [to_verdict(core.verdict(f, alternatives=alternatives)) for f in grid(matrix, engines)]
+    plans = grid(matrix, engines, modes)
+    return [to_verdict(core.verdict(f, alternatives=alternatives)) for f in plans]
