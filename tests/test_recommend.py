@@ -361,6 +361,9 @@ def test_an_overlays_costs_section_is_merged_over_costs_yaml(tmp_path: Path) -> 
     [
         ("speed: [{gpu: hopper, source: x, values: {quanto.qint9: 1.0}}]", "quanto.qint9"),
         ("speed: [{gpu: hopper, source: x, values: {quanto.qint8: -1}}]", ">= 0"),
+        ("speed: [{gpu: hopper, source: x, values: {quanto.qint8: .inf}}]", "finite"),
+        ("speed: [{gpu: hopper, source: x, values: {quanto.qint8: .nan}}]", "finite"),
+        ("reserve_gb: {value: .inf, source: x}", "reserve_gb"),
         ("reserve: {value: 1}", "reserve"),
         ("gpu_classes: [{class: big, when: {fact: gpu.nope, ge: 1}}]", "gpu.nope"),
         ("offload_speed: [{gpu: hopper, source: x, values: {fast: 1.0}}]", "fast"),

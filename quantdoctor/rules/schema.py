@@ -316,7 +316,7 @@ class Measure(BaseModel):
 
     model_config = _STRICT
 
-    value: float = Field(ge=0)
+    value: float = Field(ge=0, allow_inf_nan=False)
     source: str = Field(min_length=1)
 
 
@@ -338,8 +338,8 @@ class CostTable(BaseModel):
     @classmethod
     def _values(cls, v: dict[str, float | None]) -> dict[str, float | None]:
         for key, value in v.items():
-            if value is not None and value < 0:
-                raise ValueError(f"{key}: {value!r} is not a number >= 0")
+            if value is not None and not 0 <= value < float("inf"):  # nan fails both
+                raise ValueError(f"{key}: {value!r} is not a finite number >= 0")
         return v
 
 
