@@ -267,9 +267,16 @@ def test_matrix_shows_the_mode_asked_for_and_names_engines_without_it(env_file: 
     bad = run("matrix", "--env", cpu, "--mode", "pree")
     assert bad.returncode == 2
     assert "--mode: 'pree' is not valid" in bad.stderr and "did you mean pre?" in bad.stderr
+    none = run("matrix", "--env", cpu, "--mode", "pre", "--engine", "gguf", "--engine", "nncf")
+    assert none.returncode == 2 and none.stdout == ""
+    assert none.stderr == (
+        "quantdoctor: error: --mode pre: none of the engines asked for has it "
+        "(gguf has post, prequantized; nncf has post)\n"
+    )
 
 
 def test_evaluate_grid_takes_the_modes_too() -> None:
+    from quantdoctor.errors import InvalidInputError
     from quantdoctor.rules.evaluate import evaluate_grid
 
     verdicts = evaluate_grid(CPU_ONLY, engines=["nncf", "quanto"], modes=["pre"])
@@ -277,6 +284,12 @@ def test_evaluate_grid_takes_the_modes_too() -> None:
     assert len(verdicts) == 5 * 5  # quanto's 5 schemes x every offload
     # without modes, each engine's default: post for nncf
     assert {v.plan.mode for v in evaluate_grid(CPU_ONLY, engines=["nncf"])} == {"post"}
+    # the words people use, as the command takes them; a typo or a bare string is refused
+    assert len(evaluate_grid(CPU_ONLY, engines=["quanto"], modes=["prequant"])) == 25
+    with pytest.raises(InvalidInputError, match=r"modes: 'pree' is not valid.*did you mean pre"):
+        evaluate_grid(CPU_ONLY, modes=["pree"])
+    with pytest.raises(InvalidInputError, match=r"modes: expected a list of modes, like \['pre'\]"):
+        evaluate_grid(CPU_ONLY, modes="pre")
 
 
 def test_options_before_the_command_apply_to_it(env_file: Any) -> None:

@@ -222,8 +222,12 @@ def test_the_bare_report_on_this_machine_runs_and_its_code_matches_its_summary()
         ("{not json", "not valid JSON"),
         (json.dumps({**H100_LINUX, "gpu": []}), "gpu: unknown key"),
         (json.dumps({**H100_LINUX, "backend": "cudaa"}), "backend"),
+        (
+            json.dumps({**H100_LINUX, "pakages": {}, "gpus": [{"vendr": "nvidia"}]}),
+            "gpus.0.vendr: unknown key; valid values are vendor",
+        ),
     ],
-    ids=["missing", "not-json", "typo-key", "bad-backend"],
+    ids=["missing", "not-json", "typo-key", "bad-backend", "typo-keys-nested-and-top"],
 )
 def test_a_bad_env_file_is_one_line_naming_it_and_exit_2(
     tmp_path: Path, content: str | None, message: str

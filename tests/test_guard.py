@@ -129,6 +129,18 @@ def test_every_model_names_a_misspelt_field_where_it_is() -> None:
     assert error["msg"].startswith("not a field of GPU; valid values are vendor, name")
     assert error["msg"].endswith("(did you mean vendor?)")
     # the other mistakes are reported beside it, as pydantic reports them
+    # a misspelt key of a nested model and one of its parent: both, each where it is
+    with pytest.raises(ValidationError) as caught:
+        Environment.model_validate_json(
+            '{"os": "linux", "pakages": {}, "gpus": [{"vendr": "nvidia"}], '
+            '"torch": {"verson": "2"}}'
+        )
+    assert [(e["type"], e["loc"]) for e in caught.value.errors()] == [
+        ("unknown_field", ("torch", "verson")),
+        ("unknown_field", ("gpus", 0, "vendr")),
+        ("unknown_field", ("pakages",)),
+    ]
+    assert "did you mean version?" in caught.value.errors()[0]["msg"]
     with pytest.raises(ValidationError) as caught:
         Environment(os="linux", pakages={}, backend="cdua")  # type: ignore[call-arg]
     assert [e["loc"] for e in caught.value.errors()] == [("backend",), ("pakages",)]

@@ -546,8 +546,9 @@ def estimate(
 
 def _speed_step(speed: float) -> int:
     """``round(log(speed, 1.05))``: the speed in steps of 5%, found by bisecting the steps'
-    bounds (``math`` is an extension module: loading it costs a process ~0.3 ms). Clamped
-    to 400 steps either side (1.05 ** 400 is 3e8)."""
+    bounds (``math`` is an extension module: loading it costs a process ~0.3 ms). A speed
+    within a rounding error of a half step may fall on its other side; clamped to 400
+    steps either side (1.05 ** 400 is 3e8)."""
     lo, hi = -400, 400
     while lo < hi:  # the least step whose upper bound lies above the speed
         mid = (lo + hi) // 2

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     matrix = load_matrix_args(args)
     engines = [str(check_choice("--engine", e, matrix.engine_names)) for e in args.engine]
-    modes = [str(check_choice("--mode", m, MODES)) for m in args.mode]
+    modes = list(dict.fromkeys(str(check_choice("--mode", m, MODES)) for m in args.mode))
     names = column_names(args.env) or ["here"]
     envs = [load_env_data(f, prune=False) for f in args.env]
     if envs:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         envs = [load_env_data(None, args.python, matrix.packages())]
     plans = grid(matrix, engines or None, modes or None)
     if modes:
-        _say_left_out(matrix, engines or matrix.engine_names, modes)
+        _say_left_out(matrix, list(dict.fromkeys(engines)) or matrix.engine_names, modes, plans)
     index = grid_index(matrix, plans)
     columns = []
     # a column is a function of the rules that can make a verdict there (Core.active):
@@ -88,15 +88,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_left_out(matrix: Any, engines: Sequence[str], modes: list[str]) -> None:
-    """One line on stderr per engine that has none of the modes asked for, with its own."""
-    for engine in engines:
-        own = matrix.modes(engine)
-        if not any(m in own for m in modes):
-            sys.stderr.write(
-                f"quantdoctor: {engine} left out: it has no mode {' or '.join(modes)} "
-                f"(its modes: {', '.join(own)})\n"
-            )
+def _say_left_out(matrix: Any, engines: Sequence[str], modes: list[str], plans: list[Any]) -> None:
+    """One line on stderr per engine that has none of the modes asked for, with its own;
+    ``InvalidInputError`` (exit 2) when that leaves no plan at all."""
+    left = {e: matrix.modes(e) for e in engines if not any(m in matrix.modes(e) for m in modes)}
+    asked = " or ".join(modes)
+    if not plans:
+        from quantdoctor.errors import InvalidInputError
+
+        has = "; ".join(f"{e} has {', '.join(own)}" for e, own in left.items())
+        raise InvalidInputError(f"--mode {asked}: none of the engines asked for has it ({has})")
+    for engine, own in left.items():
+        its = ", ".join(own)
+        sys.stderr.write(
+            f"quantdoctor: {engine} left out: it has no mode {asked} (its modes: {its})\n"
+        )
 
 
 def grid_json(

@@ -159,12 +159,28 @@ def evaluate(
     return evaluator.verdict(matrix.check_plan(plan), alternatives=alternatives)
 
 
+def _modes(modes: Iterable[str] | None) -> list[str] | None:
+    """``modes`` as the vocabulary spells them, or ``InvalidInputError`` naming the bad one."""
+    from quantdoctor.errors import InvalidInputError
+    from quantdoctor.rules.core import check_choice
+    from quantdoctor.rules.vocab import MODES
+
+    if modes is None:
+        return None
+    if isinstance(modes, str):
+        raise InvalidInputError(f"modes: expected a list of modes, like [{modes!r}]; got a str")
+    try:
+        return [check_choice("mode", str(m), MODES, said="modes") for m in modes]
+    except ValueError as err:
+        raise InvalidInputError(str(err)) from None
+
+
 def grid_plans(
     matrix: Matrix, engines: Iterable[str] | None = None, *, modes: Iterable[str] | None = None
 ) -> list[Plan]:
     """Every engine x scheme x offload, in each engine's default mode (``modes``: in each
     of those the engine has)."""
-    return [_plan(f.to_json()) for f in grid(matrix, engines, modes)]
+    return [_plan(f.to_json()) for f in grid(matrix, engines, _modes(modes))]
 
 
 def evaluate_grid(
@@ -180,5 +196,5 @@ def evaluate_grid(
     """Verdicts for the whole grid on one environment (``modes``: as ``grid_plans``)."""
     matrix = matrix or default_matrix()
     core = Core(to_facts(env, device), matrix, rank)
-    plans = grid(matrix, engines, modes)
+    plans = grid(matrix, engines, _modes(modes))
     return [to_verdict(core.verdict(f, alternatives=alternatives)) for f in plans]

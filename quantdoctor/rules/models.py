@@ -74,15 +74,17 @@ def _extra_here(error: Any) -> bool:
     return bool(error["type"] == "extra_forbidden" and len(error["loc"]) == 1)
 
 
+#: The ``unknown_field`` error's message (``model``: the model's name, ``valid``: its fields).
+_UNKNOWN_FIELD = "not a field of {model}; {valid}"
+
+
 def _unknown_field(model: type[BaseModel], error: Any) -> Any:
     from quantdoctor.rules.vocab import suggest
 
     valid = suggest(str(error["loc"][0]), model.model_fields)
     return {
         "type": PydanticCustomError(
-            "unknown_field",
-            "not a field of {model}; {valid}",
-            {"model": model.__name__, "valid": valid},
+            "unknown_field", _UNKNOWN_FIELD, {"model": model.__name__, "valid": valid}
         ),
         "loc": error["loc"],
         "input": error["input"],
@@ -90,9 +92,13 @@ def _unknown_field(model: type[BaseModel], error: Any) -> Any:
 
 
 def _again(error: Any) -> Any:
-    """An error as ``ValidationError.from_exception_data`` takes it back."""
+    """An error as ``ValidationError.from_exception_data`` takes it back: pydantic's own
+    types by name, a nested model's ``unknown_field`` as the custom error it is."""
+    kind: Any = error["type"]
+    if kind == "unknown_field":
+        kind = PydanticCustomError(kind, _UNKNOWN_FIELD, error["ctx"])
     ctx = {"ctx": error["ctx"]} if "ctx" in error else {}
-    return {"type": error["type"], "loc": error["loc"], "input": error["input"], **ctx}
+    return {"type": kind, "loc": error["loc"], "input": error["input"], **ctx}
 
 
 class Plan(_Model):
