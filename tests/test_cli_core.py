@@ -288,8 +288,14 @@ def test_evaluate_grid_takes_the_modes_too() -> None:
     assert len(evaluate_grid(CPU_ONLY, engines=["quanto"], modes=["prequant"])) == 25
     with pytest.raises(InvalidInputError, match=r"modes: 'pree' is not valid.*did you mean pre"):
         evaluate_grid(CPU_ONLY, modes=["pree"])
-    with pytest.raises(InvalidInputError, match=r"modes: expected a list of modes, like \['pre'\]"):
+    with pytest.raises(InvalidInputError, match=r"modes: expected a list, like \['pre'\]"):
         evaluate_grid(CPU_ONLY, modes="pre")
+    # engines= the same way (before, a typo or a bare string silently selected nothing)
+    assert len(evaluate_grid(CPU_ONLY, engines=["bnb"])) == 3 * 5
+    with pytest.raises(InvalidInputError, match=r"engines: 'quant' is not valid.*mean quanto"):
+        evaluate_grid(CPU_ONLY, engines=["quant"])
+    with pytest.raises(InvalidInputError, match=r"engines: expected a list"):
+        evaluate_grid(CPU_ONLY, engines="quanto")
 
 
 def test_options_before_the_command_apply_to_it(env_file: Any) -> None:

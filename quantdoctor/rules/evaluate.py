@@ -8,7 +8,7 @@ mode of the same scheme, then a scheme of the same bits, then another engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -159,20 +159,35 @@ def evaluate(
     return evaluator.verdict(matrix.check_plan(plan), alternatives=alternatives)
 
 
-def _modes(modes: Iterable[str] | None) -> list[str] | None:
-    """``modes`` as the vocabulary spells them, or ``InvalidInputError`` naming the bad one."""
+def _choices(
+    arg: str, facet: str, given: Iterable[str] | None, valid: Sequence[str]
+) -> list[str] | None:
+    """``given`` (``engines=``, ``modes=``) as the vocabulary spells them, or
+    ``InvalidInputError`` naming the bad one (a bare string, read letter by letter, would
+    select nothing and say nothing)."""
     from quantdoctor.errors import InvalidInputError
     from quantdoctor.rules.core import check_choice
-    from quantdoctor.rules.vocab import MODES
 
-    if modes is None:
+    if given is None:
         return None
-    if isinstance(modes, str):
-        raise InvalidInputError(f"modes: expected a list of modes, like [{modes!r}]; got a str")
+    if isinstance(given, str):
+        raise InvalidInputError(f"{arg}: expected a list, like [{given!r}]; got a str")
     try:
-        return [check_choice("mode", str(m), MODES, said="modes") for m in modes]
+        return [check_choice(facet, str(v), valid, said=arg) for v in given]
     except ValueError as err:
         raise InvalidInputError(str(err)) from None
+
+
+def _grid(
+    matrix: Matrix, engines: Iterable[str] | None, modes: Iterable[str] | None
+) -> list[Facets]:
+    from quantdoctor.rules.vocab import MODES
+
+    return grid(
+        matrix,
+        _choices("engines", "engine", engines, matrix.engine_names),
+        _choices("modes", "mode", modes, MODES),
+    )
 
 
 def grid_plans(
@@ -180,7 +195,7 @@ def grid_plans(
 ) -> list[Plan]:
     """Every engine x scheme x offload, in each engine's default mode (``modes``: in each
     of those the engine has)."""
-    return [_plan(f.to_json()) for f in grid(matrix, engines, _modes(modes))]
+    return [_plan(f.to_json()) for f in _grid(matrix, engines, modes)]
 
 
 def evaluate_grid(
@@ -196,5 +211,5 @@ def evaluate_grid(
     """Verdicts for the whole grid on one environment (``modes``: as ``grid_plans``)."""
     matrix = matrix or default_matrix()
     core = Core(to_facts(env, device), matrix, rank)
-    plans = grid(matrix, engines, _modes(modes))
+    plans = _grid(matrix, engines, modes)
     return [to_verdict(core.verdict(f, alternatives=alternatives)) for f in plans]
