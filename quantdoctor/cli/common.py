@@ -235,10 +235,7 @@ def check_choice(arg: str, value: str | None, valid: tuple[str, ...] | list[str]
         return value
     from quantdoctor.rules.core import check_choice as resolved
 
-    try:
-        return resolved(arg.lstrip("-"), value, valid, said=arg)
-    except ValueError as err:
-        raise InvalidInputError(str(err)) from None
+    return resolved(arg.lstrip("-"), value, valid, said=arg)
 
 
 def dump_json(data: Any) -> None:

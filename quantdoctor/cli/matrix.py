@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         envs = [load_env_data(None, args.python, matrix.packages())]
     plans = grid(matrix, engines or None, modes or None)
     if modes:
-        _say_left_out(matrix, list(dict.fromkeys(engines)) or matrix.engine_names, modes, plans)
+        _left_out(matrix, list(dict.fromkeys(engines)) or matrix.engine_names, modes, plans)
     index = grid_index(matrix, plans)
     columns = []
     # a column is a function of the rules that can make a verdict there (Core.active):
@@ -88,10 +88,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_left_out(matrix: Any, engines: Sequence[str], modes: list[str], plans: list[Any]) -> None:
+def _left_out(matrix: Any, engines: Sequence[str], modes: list[str], plans: list[Any]) -> None:
     """One line on stderr per engine that has none of the modes asked for, with its own;
     ``InvalidInputError`` (exit 2) when that leaves no plan at all."""
-    left = {e: matrix.modes(e) for e in engines if not any(m in matrix.modes(e) for m in modes)}
+    own_modes = {e: matrix.modes(e) for e in engines}
+    left = {e: own for e, own in own_modes.items() if not set(modes) & set(own)}
     asked = " or ".join(modes)
     if not plans:
         from quantdoctor.errors import InvalidInputError

@@ -20,6 +20,8 @@ forward, every idle core 0.87x).
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -389,9 +391,6 @@ _idle: list[float] = []  # [when counted, idle cores] once counted
 
 def _idle_cores() -> int:
     """Cores no other process holds now (cached for ``IDLE_FOR`` seconds); 1 where unknown."""
-    import os
-    import time
-
     now = time.monotonic()
     if _idle and now - _idle[0] < IDLE_FOR:
         return int(_idle[1])
@@ -410,8 +409,6 @@ def _busy_cores() -> float | None:
     threads spin for a while after each op (OpenMP's wait policy) and count as runnable,
     which read as a busy machine right after any torch op (a forward's previous layer)
     and cost a 16-core host 2.75x diffusers' time for a GGUF layer's forward."""
-    import os
-
     try:
         with open("/proc/loadavg", encoding="ascii") as f:
             running = int(f.read().split()[3].split("/")[0])
@@ -428,8 +425,6 @@ def _own_running() -> int:
     """This process's threads that are running or runnable (``R`` in
     ``/proc/self/task/*/stat``), this one among them: at least one (only this one where
     the process has more than ``MAX_OWN_THREADS``)."""
-    import os
-
     tasks = os.listdir("/proc/self/task")
     if len(tasks) > MAX_OWN_THREADS:
         return 1

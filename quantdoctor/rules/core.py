@@ -60,14 +60,17 @@ def plan_label(plan: Any) -> str:
 
 
 def check_choice(field: str, value: str, valid: Sequence[str], *, said: str = "") -> str:
-    """``value`` as the vocabulary spells it (an alias resolved), or ``ValueError`` naming
-    ``said`` (how the caller spelt the field: ``--engine``) or ``field``."""
+    """``value`` as the vocabulary spells it (an alias resolved), or ``InvalidInputError``
+    (a ``ValueError``, which pydantic's validators take) naming ``said`` (how the caller
+    spelt the field: ``--engine``) or ``field``."""
     if value not in valid:
         from quantdoctor.rules.aliases import resolve
 
         value = resolve(field, value, valid)
     if value not in valid:
-        raise ValueError(f"{said or field}: {value!r} is not valid; {suggest(value, tuple(valid))}")
+        raise InvalidInputError(
+            f"{said or field}: {value!r} is not valid; {suggest(value, tuple(valid))}"
+        )
     return value
 
 

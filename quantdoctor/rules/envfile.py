@@ -42,13 +42,8 @@ def parse_env(data: Any, name: str) -> Environment:
     except ValidationError as err:
         e = err.errors()[0]
         loc = ".".join(_key(p) for p in e["loc"])
-        if e["type"] in ("extra_forbidden", "unknown_field"):  # the latter: rules.models
-            from quantdoctor.rules.vocab import suggest
-
-            valid = _valid_keys(tuple(e["loc"]))
-            raise EnvironmentFileError(
-                f"{name}: {loc}: unknown key; {suggest(str(e['loc'][-1]), valid)}"
-            ) from None
+        if e["type"] == "unknown_field":  # rules.models: it names the model's keys
+            raise EnvironmentFileError(f"{name}: {loc}: unknown key; {e['ctx']['valid']}") from None
         msg = _PLAIN.get(e["type"]) or e["msg"].removeprefix("Value error, ")
         msg = msg.replace("Input should be", "expected")
         if msg.split(":", 1)[0].split(".", 1)[0] == loc.split(".", 1)[0]:
@@ -63,16 +58,6 @@ def _key(part: Any) -> str:
     if text and text.isprintable() and text.strip() == text and len(text) <= 80:
         return text
     return repr(text[:80])
-
-
-def _valid_keys(loc: tuple[Any, ...]) -> tuple[str, ...]:
-    from quantdoctor.rules.models import GPU, TorchInfo, TritonInfo
-
-    parent = [p for p in loc[:-1] if not isinstance(p, int)]
-    model: Any = {"torch": TorchInfo, "gpus": GPU, "triton": TritonInfo}.get(
-        parent[0] if parent else "", Environment
-    )
-    return tuple(model.model_fields)
 
 
 def load_env_file(path: str | Path) -> Environment:

@@ -172,10 +172,7 @@ def _choices(
         return None
     if isinstance(given, str):
         raise InvalidInputError(f"{arg}: expected a list, like [{given!r}]; got a str")
-    try:
-        return [check_choice(facet, str(v), valid, said=arg) for v in given]
-    except ValueError as err:
-        raise InvalidInputError(str(err)) from None
+    return [check_choice(facet, str(v), valid, said=arg) for v in given]
 
 
 def _grid(

@@ -27,7 +27,6 @@ from quantdoctor.rules.core import check_choice, check_name, plan_label
 from quantdoctor.rules.records import PASSING, decides
 from quantdoctor.rules.vocab import BACKENDS, FACET_VALUES, OS_NAMES
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
 #: the shape of each id a GPU reports, and one such id
 _GPU_IDS: dict[str, tuple[re.Pattern[str], str]] = {
     "cuda_cc": (re.compile(r"^\d+\.\d+$"), "8.9"),
@@ -55,7 +54,7 @@ class _Model(BaseModel):
     key which names the fields it has and the one it likely means (pydantic's own
     ``extra_forbidden`` says only "Extra inputs are not permitted")."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     @model_validator(mode="wrap")
     @classmethod
